@@ -1,0 +1,75 @@
+"""Hydra plugin registration for hydra-ledger.
+
+Hydra imports every module under ``hydra_plugins`` at every app start, so this module
+imports nothing heavy: only the dataclass config and Hydra's ConfigStore.
+No ``from __future__ import annotations``: Hydra executes plugin modules without adding
+them to ``sys.modules``, and dataclasses then cannot resolve string annotations.
+"""
+from dataclasses import dataclass, field
+from typing import List, Optional
+
+from hydra.core.config_store import ConfigStore
+
+DEFAULT_REDACT_KEYS = [
+    "password",
+    "passwd",
+    "pass",
+    "secret",
+    "token",
+    "api_key",
+    "apikey",
+    "credential",
+    "credentials",
+    "private_key",
+    "secret_key",
+    "access_key",
+]
+
+DEFAULT_ENV_VARS = [
+    "SLURM_*",
+    "SUBMITIT_*",
+    "CUDA_VISIBLE_DEVICES",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "PYTHONHASHSEED",
+    "CONDA_DEFAULT_ENV",
+    "VIRTUAL_ENV",
+]
+
+
+@dataclass
+class LedgerConf:
+    """Options of the ledger callback, set as ``hydra.callbacks.ledger.<field>=...``."""
+
+    _target_: str = "hydra_ledger.LedgerCallback"
+    # Record nothing when false.
+    enabled: bool = True
+    # Seconds between heartbeats of a running job; a RUNNING record whose heartbeat is
+    # older than max(3 * heartbeat_s, heartbeat_s + 5) loads as DIED.
+    heartbeat_s: float = 10.0
+    # Capture git state (commit, branch, dirty flag, patch, untracked files).
+    git: bool = True
+    # Largest uncommitted diff saved as .ledger/git.patch; a larger one is not saved.
+    patch_max_bytes: int = 5_000_000
+    # Config keys (case-insensitive, matched against each dotted key's parts) whose values are redacted.
+    redact_keys: List[str] = field(default_factory=lambda: list(DEFAULT_REDACT_KEYS))
+    # Environment variables recorded (shell-style patterns); all others are left out.
+    env_vars: List[str] = field(default_factory=lambda: list(DEFAULT_ENV_VARS))
+    # Record the versions of installed distributions in .ledger/packages.json.
+    packages: bool = True
+    # A free-text note and tags recorded on every job of this run or sweep.
+    note: Optional[str] = None
+    tags: List[str] = field(default_factory=list)
+
+
+_store = ConfigStore.instance()
+# `hydra/callbacks=ledger` (or `override hydra/callbacks: ledger`): replaces the group choice.
+_store.store(group="hydra/callbacks", name="ledger", node={"ledger": LedgerConf}, provider="hydra-ledger")
+# `+hydra/ledger=default` (or `- /hydra/ledger: default`): additive, keeps other callbacks.
+_store.store(
+    group="hydra/ledger",
+    name="default",
+    package="hydra.callbacks",
+    node={"ledger": LedgerConf},
+    provider="hydra-ledger",
+)

@@ -1,0 +1,39 @@
+"""hydra-ledger: record every Hydra job and load runs and sweeps into one pandas DataFrame.
+
+The loader (and pandas) is imported on first use, so that importing this package in a
+job process stays cheap.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from hydra_ledger.callback import LedgerCallback
+from hydra_ledger.runtime import log_metrics, log_summary, run_dir
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "LedgerCallback",
+    "__version__",
+    "load_metrics",
+    "load_runs",
+    "log_metrics",
+    "log_summary",
+    "only_changed",
+    "run_dir",
+]
+
+_LAZY = {"load_runs": "hydra_ledger.load", "load_metrics": "hydra_ledger.load", "only_changed": "hydra_ledger.load"}
+
+if TYPE_CHECKING:
+    from hydra_ledger.load import load_metrics, load_runs, only_changed
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'hydra_ledger' has no attribute {name!r}")

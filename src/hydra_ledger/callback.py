@@ -1,0 +1,337 @@
+"""The Hydra callback: thin hooks that capture the job's context and keep its record current.
+
+Where each hook runs: ``on_multirun_*`` in the launching process; ``on_job_*`` in the
+process that runs the task (the same one for the basic launcher, a joblib worker, or a
+submitit/Slurm job). Every hook is guarded: a ledger failure is one warning, never the
+job's failure.
+"""
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import os
+import sys
+import uuid
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from hydra.core.utils import JobReturn, JobStatus
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from hydra_ledger import runtime
+from hydra_ledger.capture.config import resolve_task_config
+from hydra_ledger.capture.environment import capture_host, installed_packages
+from hydra_ledger.capture.git import capture_git
+from hydra_ledger.capture.slurm import capture_slurm
+from hydra_ledger.flatten import summarize_return
+from hydra_ledger.record import (
+    RUN_SCHEMA,
+    SCHEMA_VERSION,
+    SWEEP_SCHEMA,
+    RecordError,
+    RunPaths,
+    SweepPaths,
+    read_record,
+    write_atomic,
+    write_json_atomic,
+)
+from hydra_ledger.redact import Redactor
+
+log = logging.getLogger(__name__)
+
+_F = TypeVar("_F", bound=Callable[..., None])
+
+# Defaults, duplicated from the plugin's LedgerConf so that the explicit
+# `_target_: hydra_ledger.LedgerCallback` form (no structured config) behaves the same.
+_OPTIONS: dict[str, Any] = {
+    "enabled": True,
+    "heartbeat_s": 10.0,
+    "git": True,
+    "patch_max_bytes": 5_000_000,
+    "redact_keys": None,
+    "env_vars": None,
+    "packages": True,
+    "note": None,
+    "tags": (),
+}
+
+
+def _guarded(hook: _F) -> _F:
+    @functools.wraps(hook)
+    def wrapper(self: LedgerCallback, *args: Any, **kwargs: Any) -> None:
+        try:
+            hook(self, *args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - never the job's failure
+            log.warning("hydra-ledger: %s failed (%s: %s) — the job runs on", hook.__name__, type(exc).__name__, exc)
+
+    return wrapper  # type: ignore[return-value]
+
+
+# Slurm facts kept per attempt: a requeued job keeps its ids but may land on another node.
+_ATTEMPT_SLURM_KEYS = ("job_id", "array_job_id", "array_task_id", "restart_count", "node", "submitit_job_id")
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+class LedgerCallback(Callback):
+    """Records every Hydra job into ``<output_dir>/.ledger/``: enable with ``hydra/callbacks=ledger``."""
+
+    def __init__(self, **options: Any) -> None:
+        unknown = sorted(set(options) - set(_OPTIONS))
+        if unknown:
+            warnings.warn(
+                f"hydra-ledger: unknown option(s) {', '.join(unknown)} ignored; valid options: {', '.join(_OPTIONS)}",
+                stacklevel=2,
+            )
+        merged = {**_OPTIONS, **{k: v for k, v in options.items() if k in _OPTIONS}}
+        from hydra_plugins.hydra_ledger import DEFAULT_ENV_VARS, DEFAULT_REDACT_KEYS
+
+        self.enabled = bool(merged["enabled"])
+        self.heartbeat_s = max(float(merged["heartbeat_s"]), 0.05)
+        self.git = bool(merged["git"])
+        self.patch_max_bytes = int(merged["patch_max_bytes"])
+        self.redact_keys = [str(k) for k in (merged["redact_keys"] or DEFAULT_REDACT_KEYS)]
+        self.env_vars = [str(k) for k in (merged["env_vars"] or DEFAULT_ENV_VARS)]
+        self.packages = bool(merged["packages"])
+        self.note = None if merged["note"] is None else str(merged["note"])
+        self.tags = [str(t) for t in merged["tags"]]
+        # Set in the launching process by on_multirun_start; travels to workers by pickling.
+        self.sweep_id: str | None = None
+
+    # -- sweep (launching process) ------------------------------------------------------
+    @_guarded
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """Launching process: write the sweep's record; its id travels to every job."""
+        if not self.enabled:
+            return
+        self.sweep_id = new_id()
+        hc = config.hydra
+        sweep_dir = Path(os.getcwd(), str(hc.sweep.dir))  # a relative sweep dir is relative to the launch cwd
+        redactor = Redactor(self.redact_keys)
+        record = {
+            "schema": SWEEP_SCHEMA,
+            "version": SCHEMA_VERSION,
+            "sweep_id": self.sweep_id,
+            "sweep_dir": str(sweep_dir.resolve()),
+            "started_at": runtime.utc_now(),
+            "ended_at": None,
+            "config_name": kwargs.get("config_name"),
+            "overrides": redactor.overrides(OmegaConf.to_container(hc.overrides.task)),
+            "hydra_overrides": redactor.overrides(OmegaConf.to_container(hc.overrides.hydra)),
+            "launcher": OmegaConf.select(hc, "launcher._target_", throw_on_missing=False),
+            "sweeper": OmegaConf.select(hc, "sweeper._target_", throw_on_missing=False),
+            "argv": redactor.overrides(sys.argv),
+            "cwd": os.getcwd(),
+            "note": self.note,
+            "tags": self.tags,
+        }
+        write_json_atomic(SweepPaths(sweep_dir).record, record)
+
+    @_guarded
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        """Launching process, only when every job succeeded (Hydra skips it otherwise)."""
+        if not self.enabled or self.sweep_id is None:
+            return
+        sweep_dir = Path(os.getcwd()) / str(config.hydra.sweep.dir)
+        paths = SweepPaths(sweep_dir)
+        record = read_record(paths.record, SWEEP_SCHEMA)
+        record["ended_at"] = runtime.utc_now()
+        write_json_atomic(paths.record, record)
+
+    # -- job (job process) -----------------------------------------------------------------
+    @_guarded
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """Job process: write the RUNNING record with everything known before the task runs."""
+        if not self.enabled:
+            return
+        previous = runtime.active_run()
+        if previous is not None:  # a job of this process ended without on_job_end
+            runtime.deactivate(previous)
+        hc = config.hydra
+        paths = RunPaths(hc.runtime.output_dir)
+        redactor = Redactor(self.redact_keys)
+        job_id = None if OmegaConf.is_missing(hc.job, "id") else str(hc.job.id)
+        job_num = None if OmegaConf.is_missing(hc.job, "num") else int(hc.job.num)
+        multirun = str(OmegaConf.select(hc, "mode", default="")).endswith("MULTIRUN")
+        sweep_dir = str(Path(hc.runtime.cwd, str(hc.sweep.dir)).resolve()) if multirun else None
+        started = runtime.utc_now()
+        host = capture_host(self.env_vars)
+        slurm = capture_slurm()
+        record, attempt_no = self._continue_or_archive(paths, job_id)
+        if record is None:
+            record = {"run_id": new_id(), "attempts": []}
+        record["attempts"].append({
+            "attempt": attempt_no, "started_at": started, "ended_at": None, "status": "RUNNING",
+            "pid": host["pid"], "hostname": host["hostname"],
+            **{k: slurm[k] for k in _ATTEMPT_SLURM_KEYS if k in slurm},
+        })
+
+        resolved, missing, unresolved = resolve_task_config(config)
+        if missing:
+            log.warning("hydra-ledger: config values still missing (???), recorded as '???': %s", ", ".join(missing))
+        if unresolved:
+            log.warning("hydra-ledger: interpolations that failed to resolve, recorded unresolved: %s",
+                        ", ".join(unresolved))
+        task_function = kwargs.get("task_function")
+        record.update({
+            "schema": RUN_SCHEMA,
+            "version": SCHEMA_VERSION,
+            "status": "RUNNING",
+            "started_at": started,
+            "ended_at": None,
+            "duration_s": None,
+            "heartbeat_s": self.heartbeat_s,
+            "job": {
+                "name": str(hc.job.name),
+                "id": job_id,
+                "num": job_num,
+                "mode": "MULTIRUN" if multirun else "RUN",
+                "output_dir": str(paths.job_dir),
+                "sweep_dir": sweep_dir,
+                "sweep_id": self.sweep_id,
+                "config_name": OmegaConf.select(hc, "job.config_name", default=None),
+                "working_dir": os.getcwd(),
+            },
+            "overrides": redactor.overrides(OmegaConf.to_container(hc.overrides.task)),
+            "hydra_overrides": redactor.overrides(OmegaConf.to_container(hc.overrides.hydra)),
+            "launch": _launch_info(hc, task_function, redactor),
+            "config": redactor.tree(resolved),
+            "missing": missing,
+            "unresolved": unresolved,
+            "choices": {str(k): v for k, v in OmegaConf.to_container(hc.runtime.choices).items()},
+            "host": host,
+            "slurm": slurm,
+            "note": self.note,
+            "tags": self.tags,
+            "summary": {},
+            "error": None,
+            "ledger_version": _version(),
+        })
+        record["git"] = self._capture_git(paths, hc, task_function)
+        if self.packages:
+            try:
+                write_json_atomic(paths.packages, installed_packages())
+            except Exception as exc:  # noqa: BLE001
+                log.warning("hydra-ledger: cannot write %s: %s", paths.packages, exc)
+        run = runtime.ActiveRun(paths, record, self.heartbeat_s)
+        run.save()
+        runtime.activate(run)
+
+    @_guarded
+    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
+        """Job process: final status, the task's return value as summary, or the failure."""
+        run = runtime.active_run()
+        if not self.enabled or run is None:
+            return
+        try:
+            if job_return.status == JobStatus.COMPLETED:
+                # the return value has the last word over values logged while running
+                with run._lock:
+                    run.record.setdefault("summary", {}).update(summarize_return(job_return._return_value))
+                run.finish("COMPLETED")
+            else:
+                exc = job_return._return_value  # `.return_value` re-raises for FAILED jobs
+                if isinstance(exc, BaseException):
+                    run.finish("FAILED", runtime.error_info(exc))
+                else:
+                    run.finish("FAILED", {"type": "Unknown", "message": repr(exc), "traceback": ""})
+        finally:
+            runtime.deactivate(run)
+
+    # -- helpers -----------------------------------------------------------------------------
+    def _continue_or_archive(self, paths: RunPaths, job_id: str | None) -> tuple[dict[str, Any] | None, int]:
+        """A record already in this output dir is either this job's earlier attempt (a requeue:
+        same sweep and job id) or an earlier run, which is kept under ``.ledger/history/``."""
+        try:
+            old = read_record(paths.record)
+        except RecordError as exc:
+            if paths.record.exists():
+                log.warning("%s; starting a fresh record", exc)
+            return None, 1
+        old_job = old.get("job") or {}
+        same_job = (
+            job_id is not None
+            and old_job.get("id") == job_id
+            and old_job.get("sweep_id") == self.sweep_id
+        )
+        if same_job:
+            attempts = old.setdefault("attempts", [])
+            if attempts and attempts[-1].get("status") == "RUNNING":
+                attempts[-1]["status"] = old.get("status") if old.get("status") != "RUNNING" else "REQUEUED"
+            return old, len(attempts) + 1
+        write_atomic(paths.archived_record(str(old.get("run_id", new_id()))), paths.record.read_bytes())
+        return None, 1
+
+    def _capture_git(self, paths: RunPaths, hc: DictConfig, task_function: Any) -> dict[str, Any]:
+        if not self.git:
+            return {"state": "disabled"}
+        start = _script_dir(task_function) or hc.runtime.cwd
+        outputs = [paths.job_dir]
+        try:
+            outputs.append(Path(hc.runtime.cwd, str(hc.sweep.dir)))
+            outputs.append(Path(hc.runtime.cwd, str(hc.run.dir)))
+        except Exception:  # noqa: BLE001 - an unresolvable dir template: exclude less
+            pass
+        try:
+            info, patch = capture_git(start, self.patch_max_bytes, outputs)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("hydra-ledger: cannot capture git state from %s: %s", start, exc)
+            return {"state": "error", "error": str(exc)}
+        if patch is not None:
+            write_atomic(paths.patch, patch)
+            info["patch"] = RunPaths.PATCH
+        elif "patch_skipped" in info:
+            log.warning("hydra-ledger: uncommitted diff not saved: %s (raise hydra.callbacks.ledger.patch_max_bytes)",
+                        info["patch_skipped"])
+        return info
+
+    def __repr__(self) -> str:
+        return f"LedgerCallback(enabled={self.enabled}, heartbeat_s={self.heartbeat_s})"
+
+
+def _script_dir(task_function: Any) -> str | None:
+    try:
+        return os.path.dirname(inspect.getfile(task_function)) if task_function is not None else None
+    except (TypeError, OSError):
+        return None
+
+
+def _launch_info(hc: DictConfig, task_function: Any, redactor: Redactor) -> dict[str, Any]:
+    """What a rerun needs: the command line, cwd, interpreter and the app's entry point."""
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    script = None
+    try:
+        script = inspect.getfile(task_function) if task_function is not None else None
+    except (TypeError, OSError):
+        pass
+    return {
+        "argv": redactor.overrides(sys.argv),
+        "cwd": str(hc.runtime.cwd),
+        "python": sys.executable,
+        "script": script,
+        "module": getattr(spec, "name", None) if spec is not None and spec.name != "__main__" else None,
+        "function": getattr(task_function, "__qualname__", None),
+        "config_dir": _primary_config_dir(hc),
+        "config_name": OmegaConf.select(hc, "job.config_name", default=None),
+    }
+
+
+def _primary_config_dir(hc: DictConfig) -> str | None:
+    for source in OmegaConf.select(hc, "runtime.config_sources", default=None) or ():
+        if source.get("provider") == "main":
+            return str(source.get("path"))
+    return None
+
+
+@functools.lru_cache(maxsize=1)
+def _version() -> str:
+    from hydra_ledger import __version__
+
+    return __version__

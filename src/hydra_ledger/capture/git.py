@@ -1,0 +1,139 @@
+"""Git state of the code a job runs: commit, branch, dirty flag, patch, untracked files.
+
+Calls the ``git`` CLI directly (two or three short commands): importing GitPython alone
+costs ~85 ms per job process, more than the whole capture.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from hydra_ledger.redact import redact_url
+
+UNTRACKED_LIMIT = 1000
+_GIT_TIMEOUT_S = 20
+
+
+class GitError(RuntimeError):
+    pass
+
+
+def find_repo_root(start: str | os.PathLike[str]) -> Path | None:
+    """The nearest ancestor of ``start`` holding ``.git`` (a dir, or a file for worktrees)."""
+    path = Path(start).resolve()
+    if path.is_file():
+        path = path.parent
+    for candidate in (path, *path.parents):
+        if (candidate / ".git").exists():
+            return candidate
+    return None
+
+
+def _git(root: Path, *args: str, max_bytes: int | None = None) -> bytes:
+    env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"}  # status must not take index.lock
+    proc = subprocess.run(
+        ["git", "-C", str(root), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        timeout=_GIT_TIMEOUT_S,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise GitError(f"git {' '.join(args[:2])} failed: {proc.stderr.decode(errors='replace').strip()}")
+    return proc.stdout
+
+
+def capture_git(
+    start: str | os.PathLike[str],
+    patch_max_bytes: int,
+    exclude: Iterable[str | os.PathLike[str]] = (),
+) -> tuple[dict[str, Any], bytes | None]:
+    """Return ``(git_info, patch)`` for the repo containing ``start``.
+
+    ``exclude`` names output dirs: the top-level directory holding each (``outputs/``,
+    ``multirun/``) is left out of the untracked list, which would otherwise list every
+    earlier run's files. ``patch`` is the binary-safe diff of the work tree and index against HEAD
+    (``git apply`` restores it), or None when clean, too large, or unavailable.
+    """
+    root = find_repo_root(start)
+    if root is None:
+        return {"state": "no-repo"}, None
+    info: dict[str, Any] = {"state": "ok", "root": str(root)}
+    excludes = _exclude_pathspecs(root, exclude)
+    status = _git(root, "status", "--porcelain=v2", "--branch", "-z", "--untracked-files=all",
+                  "--", ".", *excludes)
+    dirty = False
+    untracked: list[str] = []
+    for entry in _split_status(status):
+        if entry.startswith("# branch.oid "):
+            oid = entry[len("# branch.oid "):]
+            info["commit"] = None if oid == "(initial)" else oid
+        elif entry.startswith("# branch.head "):
+            head = entry[len("# branch.head "):]
+            info["detached"] = head == "(detached)"
+            info["branch"] = None if head == "(detached)" else head
+        elif entry.startswith("? "):
+            untracked.append(entry[2:])
+        elif entry[:2] in ("1 ", "2 ", "u "):
+            dirty = True
+    if info.get("commit") is None:
+        info["state"] = "no-commits"
+    info["dirty"] = dirty
+    info["untracked_count"] = len(untracked)
+    info["untracked"] = untracked[:UNTRACKED_LIMIT]
+    info["remote"] = _remote_url(root)
+    patch: bytes | None = None
+    if dirty and info["state"] == "ok":
+        patch = _git(root, "diff", "HEAD", "--binary", "--no-color", "--no-ext-diff", "--full-index")
+        info["patch_bytes"] = len(patch)
+        if len(patch) > patch_max_bytes:
+            info["patch_skipped"] = f"{len(patch)} bytes > patch_max_bytes={patch_max_bytes}"
+            patch = None
+    return info, patch
+
+
+def _split_status(raw: bytes) -> list[str]:
+    """Porcelain v2 -z entries; a rename entry ('2 ...') is followed by its original path."""
+    parts = raw.decode("utf-8", errors="surrogateescape").split("\0")
+    entries: list[str] = []
+    skip_next = False
+    for part in parts:
+        if skip_next:
+            skip_next = False
+            continue
+        if not part:
+            continue
+        entries.append(part)
+        skip_next = part.startswith("2 ")
+    return entries
+
+
+def _exclude_pathspecs(root: Path, dirs: Iterable[str | os.PathLike[str]]) -> list[str]:
+    specs = []
+    for d in dirs:
+        try:
+            rel = Path(d).resolve().relative_to(root)
+        except ValueError:
+            continue  # outside the repo: nothing to exclude
+        if rel.parts:
+            specs.append(f":(exclude){rel.parts[0]}")
+    return specs
+
+
+def _remote_url(root: Path) -> str | None:
+    """URL of ``origin`` (else the first remote), credentials stripped."""
+    try:
+        raw = _git(root, "config", "--get-regexp", r"^remote\..*\.url$").decode(errors="replace")
+    except GitError:
+        return None  # no remote configured: `git config` exits 1
+    urls = {}
+    for line in raw.splitlines():
+        key, _, url = line.partition(" ")
+        urls[key[len("remote."):-len(".url")]] = url
+    if not urls:
+        return None
+    return redact_url(urls.get("origin") or next(iter(urls.values())))

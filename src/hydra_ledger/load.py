@@ -1,0 +1,346 @@
+"""Loading records into pandas: finding them under paths, flattening, typing, status derivation."""
+from __future__ import annotations
+
+import json
+import os
+import time
+import warnings
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+
+from hydra_ledger.flatten import flatten
+from hydra_ledger.record import LEDGER_DIR, STATUSES, RecordError, RunPaths, read_heartbeat, read_record
+
+Errors = Literal["warn", "raise", "ignore"]
+
+BASE_COLUMNS = ["run_id", "path", "sweep", "job_num", "status", "started_at", "ended_at", "duration_s", "overrides"]
+# Column groups after the base columns, in this order.
+GROUPS = ("cfg", "choice", "summary", "git", "host", "slurm", "error")
+# Directories never holding job records: skipped while walking, for speed.
+_SKIP_DIRS = frozenset({LEDGER_DIR, ".hydra", ".submitit", ".git", "__pycache__", "node_modules", ".venv"})
+
+
+class LedgerLoadWarning(UserWarning):
+    """A record was skipped while loading; the message names the file and the fix."""
+
+
+def stale_after_s(heartbeat_s: float) -> float:
+    """Heartbeat age after which a RUNNING job is taken as dead."""
+    return max(3 * heartbeat_s, heartbeat_s + 5)
+
+
+def find_records(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Path]:
+    """Every ``.ledger/run.json`` under ``paths`` (a job dir, a sweep, a root of many, or the file itself)."""
+    seen: set[Path] = set()
+    for given in paths:
+        root = Path(given)
+        if not root.exists():
+            raise FileNotFoundError(f"hydra-ledger: no such file or directory: {root}")
+        if root.is_file():
+            candidates: Iterable[Path] = [root]
+        else:
+            candidates = _walk(root)
+        for record in candidates:
+            key = record.resolve()
+            if key not in seen:
+                seen.add(key)
+                yield record
+
+
+def _walk(root: Path) -> Iterator[Path]:
+    stack = [str(root)]
+    while stack:
+        directory = stack.pop()
+        try:
+            entries = list(os.scandir(directory))
+        except OSError:
+            continue
+        subdirs = []
+        for entry in entries:
+            if entry.name == LEDGER_DIR:
+                record = Path(entry.path, RunPaths.RECORD)
+                if record.is_file():
+                    yield record
+            elif entry.name not in _SKIP_DIRS and entry.is_dir(follow_symlinks=False):
+                subdirs.append(entry.path)
+        stack.extend(sorted(subdirs, reverse=True))
+
+
+def _handle(exc: RecordError, errors: Errors) -> None:
+    if errors == "raise":
+        raise exc
+    if errors == "warn":
+        warnings.warn(str(exc), LedgerLoadWarning, stacklevel=4)
+
+
+def read_records(paths: Iterable[str | os.PathLike[str]], errors: Errors = "warn") -> Iterator[tuple[Path, dict[str, Any]]]:
+    """``(record_file, record)`` for every readable record; broken ones are reported per ``errors``."""
+    for record_file in find_records(paths):
+        try:
+            yield record_file, read_record(record_file)
+        except RecordError as exc:
+            _handle(exc, errors)
+
+
+def derive_status(record: Mapping[str, Any], job_dir: Path, now: float, stale_after: float | None) -> str:
+    """The record's status, with RUNNING turned into DIED once its heartbeat has gone stale."""
+    status = str(record.get("status"))
+    if status != "RUNNING":
+        return status if status in STATUSES else "DIED"
+    beat = read_heartbeat(RunPaths(job_dir))
+    if beat is None:
+        beat = _epoch(record.get("started_at"))
+    limit = stale_after if stale_after is not None else stale_after_s(float(record.get("heartbeat_s") or 10.0))
+    return "DIED" if beat is None or now - beat > limit else "RUNNING"
+
+
+def _epoch(iso: Any) -> float | None:
+    try:
+        return pd.Timestamp(iso).timestamp()
+    except (TypeError, ValueError):
+        return None
+
+
+def record_to_row(record: Mapping[str, Any], record_file: Path, now: float, stale_after: float | None) -> dict[str, Any]:
+    """One DataFrame row: base columns, then ``cfg.``, ``choice.``, ``summary.`` ... prefixed groups."""
+    job_dir = record_file.parent.parent.absolute()
+    job = record.get("job") or {}
+    row: dict[str, Any] = {
+        "run_id": record.get("run_id"),
+        "path": str(job_dir),
+        "sweep": _sweep_dir(job_dir, job),
+        "job_num": job.get("num"),
+        "status": derive_status(record, job_dir, now, stale_after),
+        "started_at": record.get("started_at"),
+        "ended_at": record.get("ended_at"),
+        "duration_s": record.get("duration_s"),
+        "overrides": record.get("overrides") or [],
+    }
+    groups: dict[str, Any] = {
+        "cfg": record.get("config") or {},
+        "choice": record.get("choices") or {},
+        "summary": record.get("summary") or {},
+        "git": {k: v for k, v in (record.get("git") or {}).items() if k != "untracked"},
+        "host": record.get("host") or {},
+        "slurm": record.get("slurm") or {},
+        "error": record.get("error") or {},
+    }
+    for prefix in GROUPS:
+        flatten(groups[prefix], prefix + ".", row)
+        if prefix != "cfg":  # an empty mapping means "nothing", except in a config
+            for key in [k for k, v in row.items() if k.startswith(prefix + ".") and v == {}]:
+                del row[key]
+    if record.get("tags"):
+        row["tags"] = list(record["tags"])
+    if record.get("note"):
+        row["note"] = record["note"]
+    return row
+
+
+def _sweep_dir(job_dir: Path, job: Mapping[str, Any]) -> str | None:
+    """Where the job's sweep dir is now: the recorded absolute paths may predate a copy/rsync."""
+    sweep, output = job.get("sweep_dir"), job.get("output_dir")
+    if not sweep or not output:
+        return None
+    try:
+        depth = len(Path(output).relative_to(sweep).parts)
+    except ValueError:
+        return sweep
+    return str(job_dir.parents[depth - 1]) if depth > 0 else str(job_dir)
+
+
+def load_runs(
+    *paths: str | os.PathLike[str],
+    status: str | Sequence[str] | None = None,
+    errors: Errors = "warn",
+    backfill: Mapping[str, Any] | None = None,
+    tags: Sequence[str] | None = None,
+    stale_after: float | None = None,
+) -> pd.DataFrame:
+    """Load every run and sweep job under ``paths`` into one DataFrame, a row per job.
+
+    Parameters
+    ----------
+    *paths
+        Job dirs, sweep dirs, or roots holding many (searched recursively), e.g.
+        ``"multirun"``, ``"outputs"``. Default: ``outputs`` and ``multirun`` under the cwd,
+        those that exist.
+    status
+        Keep only jobs with this status (or any of these statuses), e.g. ``"COMPLETED"``.
+    errors
+        What a broken record (truncated, corrupt, foreign, unreadable, newer schema) does:
+        ``"warn"`` skips it with a warning naming the file, ``"raise"`` raises
+        :class:`~hydra_ledger.record.RecordError`, ``"ignore"`` skips it silently. A broken
+        record never hides the others.
+    backfill
+        Values that runs recorded before a config key existed implicitly had, e.g.
+        ``{"model.dropout": 0.0}`` fills ``cfg.model.dropout`` where it is missing. Keys may
+        be given with or without the ``cfg.`` prefix.
+    tags
+        Keep only runs carrying all of these tags.
+    stale_after
+        Seconds without heartbeat after which a RUNNING job is reported ``DIED``; default
+        per run, ``max(3 * heartbeat_s, heartbeat_s + 5)``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``run_id, path, sweep, job_num, status, started_at, ended_at, duration_s,
+        overrides``, then ``cfg.<dotted key>``, ``choice.<group>``, ``summary.<name>``,
+        ``git.<field>``, ``host.<field>``, ``slurm.<field>``, ``error.<field>``. Numbers
+        stay numeric (integers with missing values are ``Int64``), booleans boolean,
+        timestamps tz-aware UTC, ``status`` categorical, lists stay lists.
+
+    Examples
+    --------
+    >>> import hydra_ledger
+    >>> df = hydra_ledger.load_runs("multirun")                      # doctest: +SKIP
+    >>> df.groupby("cfg.model.lr")["summary.val_loss"].mean()         # doctest: +SKIP
+    >>> hydra_ledger.only_changed(df[df.status == "COMPLETED"])      # doctest: +SKIP
+    """
+    roots = _default_paths() if not paths else list(paths)
+    now = time.time()
+    rows = [record_to_row(rec, file, now, stale_after) for file, rec in read_records(roots, errors)]
+    frame = build_frame(rows)
+    if backfill:
+        for key, value in backfill.items():
+            column = key if key.startswith("cfg.") else f"cfg.{key}"
+            if column not in frame.columns:
+                frame[column] = value
+            else:
+                frame[column] = frame[column].where(frame[column].notna(), value)
+                frame[column] = _typed(frame[column].tolist(), column)
+    if status is not None:
+        wanted = [status] if isinstance(status, str) else list(status)
+        unknown = sorted(set(wanted) - set(STATUSES))
+        if unknown:
+            raise ValueError(f"hydra-ledger: unknown status {', '.join(unknown)}; valid: {', '.join(STATUSES)}")
+        frame = frame[frame["status"].isin(wanted)]
+    if tags:
+        if "tags" not in frame.columns:
+            return frame.iloc[0:0]
+        frame = frame[frame["tags"].map(lambda t: isinstance(t, list) and all(x in t for x in tags))]
+    return frame.reset_index(drop=True)
+
+
+def _default_paths() -> list[str]:
+    found = [p for p in ("outputs", "multirun") if os.path.isdir(p)]
+    if not found:
+        raise FileNotFoundError(
+            "hydra-ledger: no 'outputs' or 'multirun' directory here; pass the paths of runs or sweeps to load"
+        )
+    return found
+
+
+def build_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """Rows of flat dicts -> typed DataFrame with the documented column order."""
+    columns: dict[str, None] = dict.fromkeys(BASE_COLUMNS)
+    for row in rows:
+        columns.update(dict.fromkeys(row))
+    ordered = _order_columns(list(columns))
+    data = {name: _typed([row.get(name) for row in rows], name) for name in ordered}
+    frame = pd.DataFrame(data, columns=ordered)
+    if len(frame):
+        frame = frame.sort_values("started_at", kind="stable", na_position="last").reset_index(drop=True)
+    return frame
+
+
+def _order_columns(names: list[str]) -> list[str]:
+    base = list(BASE_COLUMNS)
+    grouped = {g: [n for n in names if n.startswith(g + ".")] for g in GROUPS}
+    rest = [n for n in names if n not in base and not any(n.startswith(g + ".") for g in GROUPS)]
+    return base + [n for g in GROUPS for n in grouped[g]] + rest
+
+
+def _typed(values: list[Any], name: str) -> pd.Series:
+    """A column from Python values, typed: bool, int (nullable when missing), float, text, or object."""
+    if name in ("started_at", "ended_at"):
+        return pd.Series(pd.to_datetime(values, utc=True, format="ISO8601"), dtype="datetime64[ns, UTC]")
+    if name == "status":
+        return pd.Series(pd.Categorical(values, categories=list(STATUSES)))
+    present = [v for v in values if v is not None]
+    has_missing = len(present) < len(values)
+    if not present:
+        return pd.Series(values, dtype=object)
+    kinds = {type(v) for v in present}
+    if kinds == {bool}:
+        return pd.Series(values, dtype="boolean" if has_missing else bool)
+    if kinds == {int}:
+        return pd.Series(values, dtype="Int64" if has_missing else "int64")
+    if kinds <= {int, float}:
+        return pd.Series([float("nan") if v is None else float(v) for v in values], dtype="float64")
+    if kinds == {str}:
+        return pd.Series(values, dtype=object)
+    return pd.Series(values, dtype=object)
+
+
+def only_changed(frame: pd.DataFrame, keep: Sequence[str] = ("run_id", "status")) -> pd.DataFrame:
+    """Only the columns whose values differ across rows (like ``dvc exp show --only-changed``).
+
+    ``keep`` names columns kept regardless.
+    """
+    varying = [c for c in frame.columns if c in keep or _varies(frame[c])]
+    return frame[varying]
+
+
+def _varies(column: pd.Series) -> bool:
+    values = {json.dumps(v, sort_keys=True, default=str) if isinstance(v, (list, dict)) else
+              ("<NA>" if _is_na(v) else repr(v)) for v in column.tolist()}
+    return len(values) > 1
+
+
+def _is_na(value: Any) -> bool:
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def load_metrics(
+    *paths: str | os.PathLike[str],
+    names: Sequence[str] | None = None,
+    errors: Errors = "warn",
+) -> pd.DataFrame:
+    """Per-step metrics logged with ``log_metrics`` as a long DataFrame: run_id, step, name, value, time.
+
+    Example: ``load_metrics("multirun").pivot_table(index="step", columns="name", values="value")``.
+    """
+    roots = _default_paths() if not paths else list(paths)
+    run_ids, steps, metric_names, values, times = [], [], [], [], []
+    wanted = set(names) if names else None
+    for record_file, record in read_records(roots, errors):
+        metrics_file = RunPaths.from_record_file(record_file).metrics
+        try:
+            lines = metrics_file.read_bytes().splitlines()
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            _handle(RecordError(metrics_file, f"unreadable ({exc})", "check its permissions"), errors)
+            continue
+        for number, line in enumerate(lines, 1):
+            try:
+                entry = json.loads(line)
+                row_values = entry["values"]
+            except (ValueError, KeyError, TypeError):
+                if line.strip():
+                    _handle(RecordError(metrics_file, f"line {number} is corrupt or truncated", "line skipped"), errors)
+                continue
+            for name, value in row_values.items():
+                if wanted is not None and name not in wanted:
+                    continue
+                run_ids.append(record.get("run_id"))
+                steps.append(entry.get("step"))
+                metric_names.append(name)
+                values.append(value)
+                times.append(entry.get("time"))
+    frame = pd.DataFrame({
+        "run_id": pd.Series(run_ids, dtype=object),
+        "step": _typed(steps, "step") if steps else pd.Series([], dtype="Int64"),
+        "name": pd.Series(metric_names, dtype=object),
+        "value": _typed(values, "value") if values else pd.Series([], dtype="float64"),
+        "time": pd.to_datetime(pd.Series(times, dtype="float64"), unit="s", utc=True),
+    })
+    return frame

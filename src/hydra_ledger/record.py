@@ -1,0 +1,180 @@
+"""The on-disk record of a job: file names, schema version, atomic writes, reading.
+
+A job's record lives in ``<output_dir>/.ledger/`` beside Hydra's ``.hydra/``. Every
+file is either replaced atomically (temp file + ``os.replace``) or appended to, so a
+reader never sees half a file and a killed job never leaves a corrupt record.
+"""
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from hydra_ledger.jsonable import to_jsonable
+
+LEDGER_DIR = ".ledger"
+RUN_SCHEMA = "hydra-ledger/run"
+SWEEP_SCHEMA = "hydra-ledger/sweep"
+# Version 1 is the first released layout; readers accept every version up to this one.
+SCHEMA_VERSION = 1
+
+STATUSES = ("RUNNING", "COMPLETED", "FAILED", "INTERRUPTED", "TIMEOUT", "PREEMPTED", "DIED")
+FINAL_STATUSES = frozenset(STATUSES) - {"RUNNING"}
+
+
+class RunPaths:
+    """Owns the paths of one job's ledger files; nobody else joins these names."""
+
+    RECORD = "run.json"
+    HEARTBEAT = "heartbeat"
+    PATCH = "git.patch"
+    PACKAGES = "packages.json"
+    METRICS = "metrics.jsonl"
+    HISTORY = "history"
+
+    def __init__(self, job_dir: str | os.PathLike[str]) -> None:
+        self.job_dir = Path(job_dir)
+        self.ledger_dir = self.job_dir / LEDGER_DIR
+
+    @classmethod
+    def from_record_file(cls, record_file: str | os.PathLike[str]) -> RunPaths:
+        return cls(Path(record_file).parent.parent)
+
+    @property
+    def record(self) -> Path:
+        return self.ledger_dir / self.RECORD
+
+    @property
+    def heartbeat(self) -> Path:
+        return self.ledger_dir / self.HEARTBEAT
+
+    @property
+    def patch(self) -> Path:
+        return self.ledger_dir / self.PATCH
+
+    @property
+    def packages(self) -> Path:
+        return self.ledger_dir / self.PACKAGES
+
+    @property
+    def metrics(self) -> Path:
+        return self.ledger_dir / self.METRICS
+
+    def archived_record(self, run_id: str) -> Path:
+        """Where an earlier run's record goes when a new run reuses this output dir."""
+        return self.ledger_dir / self.HISTORY / f"{run_id}.json"
+
+    def __repr__(self) -> str:
+        return f"RunPaths({str(self.job_dir)!r})"
+
+
+class SweepPaths:
+    """Owns the paths of a sweep's ledger files, in the sweep dir."""
+
+    RECORD = "sweep.json"
+
+    def __init__(self, sweep_dir: str | os.PathLike[str]) -> None:
+        self.sweep_dir = Path(sweep_dir)
+        self.ledger_dir = self.sweep_dir / LEDGER_DIR
+
+    @property
+    def record(self) -> Path:
+        return self.ledger_dir / self.RECORD
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` so that readers see the old or the new file, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def dump_json(value: Any) -> bytes:
+    """Serialise a record: UTF-8 JSON, non-JSON values converted faithfully, never raising."""
+    return json.dumps(value, ensure_ascii=False, indent=1, default=to_jsonable, allow_nan=True).encode()
+
+
+def write_json_atomic(path: Path, value: Any) -> None:
+    write_atomic(path, dump_json(value))
+
+
+def append_line(path: Path, value: Any) -> None:
+    """Append one JSON line; a single ``write`` on an O_APPEND file keeps lines whole."""
+    line = json.dumps(value, ensure_ascii=False, default=to_jsonable, separators=(",", ":")) + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line.encode())
+    finally:
+        os.close(fd)
+
+
+class RecordError(ValueError):
+    """A record file that cannot be used; the message names the file and what to do."""
+
+    def __init__(self, path: Path | str, problem: str, hint: str = "") -> None:
+        self.path = Path(path)
+        self.problem = problem
+        message = f"hydra-ledger: cannot read record {path}: {problem}"
+        if hint:
+            message += f" — {hint}"
+        super().__init__(message)
+
+
+def parse_record(path: Path, data: bytes, schema: str = RUN_SCHEMA) -> dict[str, Any]:
+    """Parse and validate a record's bytes; raise RecordError saying what is wrong and the fix."""
+    if not data.strip():
+        raise RecordError(path, "empty file (the disk was full, or the copy is incomplete?)", "skipped")
+    try:
+        record = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise RecordError(
+            path,
+            f"truncated or corrupt JSON ({exc.__class__.__name__}: {exc})",
+            "skipped; was the job killed while writing, or the copy interrupted? Delete the file or rerun the job",
+        ) from None
+    if not isinstance(record, dict) or record.get("schema") != schema:
+        raise RecordError(path, f"not a {schema} record (foreign file?)", "skipped; move it out of the run tree")
+    version = record.get("version")
+    if not isinstance(version, int) or version < 1:
+        raise RecordError(path, f"invalid schema version {version!r}", "skipped")
+    if version > SCHEMA_VERSION:
+        raise RecordError(
+            path,
+            f"written by a newer hydra-ledger (schema version {version}, this one reads up to {SCHEMA_VERSION})",
+            "upgrade hydra-ledger: pip install -U hydra-ledger",
+        )
+    return upgrade(record)
+
+
+def upgrade(record: dict[str, Any]) -> dict[str, Any]:
+    """Bring a record of an older schema version to the current layout (in place)."""
+    # Version 1 is current; later versions add their conversions here, oldest first.
+    return record
+
+
+def read_record(path: Path, schema: str = RUN_SCHEMA) -> dict[str, Any]:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise RecordError(path, f"unreadable ({exc.strerror or exc})", "check its permissions") from None
+    return parse_record(path, data, schema)
+
+
+def read_heartbeat(paths: RunPaths) -> float | None:
+    """The epoch seconds of a job's last heartbeat, or None when there is none."""
+    try:
+        return float(paths.heartbeat.read_text().strip())
+    except (OSError, ValueError):
+        return None

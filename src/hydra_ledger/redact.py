@@ -1,0 +1,64 @@
+"""Keeping secrets off disk: redacting secret-named config keys and credentials in URLs."""
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+REDACTED = "***"
+
+# scheme://user:password@host -> scheme://user:***@host ; scheme://token@host -> scheme://***@host
+_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<userinfo>[^/@\s:]+(?::[^/@\s]*)?)@")
+
+
+def redact_url(text: str) -> str:
+    """Strip credentials from every URL in ``text``, keeping the user name where there is one."""
+
+    def _sub(match: re.Match[str]) -> str:
+        user, sep, _secret = match.group("userinfo").partition(":")
+        kept = f"{user}:{REDACTED}" if sep else REDACTED
+        return f"{match.group('scheme')}{kept}@"
+
+    return _URL_CREDENTIALS.sub(_sub, text) if "@" in text else text
+
+
+class Redactor:
+    """Redacts values whose key names a secret (case-insensitive word match) and URL credentials."""
+
+    def __init__(self, secret_keys: Iterable[str]) -> None:
+        words = [re.escape(str(k).lower()) for k in secret_keys if str(k)]
+        # A key is secret when one of its words (split on _ - . and camelCase) is a secret word,
+        # or it ends with one: db_password, apiKey, GITHUB_TOKEN, auth.secret, private_key.
+        self._pattern = re.compile(rf"(^|[^a-z0-9])({'|'.join(words)})$") if words else None
+
+    def is_secret_key(self, key: str) -> bool:
+        if self._pattern is None:
+            return False
+        snake = re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", key).lower()
+        return bool(self._pattern.search(snake)) or bool(self._pattern.search(key.lower()))
+
+    def value(self, key: str, value: Any) -> Any:
+        """Redact one leaf value given its own key name."""
+        if self.is_secret_key(key) and value is not None and value != "???":
+            return REDACTED
+        return self.tree(value)
+
+    def tree(self, value: Any) -> Any:
+        """Redact a nested config container (dicts and lists)."""
+        if isinstance(value, Mapping):
+            return {k: self.value(str(k), v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.tree(v) for v in value]
+        if isinstance(value, str):
+            return redact_url(value)
+        return value
+
+    def override(self, text: str) -> str:
+        """Redact an override or command-line word such as ``db.password=hunter2``."""
+        key, sep, val = text.partition("=")
+        if sep and self.is_secret_key(key.lstrip("+~").rsplit(".", 1)[-1].rsplit("/", 1)[-1]):
+            return f"{key}={REDACTED}"
+        return redact_url(text)
+
+    def overrides(self, texts: Iterable[str]) -> list[str]:
+        return [self.override(str(t)) for t in texts]

@@ -1,0 +1,268 @@
+"""The job-side half of the ledger: the active run's record, heartbeat, exit handling, and the
+API a task calls (``log_summary``, ``log_metrics``, ``run_dir``).
+
+All state lives in this module, in the job process, never on the callback object: the
+callback is pickled to joblib and submitit workers, and one instance serves every job of
+a basic-launcher sweep.
+"""
+from __future__ import annotations
+
+import atexit
+import datetime as _dt
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from hydra_ledger.flatten import flatten
+from hydra_ledger.record import FINAL_STATUSES, RunPaths, append_line, write_atomic, write_json_atomic
+
+log = logging.getLogger(__name__)
+
+
+def utc_now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="microseconds")
+
+
+def _seconds_between(start_iso: str, end_iso: str) -> float:
+    return (_dt.datetime.fromisoformat(end_iso) - _dt.datetime.fromisoformat(start_iso)).total_seconds()
+
+
+def error_info(exc: BaseException) -> dict[str, str]:
+    return {
+        "type": type(exc).__name__,
+        "message": str(exc),
+        "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+    }
+
+
+class ActiveRun:
+    """The record of the job running in this process, and the heartbeat that keeps it alive."""
+
+    def __init__(self, paths: RunPaths, record: dict[str, Any], heartbeat_s: float) -> None:
+        self.paths = paths
+        self.record = record
+        self.pid = os.getpid()
+        self.heartbeat_s = heartbeat_s
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._warned = False
+
+    # -- writing ---------------------------------------------------------------------------
+    def save(self) -> None:
+        """Atomically rewrite run.json; a failure is one warning, never the job's failure."""
+        with self._lock:
+            try:
+                write_json_atomic(self.paths.record, self.record)
+            except Exception as exc:  # noqa: BLE001
+                self._warn_once(f"cannot write {self.paths.record}: {exc}")
+
+    def _warn_once(self, message: str) -> None:
+        if not self._warned:
+            self._warned = True
+            log.warning("hydra-ledger: %s — the job runs on, unrecorded", message)
+
+    def beat(self) -> None:
+        try:
+            write_atomic(self.paths.heartbeat, f"{time.time():.3f}\n".encode())
+        except Exception as exc:  # noqa: BLE001
+            self._warn_once(f"cannot write heartbeat {self.paths.heartbeat}: {exc}")
+
+    def start_heartbeat(self) -> None:
+        self.beat()
+        self._thread = threading.Thread(target=self._heartbeat_loop, name="hydra-ledger-heartbeat", daemon=True)
+        self._thread.start()
+
+    def _heartbeat_loop(self) -> None:
+        while not self._stop.wait(self.heartbeat_s):
+            self.beat()
+
+    def stop_heartbeat(self) -> None:
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=2)
+
+    # -- updating ------------------------------------------------------------------------
+    def update_summary(self, values: Mapping[str, Any]) -> None:
+        with self._lock:
+            self.record.setdefault("summary", {}).update(flatten(values))
+            self.save()
+
+    def finish(self, status: str, error: dict[str, Any] | None = None, **extra: Any) -> None:
+        """Write the final status once; later calls (e.g. atexit after on_job_end) do nothing."""
+        with self._lock:
+            if self.record.get("status") in FINAL_STATUSES:
+                return
+            self.stop_heartbeat()
+            ended = utc_now()
+            self.record["status"] = status
+            self.record["ended_at"] = ended
+            self.record["duration_s"] = _seconds_between(self.record["started_at"], ended)
+            if error is not None:
+                self.record["error"] = error
+            self.record.update(extra)
+            attempts = self.record.get("attempts") or []
+            if attempts:
+                attempts[-1].update({"ended_at": ended, "status": status})
+            self.save()
+
+    @property
+    def finished(self) -> bool:
+        return self.record.get("status") in FINAL_STATUSES
+
+
+_active: ActiveRun | None = None
+_hooks_installed = False
+_previous_sigterm: Any = None
+_previous_excepthook: Any = None
+
+
+def activate(run: ActiveRun) -> None:
+    """Make ``run`` the job of this process: start its heartbeat, arm the exit handlers."""
+    global _active
+    _active = run
+    run.start_heartbeat()
+    _install_exit_hooks()
+
+
+def deactivate(run: ActiveRun) -> None:
+    global _active
+    run.stop_heartbeat()
+    if _active is run:
+        _active = None
+
+
+def active_run() -> ActiveRun | None:
+    run = _active
+    return run if run is not None and run.pid == os.getpid() else None
+
+
+def _install_exit_hooks() -> None:
+    """Once per process: record Ctrl-C, SIGTERM and early exits that Hydra 1.3 never reports.
+
+    Hydra 1.3 calls no end hook on KeyboardInterrupt, SystemExit or signals
+    (hydra-ecosystem/hydra#3078), so without these a job would stay RUNNING forever.
+    """
+    global _hooks_installed, _previous_sigterm, _previous_excepthook
+    if _hooks_installed:
+        return
+    _hooks_installed = True
+    atexit.register(_at_exit)
+    _previous_excepthook = sys.excepthook
+    sys.excepthook = _excepthook
+    if threading.current_thread() is threading.main_thread():
+        try:
+            _previous_sigterm = signal.getsignal(signal.SIGTERM)
+            signal.signal(signal.SIGTERM, _on_sigterm)
+        except (ValueError, OSError):  # not the main thread of the main interpreter
+            _previous_sigterm = None
+
+
+def _excepthook(exc_type: type[BaseException], exc: BaseException, tb: Any) -> None:
+    run = active_run()
+    if run is not None and not run.finished:
+        status = "INTERRUPTED" if issubclass(exc_type, KeyboardInterrupt) else "FAILED"
+        run.finish(status, error_info(exc))
+    (_previous_excepthook or sys.__excepthook__)(exc_type, exc, tb)
+
+
+def _at_exit() -> None:
+    run = active_run()
+    if run is not None and not run.finished:
+        run.finish(
+            "INTERRUPTED",
+            {
+                "type": "SystemExit",
+                "message": "the process exited before the job finished (sys.exit() or a signal handler)",
+                "traceback": "",
+            },
+        )
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    """Record the signal, then behave exactly as the previous handler would have."""
+    run = active_run()
+    previous = _previous_sigterm
+    if run is not None and not run.finished:
+        if callable(previous):
+            # Someone else handles SIGTERM (submitit ignores it; Slurm SIGKILLs after KillWait):
+            # note it, keep RUNNING; the loader shows DIED if the process then vanishes.
+            with run._lock:
+                run.record.setdefault("signals", []).append({"signal": "SIGTERM", "at": utc_now()})
+                run.save()
+        elif previous != signal.SIG_IGN:
+            run.finish("INTERRUPTED", {"type": "SIGTERM", "message": "terminated by SIGTERM", "traceback": ""})
+    if callable(previous):
+        previous(signum, frame)
+    elif previous == signal.SIG_IGN:
+        return
+    else:  # SIG_DFL (or unknown): die by the signal, as the process would have without us
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+# -- the API used inside a job ---------------------------------------------------------------
+
+_warned_inactive = False
+
+
+def _require_active(what: str) -> ActiveRun | None:
+    global _warned_inactive
+    run = active_run()
+    if run is None and not _warned_inactive:
+        _warned_inactive = True
+        log.warning(
+            "hydra-ledger: %s() called outside a recorded Hydra job — nothing is recorded. "
+            "Enable the ledger with `- override hydra/callbacks: ledger` in your config's defaults "
+            "or `hydra/callbacks=ledger` on the command line.",
+            what,
+        )
+    return run
+
+
+def log_summary(**values: Any) -> None:
+    """Add values to the current job's summary (``summary.<name>`` columns); nested dicts are dotted.
+
+    Example: ``hydra_ledger.log_summary(val_loss=0.12, best={"epoch": 7})``.
+    """
+    run = _require_active("log_summary")
+    if run is not None:
+        run.update_summary(values)
+
+
+def log_metrics(values: Mapping[str, Any], step: int | None = None) -> None:
+    """Append one row of time-series values to the current job's ``.ledger/metrics.jsonl``.
+
+    Example: ``hydra_ledger.log_metrics({"loss": loss, "lr": lr}, step=epoch)``.
+    """
+    if not isinstance(values, Mapping):
+        raise TypeError(f"log_metrics(values, step=...) takes a mapping of name -> value, got {type(values).__name__}")
+    run = _require_active("log_metrics")
+    if run is None:
+        return
+    try:
+        append_line(run.paths.metrics, {"step": step, "time": time.time(), "values": flatten(dict(values))})
+    except Exception as exc:  # noqa: BLE001
+        run._warn_once(f"cannot append to {run.paths.metrics}: {exc}")
+
+
+def run_dir() -> Path:
+    """The output directory of the current Hydra job (where ``.hydra/`` and ``.ledger/`` are)."""
+    run = active_run()
+    if run is not None:
+        return run.paths.job_dir
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        return Path(HydraConfig.get().runtime.output_dir)
+    except ValueError:
+        raise RuntimeError(
+            "hydra_ledger.run_dir() works only inside a Hydra job (a function decorated with @hydra.main)"
+        ) from None
