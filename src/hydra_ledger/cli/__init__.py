@@ -1,0 +1,62 @@
+"""The ``hydra-ledger`` command line. Only this layer prints.
+
+Each command lives in its own module of this package and defines
+``register(subparsers) -> None``, which adds its parser and sets ``func(args) -> int``.
+Modules are discovered by name, so adding a command touches no other file.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import pkgutil
+import sys
+from collections.abc import Sequence
+
+USAGE_ERROR = 2
+
+
+class CommandError(Exception):
+    """A user-facing failure: printed as ``hydra-ledger: <message>`` on stderr, exit 1."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hydra-ledger",
+        description="List, show, compare and reproduce recorded Hydra runs. No server: reads the .ledger/ records.",
+        epilog="Example: hydra-ledger ls multirun --where \"status == 'COMPLETED'\"",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    from hydra_ledger import __version__
+
+    parser.add_argument("--version", action="version", version=f"hydra-ledger {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if module.name.startswith("_"):
+            continue
+        importlib.import_module(f"{__name__}.{module.name}").register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; return the exit code (0 ok, 1 error, 2 usage)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return USAGE_ERROR
+    logging.basicConfig(level=logging.WARNING, format="hydra-ledger: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except CommandError as exc:
+        print(f"hydra-ledger: {exc}", file=sys.stderr)
+        return 1
+    except FileNotFoundError as exc:
+        print(str(exc) if str(exc).startswith("hydra-ledger") else f"hydra-ledger: {exc}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:  # `hydra-ledger ls | head`
+        return 0
+
+
+def console_main() -> None:
+    sys.exit(main())

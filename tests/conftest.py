@@ -1,0 +1,92 @@
+"""Shared fixtures: real Hydra apps run in subprocesses inside real git repos under tmp_path."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pytest
+
+APPS = Path(__file__).parent / "apps"
+
+
+def git(repo: Path, *args: str) -> str:
+    """Run git in ``repo`` and return its stdout (raises on failure)."""
+    return subprocess.run(
+        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True
+    ).stdout
+
+
+def init_repo(repo: Path) -> None:
+    repo.mkdir(parents=True, exist_ok=True)
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "config", "user.email", "tests@example.com")
+    git(repo, "config", "user.name", "Tests")
+    git(repo, "config", "commit.gpgsign", "false")
+
+
+def commit_all(repo: Path, message: str = "commit") -> str:
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", message)
+    return git(repo, "rev-parse", "HEAD").strip()
+
+
+@pytest.fixture
+def make_app(tmp_path: Path) -> Callable[..., Path]:
+    """Copy ``tests/apps/<name>`` into a fresh dir (a committed git repo unless ``git=False``)."""
+
+    def _make(name: str = "basic", *, git: bool = True, dest: str = "repo") -> Path:
+        app_dir = tmp_path / dest
+        shutil.copytree(APPS / name, app_dir)
+        if git:
+            init_repo(app_dir)
+            commit_all(app_dir, "initial")
+        return app_dir
+
+    return _make
+
+
+def app_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HYDRA_", "SLURM_", "SUBMITIT_"))}
+    env["HYDRA_FULL_ERROR"] = "1"
+    env["PYTHONWARNINGS"] = "default"
+    env.update(extra or {})
+    return env
+
+
+@pytest.fixture
+def run_app() -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run ``python <script> <args>`` in ``cwd`` with this interpreter; returns the finished process."""
+
+    def _run(
+        cwd: Path,
+        *args: str,
+        script: str = "app.py",
+        env: dict[str, str] | None = None,
+        timeout: float = 120,
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, script, *args],
+            cwd=cwd,
+            env=app_env(env),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    return _run
+
+
+def start_app(cwd: Path, *args: str, script: str = "app.py", env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """Start an app without waiting (for signal tests)."""
+    return subprocess.Popen(
+        [sys.executable, script, *args], cwd=cwd, env=app_env(env),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def record_files(root: Path) -> Sequence[Path]:
+    return sorted(root.rglob(".ledger/run.json"))
