@@ -8,7 +8,9 @@ them to ``sys.modules``, and dataclasses then cannot resolve string annotations.
 from dataclasses import dataclass, field
 from typing import List, Optional
 
+from hydra.core.config_search_path import ConfigSearchPath
 from hydra.core.config_store import ConfigStore
+from hydra.plugins.search_path_plugin import SearchPathPlugin
 
 DEFAULT_REDACT_KEYS = [
     "password",
@@ -73,3 +75,15 @@ _store.store(
     node={"ledger": LedgerConf},
     provider="hydra-ledger",
 )
+
+
+class LedgerSearchPathPlugin(SearchPathPlugin):
+    """Entry point for Hydra >= 1.4 plugin discovery (``hydra.plugins``); changes no search path.
+
+    Hydra 1.4 deprecates scanning the ``hydra_plugins`` namespace and warns for editable
+    installs found that way; importing this module through the entry point registers the
+    configs above. Hydra 1.3 ignores the entry point and finds this module by scanning.
+    """
+
+    def manipulate_search_path(self, search_path: ConfigSearchPath) -> None:
+        pass

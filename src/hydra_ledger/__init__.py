@@ -12,7 +12,13 @@ from hydra_ledger.runtime import log_metrics, log_summary, run_dir
 
 __version__ = "0.1.0"
 
+# Hydra >= 1.4 warns when it instantiates a callback whose target no execution whitelist
+# names, and 1.5 will refuse; only the application can grant that trust (a plugin cannot):
+# `@hydra.main(..., execution_whitelist=(*your_targets, *hydra_ledger.EXECUTION_WHITELIST))`.
+EXECUTION_WHITELIST = ("hydra_ledger.LedgerCallback",)
+
 __all__ = [
+    "EXECUTION_WHITELIST",
     "LedgerCallback",
     "__version__",
     "load_metrics",

@@ -237,7 +237,11 @@ class LedgerCallback(Callback):
                 run.finish("COMPLETED")
             else:
                 exc = job_return._return_value  # `.return_value` re-raises for FAILED jobs
-                if isinstance(exc, BaseException):
+                if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                    # Hydra >= 1.4 reports these as FAILED (hydra-ecosystem/hydra#3262); 1.3 calls
+                    # no end hook and the runtime's exit hooks record them the same way.
+                    run.finish("INTERRUPTED", runtime.error_info(exc))
+                elif isinstance(exc, BaseException):
                     run.finish("FAILED", runtime.error_info(exc))
                 else:
                     run.finish("FAILED", {"type": "Unknown", "message": repr(exc), "traceback": ""})
