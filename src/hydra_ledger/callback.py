@@ -28,6 +28,7 @@ from hydra_ledger.capture.environment import capture_host, installed_packages
 from hydra_ledger.capture.git import capture_git
 from hydra_ledger.capture.slurm import capture_slurm
 from hydra_ledger.flatten import summarize_return
+from hydra_ledger.lineage import rerun_of, resumed_sweep_record
 from hydra_ledger.record import (
     RUN_SCHEMA,
     SCHEMA_VERSION,
@@ -35,11 +36,14 @@ from hydra_ledger.record import (
     RecordError,
     RunPaths,
     SweepPaths,
+    dump_json,
     read_record,
     write_atomic,
     write_json_atomic,
 )
 from hydra_ledger.redact import Redactor
+from hydra_ledger.sweep_jobs import basic_sweep_jobs, redact_jobs
+from hydra_ledger.untracked import save_untracked
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +107,7 @@ class LedgerCallback(Callback):
         self.tags = [str(t) for t in merged["tags"]]
         # Set in the launching process by on_multirun_start; travels to workers by pickling.
         self.sweep_id: str | None = None
+        self.sweep_dir: str | None = None
 
     # -- sweep (launching process) ------------------------------------------------------
     @_guarded
@@ -113,6 +118,7 @@ class LedgerCallback(Callback):
         self.sweep_id = new_id()
         hc = config.hydra
         sweep_dir = Path(os.getcwd(), str(hc.sweep.dir))  # a relative sweep dir is relative to the launch cwd
+        self.sweep_dir = str(sweep_dir.resolve())
         redactor = Redactor(self.redact_keys)
         record = {
             "schema": SWEEP_SCHEMA,
@@ -130,8 +136,11 @@ class LedgerCallback(Callback):
             "cwd": os.getcwd(),
             "note": self.note,
             "tags": self.tags,
+            "jobs": redact_jobs(basic_sweep_jobs(config), redactor),
         }
-        write_json_atomic(SweepPaths(sweep_dir).record, record)
+        paths = SweepPaths(sweep_dir)
+        existing = read_record(paths.record, SWEEP_SCHEMA) if paths.record.exists() else None
+        write_json_atomic(paths.record, resumed_sweep_record(existing, record, sweep_dir))
 
     @_guarded
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
@@ -159,7 +168,7 @@ class LedgerCallback(Callback):
         job_id = None if OmegaConf.is_missing(hc.job, "id") else str(hc.job.id)
         job_num = None if OmegaConf.is_missing(hc.job, "num") else int(hc.job.num)
         multirun = str(OmegaConf.select(hc, "mode", default="")).endswith("MULTIRUN")
-        sweep_dir = str(Path(hc.runtime.cwd, str(hc.sweep.dir)).resolve()) if multirun else None
+        sweep_dir = self._sweep_dir(hc) if multirun else None
         started = runtime.utc_now()
         host = capture_host(self.env_vars)
         slurm = capture_slurm()
@@ -212,11 +221,12 @@ class LedgerCallback(Callback):
             "summary": {},
             "error": None,
             "ledger_version": _version(),
+            "rerun_of": rerun_of(job_num),
         })
         record["git"] = self._capture_git(paths, hc, task_function)
         if self.packages:
             try:
-                write_json_atomic(paths.packages, installed_packages())
+                write_atomic(paths.packages, _packages_json())
             except Exception as exc:  # noqa: BLE001
                 log.warning("hydra-ledger: cannot write %s: %s", paths.packages, exc)
         run = runtime.ActiveRun(paths, record, self.heartbeat_s)
@@ -272,21 +282,33 @@ class LedgerCallback(Callback):
         write_atomic(paths.archived_record(str(old.get("run_id", new_id()))), paths.record.read_bytes())
         return None, 1
 
+    def _sweep_dir(self, hc: DictConfig) -> str:
+        """The absolute sweep dir, resolved once in the launching process where possible."""
+        if self.sweep_dir is not None:
+            return self.sweep_dir
+        return str(Path(hc.runtime.cwd, str(hc.sweep.dir)).resolve())
+
     def _capture_git(self, paths: RunPaths, hc: DictConfig, task_function: Any) -> dict[str, Any]:
         if not self.git:
             return {"state": "disabled"}
         start = _script_dir(task_function) or hc.runtime.cwd
+        # Output roots, from the dir templates' literal prefixes: resolving them (${now:...})
+        # would cost milliseconds of interpolation parsing per job.
         outputs = [paths.job_dir]
-        try:
-            outputs.append(Path(hc.runtime.cwd, str(hc.sweep.dir)))
-            outputs.append(Path(hc.runtime.cwd, str(hc.run.dir)))
-        except Exception:  # noqa: BLE001 - an unresolvable dir template: exclude less
-            pass
+        for node in (hc.run, hc.sweep):
+            prefix = _literal_prefix(node, "dir")
+            if prefix:
+                outputs.append(Path(hc.runtime.cwd, prefix))
+        launch_dirs = [Path(hc.runtime.cwd), Path(start)]
+        # never exclude the app's own dir (e.g. hydra.run.dir=.)
+        outputs = [d for d in outputs if not any(_is_within(a, d) for a in launch_dirs)]
         try:
             info, patch = capture_git(start, self.patch_max_bytes, outputs)
         except Exception as exc:  # noqa: BLE001
             log.warning("hydra-ledger: cannot capture git state from %s: %s", start, exc)
             return {"state": "error", "error": str(exc)}
+        if info.get("untracked"):
+            info.update(save_untracked(info["root"], info["untracked"], paths.untracked, self.patch_max_bytes))
         if patch is not None:
             write_atomic(paths.patch, patch)
             info["patch"] = RunPaths.PATCH
@@ -297,6 +319,24 @@ class LedgerCallback(Callback):
 
     def __repr__(self) -> str:
         return f"LedgerCallback(enabled={self.enabled}, heartbeat_s={self.heartbeat_s})"
+
+
+def _literal_prefix(node: DictConfig, key: str) -> str | None:
+    """The part of a dir template before its first interpolation: ``outputs/`` of ``outputs/${now:...}``."""
+    raw = node._get_node(key)
+    text = None if raw is None else raw._value()
+    if not isinstance(text, str):
+        return None
+    prefix = text.split("${", 1)[0].rstrip("/")
+    return prefix or None
+
+
+def _is_within(path: Path, parent: Path) -> bool:
+    try:
+        path.resolve().relative_to(parent.resolve())
+        return True
+    except ValueError:
+        return False
 
 
 def _script_dir(task_function: Any) -> str | None:
@@ -332,6 +372,12 @@ def _primary_config_dir(hc: DictConfig) -> str | None:
         if source.get("provider") == "main":
             return str(source.get("path"))
     return None
+
+
+@functools.lru_cache(maxsize=1)
+def _packages_json() -> bytes:
+    """Serialised once per process: the same for every job a process runs."""
+    return dump_json(installed_packages())
 
 
 @functools.lru_cache(maxsize=1)

@@ -9,7 +9,7 @@ import platform
 import re
 import socket
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from hydra_ledger.redact import redact_url
@@ -40,9 +40,18 @@ def _static_host() -> dict[str, Any]:
 def capture_host(env_patterns: Iterable[str], environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Hostname, user, pid, platform, Python, CPUs and the allow-listed environment variables."""
     env = os.environ if environ is None else environ
-    patterns = list(env_patterns)
-    selected = {k: redact_url(v) for k, v in sorted(env.items()) if any(fnmatch.fnmatchcase(k, p) for p in patterns)}
+    matches = _env_matcher(tuple(env_patterns))
+    selected = {k: redact_url(v) for k, v in sorted(env.items()) if matches(k)}
     return {**_static_host(), "pid": os.getpid(), "env": selected}
+
+
+@functools.lru_cache(maxsize=8)
+def _env_matcher(patterns: tuple[str, ...]) -> Callable[[str], bool]:
+    """One compiled regex for all shell-style patterns (fnmatch per variable and pattern is slow)."""
+    if not patterns:
+        return lambda name: False
+    regex = re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in patterns))
+    return lambda name: regex.match(name) is not None
 
 
 _DIST_DIR = re.compile(r"^(?P<name>[^-]+)-(?P<version>[^-]+?)(?:-py\d.*)?\.(?:dist-info|egg-info)$")

@@ -1,0 +1,49 @@
+"""Shared bits of the benchmarks: timing, medians, making repos and sweeps."""
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def timed(fn, *args, **kwargs) -> tuple[float, object]:
+    start = time.perf_counter()
+    result = fn(*args, **kwargs)
+    return time.perf_counter() - start, result
+
+
+def git(repo: Path, *args: str) -> None:
+    subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)
+
+
+def make_repo(root: Path, n_files: int = 200) -> Path:
+    """A git repo of ``n_files`` tracked source files plus the benchmark app, committed."""
+    if root.exists():
+        shutil.rmtree(root)
+    shutil.copytree(HERE / "app", root)
+    pkg = root / "lib"
+    pkg.mkdir()
+    for i in range(n_files - len(list(root.iterdir()))):
+        (pkg / f"module_{i:03d}.py").write_text(f"VALUE_{i} = {i}\n" * 20)
+    git(root, "init", "-q", "-b", "main")
+    git(root, "-c", "user.email=b@example.com", "-c", "user.name=bench", "add", "-A")
+    git(root, "-c", "user.email=b@example.com", "-c", "user.name=bench", "commit", "-q", "-m", "bench")
+    return root
+
+
+def run_app(repo: Path, *args: str) -> float:
+    """Wall time of one ``python app.py ...`` in ``repo``."""
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "app.py", *args], cwd=repo, check=True, capture_output=True,
+                   env={**os.environ, "HYDRA_FULL_ERROR": "1"})
+    return time.perf_counter() - start
