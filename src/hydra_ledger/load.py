@@ -13,6 +13,7 @@ import pandas as pd
 
 from hydra_ledger.flatten import flatten
 from hydra_ledger.record import LEDGER_DIR, STATUSES, RecordError, RunPaths, read_heartbeat, read_record
+from hydra_ledger.sidecars import annotate
 
 Errors = Literal["warn", "raise", "ignore"]
 
@@ -133,10 +134,11 @@ def record_to_row(record: Mapping[str, Any], record_file: Path, now: float, stal
         if prefix != "cfg":  # an empty mapping means "nothing", except in a config
             for key in [k for k, v in row.items() if k.startswith(prefix + ".") and v == {}]:
                 del row[key]
-    if record.get("tags"):
-        row["tags"] = list(record["tags"])
-    if record.get("note"):
-        row["note"] = record["note"]
+    tags, note = annotate(record, RunPaths(job_dir))  # launch values + `hydra-ledger tag/note` sidecars
+    if tags:
+        row["tags"] = tags
+    if note:
+        row["note"] = note
     return row
 
 

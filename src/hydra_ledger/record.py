@@ -33,6 +33,9 @@ class RunPaths:
     PACKAGES = "packages.json"
     METRICS = "metrics.jsonl"
     HISTORY = "history"
+    # Sidecars written by `hydra-ledger tag/untag/note`, never by the job (which rewrites run.json).
+    TAGS = "tags.json"
+    NOTES = "notes.jsonl"
 
     def __init__(self, job_dir: str | os.PathLike[str]) -> None:
         self.job_dir = Path(job_dir)
@@ -61,6 +64,14 @@ class RunPaths:
     @property
     def metrics(self) -> Path:
         return self.ledger_dir / self.METRICS
+
+    @property
+    def tags(self) -> Path:
+        return self.ledger_dir / self.TAGS
+
+    @property
+    def notes(self) -> Path:
+        return self.ledger_dir / self.NOTES
 
     def archived_record(self, run_id: str) -> Path:
         """Where an earlier run's record goes when a new run reuses this output dir."""

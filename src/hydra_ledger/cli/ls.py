@@ -1,25 +1,136 @@
-"""``hydra-ledger ls``: a table of runs (placeholder until the full listing lands)."""
+"""``hydra-ledger ls``: a table of runs, newest first: status, start, duration, varying config, summary."""
 from __future__ import annotations
 
 import argparse
+import sys
+
+import pandas as pd
+
+from hydra_ledger.cli import CommandError
+from hydra_ledger.cli._output import FORMATS, add_format_option, colour, duration, plain, render, text, use_colour
+from hydra_ledger.cli._runs import apply_where, column_name, load_frame, select_columns, varying_config
+
+EXAMPLE = """\
+Examples:
+  hydra-ledger ls multirun --where "cfg.lr > 0.01 and status == 'COMPLETED'" --sort summary.loss
+  hydra-ledger ls --columns 'cfg.model.*' 'summary.*' --format markdown
+  hydra-ledger ls multirun --group-by cfg.model.name cfg.lr --format latex"""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "ls",
-        help="list runs: status, varying config keys, summary",
-        epilog="Example: hydra-ledger ls multirun",
+        help="list runs: status, start, duration, varying config keys, summary",
+        description="List runs newest first: run id, status, start, duration, the config keys that vary "
+                    "across the listed runs, and the summary.",
+        epilog=EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("paths", nargs="*", help="runs, sweeps or roots (default: outputs and multirun)")
+    parser.add_argument("paths", nargs="*", help="runs, sweeps or roots (default: outputs and multirun here)")
+    parser.add_argument("--where", "-w", metavar="EXPR",
+                        help="keep runs where this pandas-style expression on column names holds, "
+                             "e.g. \"cfg.model.lr > 0.01 and status == 'COMPLETED'\"")
+    parser.add_argument("--tag", "-t", action="append", default=[], metavar="TAG",
+                        help="keep runs carrying this tag (repeat for all of several)")
+    parser.add_argument("--sort", "-s", action="append", default=[], metavar="COLUMN",
+                        help="sort by this column (prefix '-' for descending; repeatable; default: newest first)")
+    parser.add_argument("--columns", "-c", nargs="+", default=[], metavar="GLOB",
+                        help="show these columns (glob patterns such as 'cfg.model.*'), after run_id")
+    parser.add_argument("--all-columns", "-a", action="store_true", help="show every column")
+    parser.add_argument("--limit", "-n", type=int, metavar="N", help="show at most N runs")
+    parser.add_argument("--group-by", "-g", nargs="+", metavar="KEY",
+                        help="one row per value of these keys: count, and mean ± std of the summary values")
+    add_format_option(parser, (*FORMATS, "latex"))
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from hydra_ledger.load import load_runs, only_changed
-
-    frame = load_runs(*args.paths)
-    cfg = [c for c in only_changed(frame).columns if c.startswith("cfg.")]
-    summary = [c for c in frame.columns if c.startswith("summary.")]
-    shown = frame[["run_id", "status", *cfg, *summary]].iloc[::-1]
-    print(shown.to_string(index=False))
+    frame = load_frame(args.paths, show_progress=args.format != "json", tags=args.tag)
+    if args.where:
+        frame = apply_where(frame, args.where)
+    if frame.empty:
+        print("hydra-ledger: no runs match", file=sys.stderr)
+        if args.format in ("json",):
+            print("[]")
+        return 0
+    frame = _sort(frame, args.sort)
+    if args.group_by:
+        table = group(frame, args.group_by)
+        if args.limit is not None:
+            table = table.head(args.limit)
+        wide = args.format in ("csv", "json")
+        print(render(table if wide else _mean_std_text(table), args.format), end="")
+        return 0
+    if args.limit is not None:
+        frame = frame.head(args.limit)
+    columns = _columns(frame, args)
+    shown = frame[columns]
+    display = {"duration_s": duration}
+    if args.format == "table":
+        coloured = use_colour(sys.stdout)
+        display["status"] = lambda v: colour(text(v), text(v), coloured)
+    print(render(shown, args.format, display=display), end="")
     return 0
+
+
+def _sort(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    if not keys:
+        return frame.sort_values("started_at", ascending=False, kind="stable", na_position="last")
+    names, ascending = [], []
+    for key in keys:
+        descending = key.startswith("-")
+        names.append(column_name(key.lstrip("-"), frame, "--sort"))
+        ascending.append(not descending)
+    try:
+        return frame.sort_values(names, ascending=ascending, kind="stable", na_position="last")
+    except TypeError as exc:
+        raise CommandError(f"--sort {' '.join(keys)}: cannot order these values ({exc})") from None
+
+
+def _columns(frame: pd.DataFrame, args: argparse.Namespace) -> list[str]:
+    if args.all_columns:
+        return list(frame.columns)
+    if args.columns:
+        chosen = select_columns(frame, args.columns)
+        return ["run_id", *[c for c in chosen if c != "run_id"]]
+    summary = [c for c in frame.columns if str(c).startswith("summary.")]
+    extra = [c for c in ("tags",) if c in frame.columns]
+    return ["run_id", "status", "started_at", "duration_s", *varying_config(frame), *summary, *extra]
+
+
+def group(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """One row per combination of ``keys``: ``count``, then ``<summary>.mean`` and ``<summary>.std`` columns."""
+    names = [column_name(k, frame, "--group-by") for k in keys]
+    metrics = [c for c in frame.columns if str(c).startswith("summary.")
+               and pd.api.types.is_numeric_dtype(frame[c].dtype) and not pd.api.types.is_bool_dtype(frame[c].dtype)]
+    key_frame = frame[names].map(lambda v: plain(v) if not isinstance(v, list) else tuple(v))
+    grouped = frame.assign(**{n: key_frame[n] for n in names}).groupby(names, dropna=False, sort=True)
+    out = grouped.size().rename("count").to_frame()
+    for metric in metrics:
+        values = grouped[metric].agg(["mean", "std"]).astype("float64")
+        out[f"{metric}.mean"] = values["mean"]
+        out[f"{metric}.std"] = values["std"]
+    return out.reset_index()
+
+
+def _mean_std_text(table: pd.DataFrame) -> pd.DataFrame:
+    """``x.mean`` and ``x.std`` columns joined into one ``x`` column of ``mean ± std`` text."""
+    out = pd.DataFrame(index=table.index)
+    for column in table.columns:
+        name = str(column)
+        if name.endswith(".std"):
+            continue
+        if name.endswith(".mean"):
+            base = name[: -len(".mean")]
+            out[base] = [_pm(m, s) for m, s in zip(table[column], table[f"{base}.std"])]
+        else:
+            out[name] = table[column]
+    return out
+
+
+def _pm(mean: float, std: float) -> str:
+    if pd.isna(mean):
+        return ""
+    if pd.isna(std):
+        return f"{mean:.4g}"
+    return f"{mean:.4g} ± {std:.2g}"

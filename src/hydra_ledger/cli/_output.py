@@ -1,0 +1,204 @@
+"""Shared output of the commands: frames as table/csv/json/markdown/latex, colour, progress bar.
+
+Colour and progress go to a terminal only: never into pipes, files or ``--format json``,
+and never with ``NO_COLOR`` set (https://no-color.org).
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, TextIO, TypeVar
+
+import pandas as pd
+
+FORMATS = ("table", "csv", "json", "markdown")
+_T = TypeVar("_T")
+
+
+def add_format_option(parser: argparse.ArgumentParser, formats: Sequence[str] = FORMATS) -> None:
+    parser.add_argument(
+        "--format", "-f", choices=list(formats), default=formats[0],
+        help=f"output format (default: {formats[0]})",
+    )
+
+
+# -- values -----------------------------------------------------------------------------------
+
+def is_missing(value: Any) -> bool:
+    if value is None or value is pd.NA or value is pd.NaT:
+        return True
+    return isinstance(value, float) and math.isnan(value)
+
+
+def plain(value: Any) -> Any:
+    """A JSON-ready Python value from a DataFrame cell (timestamps as ISO text, missing as None)."""
+    if is_missing(value):
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    if hasattr(value, "item") and not isinstance(value, (list, dict, str)):
+        try:
+            return value.item()
+        except (ValueError, AttributeError):
+            pass
+    if isinstance(value, float) and math.isinf(value):
+        return str(value)
+    return value
+
+
+def text(value: Any, *, digits: int = 6) -> str:
+    """A cell as people read it: short floats, ISO times to the second, lists comma-joined."""
+    value = plain(value)
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}"
+    if isinstance(value, (list, tuple)):
+        return ",".join(text(v, digits=digits) for v in value)
+    if isinstance(value, dict):
+        return json.dumps(value, sort_keys=True, default=str)
+    if isinstance(value, str) and len(value) >= 19 and value[4] == "-" and value[10] == "T":
+        return value[:19].replace("T", " ")  # an ISO timestamp: to the second, in UTC
+    return str(value).replace("\n", " ⏎ ")
+
+
+def duration(seconds: Any) -> str:
+    """``75.2`` -> ``1m15s``: durations in a table."""
+    seconds = plain(seconds)
+    if seconds is None:
+        return ""
+    seconds = float(seconds)
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+# -- frames -----------------------------------------------------------------------------------
+
+def render(frame: pd.DataFrame, fmt: str, *, display: dict[str, Any] | None = None) -> str:
+    """``frame`` in ``fmt``; ``display`` maps column -> function giving a cell's text (table, markdown, latex)."""
+    if fmt == "json":
+        records = [{c: plain(v) for c, v in zip(frame.columns, row)} for row in frame.itertuples(index=False)]
+        return json.dumps(records, indent=1, ensure_ascii=False, default=str) + "\n"
+    if fmt == "csv":
+        out = io.StringIO()
+        cells = pd.DataFrame({c: pd.Series([_csv_cell(v) for v in frame[c].tolist()], dtype=object)
+                              for c in frame.columns}, columns=list(frame.columns))
+        cells.to_csv(out, index=False, lineterminator="\n")
+        return out.getvalue()
+    display = display or {}
+    header = [str(c) for c in frame.columns]
+    rows = [[display.get(c, text)(v) for c, v in zip(frame.columns, row)] for row in frame.itertuples(index=False)]
+    numeric = [pd.api.types.is_numeric_dtype(frame[c].dtype) and not pd.api.types.is_bool_dtype(frame[c].dtype)
+               for c in frame.columns]
+    if fmt == "table":
+        return _table(header, rows, numeric)
+    if fmt == "markdown":
+        return _markdown(header, rows, numeric)
+    if fmt == "latex":
+        return _latex(header, rows, numeric)
+    raise ValueError(f"unknown format {fmt!r}; valid: table, csv, json, markdown, latex")
+
+
+def _csv_cell(value: Any) -> Any:
+    value = plain(value)
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, ensure_ascii=False, default=str)
+    return value
+
+
+def _table(header: list[str], rows: list[list[str]], numeric: list[bool]) -> str:
+    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(header)]
+
+    def line(cells: list[str]) -> str:
+        parts = [c.rjust(w) if num else c.ljust(w) for c, w, num in zip(cells, widths, numeric)]
+        return "  ".join(parts).rstrip()
+
+    out = [line(header), "  ".join("-" * w for w in widths)]
+    out += [line(r) for r in rows]
+    return "\n".join(out) + "\n"
+
+
+def _markdown(header: list[str], rows: list[list[str]], numeric: list[bool]) -> str:
+    def esc(cell: str) -> str:
+        return cell.replace("|", "\\|")
+
+    out = ["| " + " | ".join(esc(h) for h in header) + " |",
+           "|" + "|".join("---:" if num else "---" for num in numeric) + "|"]
+    out += ["| " + " | ".join(esc(c) for c in r) + " |" for r in rows]
+    return "\n".join(out) + "\n"
+
+
+_LATEX_SPECIAL = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
+                  "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "\\": r"\textbackslash{}"}
+
+
+def latex_escape(cell: str) -> str:
+    escaped = "".join(_LATEX_SPECIAL.get(ch, ch) for ch in cell)
+    return escaped.replace("±", r"$\pm$")
+
+
+def _latex(header: list[str], rows: list[list[str]], numeric: list[bool]) -> str:
+    spec = "".join("r" if num else "l" for num in numeric)
+    out = [f"\\begin{{tabular}}{{{spec}}}", r"\toprule",
+           " & ".join(latex_escape(h) for h in header) + r" \\", r"\midrule"]
+    out += [" & ".join(latex_escape(c) for c in r) + r" \\" for r in rows]
+    out += [r"\bottomrule", r"\end{tabular}"]
+    return "\n".join(out) + "\n"
+
+
+# -- terminal ---------------------------------------------------------------------------------
+
+def is_tty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def use_colour(stream: TextIO | None = None) -> bool:
+    stream = stream or sys.stdout
+    return is_tty(stream) and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+
+
+_COLOURS = {"COMPLETED": "32", "RUNNING": "36", "FAILED": "31", "DIED": "31", "INTERRUPTED": "33",
+            "TIMEOUT": "33", "PREEMPTED": "33", "bold": "1", "dim": "2", "red": "31", "green": "32"}
+
+
+def colour(value: str, style: str, enabled: bool) -> str:
+    code = _COLOURS.get(style)
+    return f"\033[{code}m{value}\033[0m" if enabled and code else value
+
+
+def progress(items: Sequence[_T], label: str, *, enabled: bool, stream: TextIO | None = None) -> Iterator[_T]:
+    """Yield ``items`` while drawing a bar on ``stream`` (stderr) when ``enabled`` and it is a terminal."""
+    stream = stream or sys.stderr
+    total = len(items)
+    if not enabled or not is_tty(stream) or total < 200:
+        yield from items
+        return
+    last = 0.0
+    try:
+        for done, item in enumerate(items, 1):
+            now = time.monotonic()
+            if now - last > 0.1 or done == total:
+                last = now
+                filled = int(30 * done / total)
+                stream.write(f"\r{label} [{'#' * filled}{'.' * (30 - filled)}] {done}/{total}")
+                stream.flush()
+            yield item
+    finally:
+        stream.write("\r\033[K")
+        stream.flush()

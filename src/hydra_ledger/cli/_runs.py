@@ -1,0 +1,181 @@
+"""Loading runs for the commands (with a progress bar) and selecting them: ``--where``, ``--columns``."""
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import io
+import keyword
+import time
+import tokenize
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from hydra_ledger.cli import CommandError
+from hydra_ledger.cli._output import progress
+
+
+def load_frame(paths: Sequence[str], *, show_progress: bool, tags: Sequence[str] = ()) -> pd.DataFrame:
+    """Like ``load_runs(*paths, tags=tags)``, with a progress bar while reading many records."""
+    from hydra_ledger.load import LedgerLoadWarning, _default_paths, build_frame, find_records, record_to_row
+    from hydra_ledger.record import RecordError, read_record
+
+    roots = list(paths) or _default_paths()
+    files = list(find_records(roots))
+    now = time.time()
+    rows = []
+    for record_file in progress(files, "reading runs", enabled=show_progress):
+        try:
+            record = read_record(record_file)
+        except RecordError as exc:
+            warnings.warn(str(exc), LedgerLoadWarning, stacklevel=2)
+            continue
+        rows.append(record_to_row(record, record_file, now, None))
+    frame = build_frame(rows)
+    if tags:
+        if "tags" not in frame.columns:
+            return frame.iloc[0:0]
+        frame = frame[frame["tags"].map(lambda t: isinstance(t, list) and all(x in t for x in tags))]
+    return frame.reset_index(drop=True)
+
+
+def suggest(name: str, columns: Sequence[str]) -> str:
+    """`` (close names: a, b)`` or ``""``: what the user may have meant."""
+    close = difflib.get_close_matches(name, list(columns), n=5, cutoff=0.5)
+    if not close:
+        tail = name.rsplit(".", 1)[-1]
+        close = [c for c in columns if c.rsplit(".", 1)[-1] == tail][:5]
+    return f" (close names: {', '.join(close)})" if close else ""
+
+
+# Names an expression may use that are not columns: pandas.eval's functions and literals.
+_FUNCTIONS = frozenset({"sin", "cos", "exp", "log", "expm1", "log1p", "sqrt", "sinh", "cosh", "tanh", "arcsin",
+                        "arccos", "arctan", "arccosh", "arcsinh", "arctanh", "abs", "arctan2", "where"})
+_LITERALS = frozenset({"True", "False", "None", "inf", "nan", "NaN"})
+
+
+def quote_columns(expression: str, columns: Sequence[str]) -> str:
+    """Backtick-quote the column names in a pandas-style expression; unknown names raise CommandError.
+
+    A dotted name is matched on its longest prefix that is a column, so
+    ``cfg.model.name.str.startswith('r')`` keeps pandas' ``.str`` accessor.
+    """
+    known = set(columns)
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(expression).readline))
+    except (tokenize.TokenError, IndentationError, SyntaxError) as exc:
+        raise CommandError(f"--where {expression!r} is not a valid expression: {exc}") from None
+    out: list[str] = []
+    pos = 0  # character offset in expression already copied
+    lines = expression.splitlines(keepends=True) or [""]
+    offsets = [0]
+    for line in lines:
+        offsets.append(offsets[-1] + len(line))
+
+    def offset(rc: tuple[int, int]) -> int:
+        return offsets[rc[0] - 1] + rc[1]
+
+    i = 0
+    while i < len(tokens):
+        tok = tokens[i]
+        prev = tokens[i - 1] if i else None
+        after_dot = prev is not None and prev.type == tokenize.OP and prev.string == "."
+        if tok.type != tokenize.NAME or keyword.iskeyword(tok.string) or after_dot:
+            i += 1
+            continue
+        # gather the dotted chain written without spaces: a.b.c, summary.value.0
+        parts, end, j = [tok.string], tok.end, i + 1
+        while j < len(tokens):
+            t = tokens[j]
+            if t.type == tokenize.OP and t.string == "." and t.start == end and j + 1 < len(tokens) \
+                    and tokens[j + 1].type in (tokenize.NAME, tokenize.NUMBER) and tokens[j + 1].start == t.end:
+                parts.append(tokens[j + 1].string)
+                end = tokens[j + 1].end
+                j += 2
+            elif t.type == tokenize.NUMBER and t.string.startswith(".") and t.start == end \
+                    and t.string[1:].isdigit():
+                parts.append(t.string[1:])
+                end = t.end
+                j += 1
+            else:
+                break
+        nxt = tokens[j] if j < len(tokens) else None
+        called = nxt is not None and nxt.type == tokenize.OP and nxt.string == "("
+        match = None
+        for k in range(len(parts), 0, -1):
+            if ".".join(parts[:k]) in known:
+                match = k
+                break
+        if match is None:
+            if len(parts) == 1 and (tok.string in _LITERALS or (called and tok.string in _FUNCTIONS)):
+                i = j
+                continue
+            name = ".".join(parts)
+            raise CommandError(f"--where: unknown column {name!r}{suggest(name, columns)}; "
+                               "list the columns with 'hydra-ledger ls --all-columns --format csv | head -1'")
+        name = ".".join(parts[:match])
+        start = offset(tok.start)
+        # end of the matched prefix: recompute from the chain's text
+        stop = start + len(name)
+        out.append(expression[pos:start])
+        out.append(f"`{name}`")
+        pos = stop
+        i = j
+    out.append(expression[pos:])
+    return "".join(out)
+
+
+def apply_where(frame: pd.DataFrame, expression: str) -> pd.DataFrame:
+    """Rows of ``frame`` where the pandas-style ``expression`` (on column names) holds."""
+    quoted = quote_columns(expression, [str(c) for c in frame.columns])
+    if frame.empty:
+        return frame
+    try:
+        mask = frame.eval(quoted, engine="python")
+    except Exception as exc:  # noqa: BLE001 - pandas raises many types for a bad expression
+        raise CommandError(f"--where {expression!r} failed: {type(exc).__name__}: {exc}") from None
+    if not isinstance(mask, pd.Series) or not (pd.api.types.is_bool_dtype(mask.dtype)):
+        raise CommandError(f"--where {expression!r} must be a condition (true or false per run), "
+                           "e.g. \"cfg.lr > 0.01 and status == 'COMPLETED'\"")
+    return frame[mask.fillna(False).astype(bool)].reset_index(drop=True)
+
+
+def select_columns(frame: pd.DataFrame, patterns: Sequence[str]) -> list[str]:
+    """Columns matching glob ``patterns`` (``cfg.model.*``), in pattern order; a pattern matching none raises."""
+    chosen: dict[str, None] = {}
+    for pattern in patterns:
+        for part in pattern.split(","):
+            part = part.strip()
+            if not part:
+                continue
+            hits = [c for c in frame.columns if fnmatch.fnmatchcase(str(c), part)]
+            if not hits:
+                raise CommandError(f"--columns: no column matches {part!r}{suggest(part, list(frame.columns))}")
+            chosen.update(dict.fromkeys(hits))
+    return list(chosen)
+
+
+def column_name(name: str, frame: pd.DataFrame, option: str) -> str:
+    """A column the user named, with ``cfg.`` implied: ``lr`` -> ``cfg.lr``; unknown raises."""
+    for candidate in (name, f"cfg.{name}", f"summary.{name}"):
+        if candidate in frame.columns:
+            return candidate
+    raise CommandError(f"{option}: unknown column {name!r}{suggest(name, list(frame.columns))}")
+
+
+def varying_config(frame: pd.DataFrame) -> list[str]:
+    """The ``cfg.`` columns whose values differ across the rows (all of them for one row: none)."""
+    from hydra_ledger.load import only_changed
+
+    return [c for c in only_changed(frame, keep=()).columns if str(c).startswith("cfg.")]
+
+
+def relative(path: Any) -> str:
+    """A path relative to the cwd when below it: shorter in tables."""
+    try:
+        return str(Path(path).relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)

@@ -1,0 +1,227 @@
+"""``hydra-ledger show RUN``: everything recorded about one run, readable."""
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+from hydra_ledger.cli import CommandError
+from hydra_ledger.cli._output import colour, duration, text, use_colour
+
+EXAMPLE = """\
+Examples:
+  hydra-ledger show 3f2a9c              # a run id prefix, looked up under outputs/ and multirun/
+  hydra-ledger show multirun/2024-05-01/12-00-00/3 --patch"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "show",
+        help="everything recorded about one run: status, command, config, git, environment, summary",
+        description="Show one run: status (with the traceback of a failure), command, overrides, resolved "
+                    "config, choices, git, environment, summary, the last values of its metrics, its files.",
+        epilog=EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_run_argument(parser, "run")
+    parser.add_argument("--patch", action="store_true", help="print the uncommitted diff recorded at launch")
+    parser.add_argument("--format", "-f", choices=["text", "json"], default="text",
+                        help="text for people (default) or the record as JSON, with tags, notes and metrics")
+    parser.set_defaults(func=run)
+
+
+def add_run_argument(parser: argparse.ArgumentParser, name: str) -> None:
+    parser.add_argument(name, metavar=name.upper(), help="a job dir, or a prefix of a run id")
+    if not any(a.dest == "roots" for a in parser._actions):
+        parser.add_argument("--in", dest="roots", action="append", default=[], metavar="PATH",
+                            help="where to look up run ids (default: outputs and multirun here)")
+
+
+def resolve(arg: str, roots: list[str]) -> tuple[Any, dict[str, Any]]:
+    """``(RunPaths, record)`` of a RUN argument; a lookup failure becomes a CommandError."""
+    from hydra_ledger.select import SelectError, resolve_run
+
+    try:
+        return resolve_run(arg, roots)
+    except SelectError as exc:
+        raise CommandError(str(exc)) from None
+
+
+def details(paths: Any, record: dict[str, Any]) -> dict[str, Any]:
+    """What ``show`` adds to the record: live status, tags, notes, last metric values, file paths."""
+    from hydra_ledger.sidecars import annotate, read_notes
+    from hydra_ledger.load import derive_status
+
+    import time
+
+    tags, _ = annotate(record, paths)
+    return {
+        "status": derive_status(record, paths.job_dir, time.time(), None),
+        "tags": tags,
+        "notes": read_notes(paths),
+        "metrics_last": last_metrics(paths.metrics),
+        "packages": _packages(paths.packages),
+        "files": files(paths, record),
+    }
+
+
+def last_metrics(metrics_file: Path) -> dict[str, dict[str, Any]]:
+    """``{name: {"value": v, "step": s}}``: the last value logged of each metric."""
+    last: dict[str, dict[str, Any]] = {}
+    try:
+        lines = metrics_file.read_bytes().splitlines()
+    except OSError:
+        return last
+    for line in lines:
+        try:
+            entry = json.loads(line)
+            values = entry["values"]
+        except (ValueError, KeyError, TypeError):
+            continue
+        for name, value in values.items():
+            last[name] = {"value": value, "step": entry.get("step")}
+    return last
+
+
+def _packages(path: Path) -> dict[str, str]:
+    try:
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def files(paths: Any, record: dict[str, Any]) -> dict[str, str]:
+    """Paths of the run's record and logs that exist: Hydra's job log, submitit's stdout/stderr."""
+    found = {"record": str(paths.record)}
+    for name, path in (("metrics", paths.metrics), ("patch", paths.patch), ("packages", paths.packages),
+                       ("hydra config", paths.job_dir / ".hydra" / "config.yaml")):
+        if path.exists():
+            found[name] = str(path)
+    for log in sorted(paths.job_dir.glob("*.log")):
+        found[f"log {log.name}"] = str(log)
+    slurm = record.get("slurm") or {}
+    for key in ("stdout", "stderr"):
+        if slurm.get(key) and Path(slurm[key]).exists():
+            found[key] = str(slurm[key])
+    return found
+
+
+def run(args: argparse.Namespace) -> int:
+    paths, record = resolve(args.run, args.roots)
+    extra = details(paths, record)
+    if args.format == "json":
+        print(json.dumps({**record, **extra, "path": str(paths.job_dir)}, indent=1, ensure_ascii=False, default=str))
+        return 0
+    print(render_text(paths, record, extra, use_colour(sys.stdout)), end="")
+    if args.patch:
+        patch = paths.patch
+        if patch.exists():
+            sys.stdout.write("\n" + patch.read_text(errors="replace"))
+        else:
+            print("\n(no patch recorded: the work tree was clean, or git capture was off)")
+    return 0
+
+
+def render_text(paths: Any, record: dict[str, Any], extra: dict[str, Any], coloured: bool) -> str:
+    import yaml
+
+    out: list[str] = []
+
+    def section(title: str) -> None:
+        out.append("")
+        out.append(colour(title, "bold", coloured))
+
+    def field(name: str, value: Any) -> None:
+        if value not in (None, "", [], {}):
+            out.append(f"  {name + ':':<13} {value}")
+
+    status = extra["status"]
+    out.append(f"{colour('run ' + str(record.get('run_id')), 'bold', coloured)}  {colour(status, status, coloured)}")
+    job = record.get("job") or {}
+    field("path", paths.job_dir)
+    field("job", f"{job.get('name')} #{job.get('num')} ({job.get('mode')})" if job.get("name") else None)
+    field("sweep", job.get("sweep_dir"))
+    field("started", text(record.get("started_at")))
+    field("ended", text(record.get("ended_at")))
+    field("duration", duration(record.get("duration_s")))
+    field("tags", ", ".join(extra["tags"]))
+    if record.get("note"):
+        field("note", record["note"])
+    for note in extra["notes"]:
+        field("note", f"{note['text']}  ({text(note.get('time'))})")
+    attempts = record.get("attempts") or []
+    if len(attempts) > 1:
+        field("attempts", "; ".join(f"#{a.get('attempt')} {a.get('status')} on {a.get('hostname')}" for a in attempts))
+    error = record.get("error")
+    if error:
+        section("error")
+        out.append(f"  {error.get('type')}: {error.get('message')}")
+        if error.get("traceback"):
+            out.extend("  " + line for line in str(error["traceback"]).rstrip().splitlines())
+
+    launch = record.get("launch") or {}
+    section("command")
+    argv = [str(a) for a in launch.get("argv") or []]
+    command = shlex.join([launch.get("python") or "python", *argv]) if argv else ""
+    out.append(f"  cd {shlex.quote(str(launch.get('cwd')))} && {command}" if launch.get("cwd") else f"  {command}")
+    section("overrides")
+    out.append("  " + (" ".join(record.get("overrides") or []) or "(none)"))
+    section("config")
+    dumped = yaml.safe_dump(record.get("config") or {}, sort_keys=False, default_flow_style=False, allow_unicode=True)
+    out.extend("  " + line for line in dumped.rstrip().splitlines())
+    for key in ("missing", "unresolved"):
+        if record.get(key):
+            field(key, record[key])
+    choices = record.get("choices") or {}
+    user_choices = {k: v for k, v in choices.items() if not str(k).startswith("hydra/")}
+    if user_choices:
+        section("choices")
+        for key, value in user_choices.items():
+            field(key, value)
+
+    git = record.get("git") or {}
+    section("git")
+    if git.get("state") not in (None, "ok"):
+        field("state", git.get("state"))
+    field("commit", git.get("commit"))
+    field("branch", git.get("branch") or ("(detached)" if git.get("detached") else None))
+    field("repo", git.get("root"))
+    field("remote", git.get("remote"))
+    field("dirty", "yes" if git.get("dirty") else ("no" if "dirty" in git else None))
+    if git.get("untracked_count"):
+        field("untracked", f"{git['untracked_count']} files")
+    if git.get("patch"):
+        size = paths.patch.stat().st_size if paths.patch.exists() else 0
+        field("patch", f"{paths.patch} ({size} bytes; --patch prints it)")
+
+    host = record.get("host") or {}
+    section("environment")
+    field("host", host.get("hostname"))
+    field("python", f"{host.get('python')} ({host.get('python_executable')})" if host.get("python") else None)
+    field("platform", host.get("platform"))
+    for name, value in (host.get("env") or {}).items():
+        field(name, value)
+    slurm = record.get("slurm") or {}
+    for key in ("job_id", "partition", "node", "restart_count"):
+        field(f"slurm {key}", slurm.get(key))
+    if extra["packages"]:
+        field("packages", f"{len(extra['packages'])} recorded ({paths.packages})")
+
+    section("summary")
+    summary = record.get("summary") or {}
+    if not summary:
+        out.append("  (none)")
+    for key, value in summary.items():
+        field(key, text(value, digits=10))
+    if extra["metrics_last"]:
+        section("metrics (last values)")
+        for name, item in extra["metrics_last"].items():
+            field(name, f"{text(item['value'], digits=10)}  (step {item['step']})")
+    section("files")
+    for name, value in extra["files"].items():
+        field(name, value)
+    return "\n".join(out) + "\n"

@@ -1,0 +1,102 @@
+"""``hydra-ledger status [SWEEP...]``: counts per status per sweep, and what went wrong where."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from hydra_ledger.cli._output import FORMATS, add_format_option, colour, duration, plain, render, use_colour
+from hydra_ledger.cli._runs import load_frame, relative
+from hydra_ledger.record import STATUSES
+
+EXAMPLE = """\
+Examples:
+  hydra-ledger status                      # every sweep under outputs/ and multirun/
+  hydra-ledger status multirun/2024-05-01/12-00-00 --format json"""
+
+PROBLEMS = ("FAILED", "DIED", "INTERRUPTED", "TIMEOUT", "PREEMPTED")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "status",
+        help="counts per status for each sweep; path and error of every failed or died job",
+        description="For each sweep: how many jobs are in each status and, for every failed, died, "
+                    "interrupted, timed-out or preempted job, its path and the first line of its error. "
+                    "While a sweep runs, its progress and the running jobs' ages.",
+        epilog=EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("paths", nargs="*", metavar="SWEEP", help="sweeps or roots (default: outputs and multirun)")
+    add_format_option(parser, FORMATS)
+    parser.set_defaults(func=run)
+
+
+def sweeps(frame: pd.DataFrame, now: float) -> list[dict[str, Any]]:
+    """One entry per sweep (single runs grouped by their parent dir), oldest sweep first."""
+    out: dict[str, dict[str, Any]] = {}
+    for row in frame.to_dict("records"):
+        key = row.get("sweep") or str(Path(row["path"]).parent)
+        entry = out.setdefault(key, {"sweep": relative(key), "total": 0, "counts": {},
+                                     "running": [], "problems": []})
+        status = str(row["status"])
+        entry["total"] += 1
+        entry["counts"][status] = entry["counts"].get(status, 0) + 1
+        if status == "RUNNING":
+            started = plain(row.get("started_at"))
+            age = now - pd.Timestamp(started).timestamp() if started else None
+            entry["running"].append({"path": relative(row["path"]), "run_id": row["run_id"],
+                                     "age_s": None if age is None else round(age, 1)})
+        elif status in PROBLEMS:
+            message = plain(row.get("error.message"))
+            error_type = plain(row.get("error.type"))
+            first = str(message).strip().splitlines()[0] if message and str(message).strip() else ""
+            entry["problems"].append({
+                "path": relative(row["path"]), "run_id": row["run_id"], "status": status,
+                "error": f"{error_type}: {first}" if error_type else first or _no_error(status),
+            })
+    for entry in out.values():
+        entry["counts"] = {s: entry["counts"][s] for s in STATUSES if s in entry["counts"]}
+        entry["finished"] = entry["total"] - entry["counts"].get("RUNNING", 0)
+    return list(out.values())
+
+
+def _no_error(status: str) -> str:
+    if status == "DIED":
+        return "heartbeat stopped: the process was killed without a chance to write (OOM, SIGKILL, node failure?)"
+    return "(no error recorded)"
+
+
+def run(args: argparse.Namespace) -> int:
+    frame = load_frame(args.paths, show_progress=args.format != "json")
+    entries = sweeps(frame, time.time())
+    if args.format == "json":
+        print(json.dumps(entries, indent=1, ensure_ascii=False))
+        return 0
+    present = [s for s in STATUSES if any(s in e["counts"] for e in entries)]
+    table = pd.DataFrame(
+        [{"sweep": e["sweep"], "total": e["total"], **{s: e["counts"].get(s, 0) for s in present}} for e in entries],
+        columns=["sweep", "total", *present],
+    )
+    coloured = use_colour(sys.stdout) and args.format == "table"
+    print(render(table, args.format), end="")
+    if args.format != "table":
+        return 0
+    for entry in entries:
+        if not entry["running"] and not entry["problems"]:
+            continue
+        print()
+        head = entry["sweep"]
+        if entry["running"]:
+            head += f": running, {entry['finished']}/{entry['total']} finished"
+        print(colour(head, "bold", coloured))
+        for job in entry["running"]:
+            print(f"  {colour('RUNNING', 'RUNNING', coloured)}  {job['path']}  for {duration(job['age_s'])}")
+        for job in entry["problems"]:
+            print(f"  {colour(job['status'], job['status'], coloured)}  {job['path']}  {job['error']}")
+    return 0

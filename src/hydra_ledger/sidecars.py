@@ -1,0 +1,97 @@
+"""Tags and notes added after a run: sidecar files in the run's ``.ledger/`` dir.
+
+A running job rewrites ``run.json`` at every summary update, so annotations never touch
+it: tags live in ``tags.json`` (replaced atomically) and notes in ``notes.jsonl``
+(append-only). Tags given at launch (``hydra.callbacks.ledger.tags``) stay in the record;
+``tags.json`` holds what was added and removed since, so a launch tag can be untagged too.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from hydra_ledger.record import RunPaths, append_line, write_json_atomic
+
+
+def _read_tag_edits(paths: RunPaths) -> dict[str, list[str]]:
+    try:
+        data = json.loads(paths.tags.read_bytes())
+    except (OSError, ValueError):
+        return {"added": [], "removed": []}
+    if not isinstance(data, dict):
+        return {"added": [], "removed": []}
+    return {key: [str(t) for t in data.get(key) or [] if isinstance(t, str)] for key in ("added", "removed")}
+
+
+def effective_tags(record_tags: Iterable[Any], paths: RunPaths) -> list[str]:
+    """Launch tags plus those added, minus those removed, in first-seen order."""
+    edits = _read_tag_edits(paths)
+    removed = set(edits["removed"])
+    tags: dict[str, None] = {}
+    for tag in [*(str(t) for t in record_tags or ()), *edits["added"]]:
+        if tag not in removed:
+            tags[tag] = None
+    return list(tags)
+
+
+def add_tags(paths: RunPaths, tags: Iterable[str]) -> None:
+    edits = _read_tag_edits(paths)
+    for tag in tags:
+        if tag in edits["removed"]:
+            edits["removed"].remove(tag)
+        if tag not in edits["added"]:
+            edits["added"].append(tag)
+    write_json_atomic(paths.tags, edits)
+
+
+def remove_tags(paths: RunPaths, tags: Iterable[str]) -> None:
+    edits = _read_tag_edits(paths)
+    for tag in tags:
+        if tag in edits["added"]:
+            edits["added"].remove(tag)
+        if tag not in edits["removed"]:
+            edits["removed"].append(tag)
+    write_json_atomic(paths.tags, edits)
+
+
+def read_notes(paths: RunPaths) -> list[dict[str, Any]]:
+    """Notes added with ``hydra-ledger note``, oldest first: ``{"time": iso, "text": ...}``."""
+    try:
+        lines = paths.notes.read_bytes().splitlines()
+    except OSError:
+        return []
+    notes = []
+    for line in lines:
+        try:
+            entry = json.loads(line)
+        except ValueError:  # a torn last line of an interrupted append
+            continue
+        if isinstance(entry, dict) and isinstance(entry.get("text"), str):
+            notes.append(entry)
+    return notes
+
+
+def add_note(paths: RunPaths, text: str) -> None:
+    stamp = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    append_line(paths.notes, {"time": stamp, "text": text})
+
+
+def clear_notes(paths: RunPaths) -> None:
+    try:
+        paths.notes.unlink()
+    except FileNotFoundError:
+        pass
+
+
+def effective_note(record_note: Any, paths: RunPaths) -> str | None:
+    """The launch note and every added note, one per line; None when there is none."""
+    texts = [str(record_note)] if record_note else []
+    texts += [n["text"] for n in read_notes(paths)]
+    return "\n".join(texts) if texts else None
+
+
+def annotate(record: Mapping[str, Any], paths: RunPaths) -> tuple[list[str], str | None]:
+    """``(tags, note)`` of a run: its record's values merged with the sidecars."""
+    return effective_tags(record.get("tags") or (), paths), effective_note(record.get("note"), paths)
