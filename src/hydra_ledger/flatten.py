@@ -5,16 +5,24 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 
-def flatten(value: Mapping[str, Any], prefix: str = "", out: dict[str, Any] | None = None) -> dict[str, Any]:
-    """``{"a": {"b": 1}, "c": [1, 2]}`` -> ``{"a.b": 1, "c": [1, 2]}``: lists stay lists."""
+def flatten(
+    value: Mapping[str, Any], prefix: str = "", out: dict[str, Any] | None = None, keep_empty: bool = True
+) -> dict[str, Any]:
+    """``{"a": {"b": 1}, "c": [1, 2]}`` -> ``{"a.b": 1, "c": [1, 2]}``: lists stay lists.
+
+    An empty mapping is kept as a value (``{}``) unless ``keep_empty`` is false.
+    """
     if out is None:
         out = {}
     for key, item in value.items():
-        name = f"{prefix}{key}"
-        if isinstance(item, Mapping) and item:
-            flatten(item, name + ".", out)
+        # dict first: the loader's hot path, where isinstance(x, Mapping) costs an ABC check
+        if type(item) is dict or (not isinstance(item, (str, int, float, list)) and isinstance(item, Mapping)):
+            if item:
+                flatten(item, f"{prefix}{key}.", out, keep_empty)
+            elif keep_empty:
+                out[f"{prefix}{key}"] = item
         else:
-            out[name] = item
+            out[f"{prefix}{key}"] = item
     return out
 
 

@@ -35,7 +35,7 @@ def stale_after_s(heartbeat_s: float) -> float:
 
 def find_records(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Path]:
     """Every ``.ledger/run.json`` under ``paths`` (a job dir, a sweep, a root of many, or the file itself)."""
-    seen: set[Path] = set()
+    seen: set[str] = set()
     for given in paths:
         root = Path(given)
         if not root.exists():
@@ -45,7 +45,7 @@ def find_records(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Path]:
         else:
             candidates = _walk(root)
         for record in candidates:
-            key = record.resolve()
+            key = os.path.abspath(record)  # overlapping roots list a record twice
             if key not in seen:
                 seen.add(key)
                 yield record
@@ -107,7 +107,7 @@ def _epoch(iso: Any) -> float | None:
 
 def record_to_row(record: Mapping[str, Any], record_file: Path, now: float, stale_after: float | None) -> dict[str, Any]:
     """One DataFrame row: base columns, then ``cfg.``, ``choice.``, ``summary.`` ... prefixed groups."""
-    job_dir = record_file.parent.parent.absolute()
+    job_dir = Path(os.path.abspath(os.path.dirname(os.path.dirname(record_file))))
     job = record.get("job") or {}
     row: dict[str, Any] = {
         "run_id": record.get("run_id"),
@@ -130,10 +130,8 @@ def record_to_row(record: Mapping[str, Any], record_file: Path, now: float, stal
         "error": record.get("error") or {},
     }
     for prefix in GROUPS:
-        flatten(groups[prefix], prefix + ".", row)
-        if prefix != "cfg":  # an empty mapping means "nothing", except in a config
-            for key in [k for k, v in row.items() if k.startswith(prefix + ".") and v == {}]:
-                del row[key]
+        # an empty mapping means "nothing", except in a config
+        flatten(groups[prefix], prefix + ".", row, keep_empty=prefix == "cfg")
     tags, note = annotate(record, RunPaths(job_dir))  # launch values + `hydra-ledger tag/note` sidecars
     if tags:
         row["tags"] = tags

@@ -1,0 +1,71 @@
+"""Make N realistic job dirs fast: record a real sweep once, then clone its job dirs.
+
+Each clone gets its own run id, config values, overrides, summary and Hydra files
+(``.hydra/config.yaml``, ``overrides.yaml``), written with the project's own record writer,
+so the loader and the naive baselines read what real jobs leave on disk.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import yaml
+
+from _common import make_repo, run_app
+from hydra_ledger.callback import new_id
+from hydra_ledger.record import RunPaths, read_record, write_json_atomic
+
+JOBS_PER_SWEEP = 100
+
+
+def record_template(work: Path) -> Path:
+    """A real job dir recorded by a real Hydra sweep through the ledger."""
+    repo = make_repo(work / "repo")
+    run_app(repo, "-m", "seed=0,1", "hydra.sweep.dir=template", "hydra/callbacks=ledger")
+    return repo / "template" / "0"
+
+
+def make_runs(root: Path, count: int, seed: int = 0) -> Path:
+    rng = random.Random(seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        template = record_template(Path(tmp))
+        record = read_record(RunPaths(template).record)
+        config = yaml.safe_load((template / ".hydra" / "config.yaml").read_text())
+        for i in range(count):
+            sweep, num = divmod(i, JOBS_PER_SWEEP)
+            job_dir = root / f"sweep_{sweep:04d}" / str(num)
+            shutil.copytree(template, job_dir)
+            lr, depth, seed_value = rng.choice([0.1, 0.01, 0.001]), rng.choice([2, 4, 8]), num % 5
+            config["seed"], config["model"]["lr"], config["model"]["depth"] = seed_value, lr, depth
+            overrides = [f"seed={seed_value}", f"model.lr={lr}", f"model.depth={depth}"]
+            (job_dir / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
+            (job_dir / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+            record["run_id"] = new_id()
+            record["config"] = config
+            record["overrides"] = overrides
+            record["job"] = {**record["job"], "num": num, "id": str(num),
+                             "output_dir": str(job_dir), "sweep_dir": str(job_dir.parent)}
+            record["summary"] = {"val_loss": rng.random(), "train_loss": rng.random(), "accuracy": rng.random(),
+                                 "epochs": rng.randint(1, 10), "best_step": rng.randint(0, 1000)}
+            write_json_atomic(RunPaths(job_dir).record, record)
+    return root
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("root", type=Path)
+    parser.add_argument("--runs", type=int, default=10_000)
+    args = parser.parse_args()
+    if args.root.exists():
+        sys.exit(f"{args.root} exists; give a new directory")
+    make_runs(args.root, args.runs)
+    print(json.dumps({"root": str(args.root), "runs": args.runs}))
+
+
+if __name__ == "__main__":
+    main()
