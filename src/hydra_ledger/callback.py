@@ -11,6 +11,7 @@ import functools
 import inspect
 import logging
 import os
+import socket
 import sys
 import uuid
 import warnings
@@ -22,7 +23,7 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from hydra_ledger import runtime
+from hydra_ledger import runtime, signals
 from hydra_ledger.capture.config import resolve_task_config
 from hydra_ledger.capture.environment import capture_host, installed_packages
 from hydra_ledger.capture.git import capture_git
@@ -37,6 +38,7 @@ from hydra_ledger.record import (
     RunPaths,
     SweepPaths,
     dump_json,
+    read_heartbeat,
     read_record,
     write_atomic,
     write_json_atomic,
@@ -137,6 +139,9 @@ class LedgerCallback(Callback):
             "note": self.note,
             "tags": self.tags,
             "jobs": redact_jobs(basic_sweep_jobs(config), redactor),
+            # pending jobs of a dead launcher will never start (hydra_ledger.slurm_status)
+            "launcher_pid": os.getpid(),
+            "launcher_host": socket.gethostname(),
         }
         paths = SweepPaths(sweep_dir)
         existing = read_record(paths.record, SWEEP_SCHEMA) if paths.record.exists() else None
@@ -252,7 +257,8 @@ class LedgerCallback(Callback):
                     # no end hook and the runtime's exit hooks record them the same way.
                     run.finish("INTERRUPTED", runtime.error_info(exc))
                 elif isinstance(exc, BaseException):
-                    run.finish("FAILED", runtime.error_info(exc))
+                    # TIMEOUT when submitit gave up after its time-out signal (UncompletedJobError)
+                    run.finish(signals.failure_status(run.record, exc), runtime.error_info(exc))
                 else:
                     run.finish("FAILED", {"type": "Unknown", "message": repr(exc), "traceback": ""})
         finally:
@@ -276,8 +282,7 @@ class LedgerCallback(Callback):
         )
         if same_job:
             attempts = old.setdefault("attempts", [])
-            if attempts and attempts[-1].get("status") == "RUNNING":
-                attempts[-1]["status"] = old.get("status") if old.get("status") != "RUNNING" else "REQUEUED"
+            signals.close_previous_attempt(old, read_heartbeat(paths))
             return old, len(attempts) + 1
         write_atomic(paths.archived_record(str(old.get("run_id", new_id()))), paths.record.read_bytes())
         return None, 1

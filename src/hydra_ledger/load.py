@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
+from hydra_ledger import slurm_status
 from hydra_ledger.flatten import flatten
 from hydra_ledger.record import LEDGER_DIR, STATUSES, RecordError, RunPaths, read_heartbeat, read_record
 from hydra_ledger.sidecars import annotate
@@ -204,6 +205,7 @@ def load_runs(
     roots = _default_paths() if not paths else list(paths)
     now = time.time()
     rows = [record_to_row(rec, file, now, stale_after) for file, rec in read_records(roots, errors)]
+    rows = slurm_status.refine(rows, roots)  # sacct's verdict on DIED/PREEMPTED jobs; PENDING sweep jobs
     frame = build_frame(rows)
     if backfill:
         for key, value in backfill.items():

@@ -22,8 +22,11 @@ SWEEP_SCHEMA = "hydra-ledger/sweep"
 # Version 1 is the first released layout; readers accept every version up to this one.
 SCHEMA_VERSION = 1
 
-STATUSES = ("RUNNING", "COMPLETED", "FAILED", "INTERRUPTED", "TIMEOUT", "PREEMPTED", "DIED")
-FINAL_STATUSES = frozenset(STATUSES) - {"RUNNING"}
+STATUSES = ("PENDING", "RUNNING", "COMPLETED", "FAILED", "INTERRUPTED", "TIMEOUT", "PREEMPTED", "DIED",
+            # Slurm's final state of a job that died without writing (refined from DIED via sacct)
+            "CANCELLED", "OUT_OF_MEMORY", "NODE_FAIL")
+# PENDING is never written by a job: the loader derives it for sweep jobs not started yet.
+FINAL_STATUSES = frozenset(STATUSES) - {"RUNNING", "PENDING"}
 
 
 class RunPaths:

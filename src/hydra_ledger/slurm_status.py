@@ -1,0 +1,267 @@
+"""Statuses that only the scheduler knows: sacct's verdict on jobs that died without a word,
+and the jobs of a sweep that have not started yet.
+
+Called by the loader on its rows (flat dicts), in the process that loads, e.g. a login node:
+- A row is *in doubt* when it is DIED (its heartbeat went stale: SIGKILL after ``scancel``
+  and KillWait, a time limit, OOM, a node failure) or PREEMPTED (requeued, waiting to
+  start again). For those with a Slurm job id, ONE ``sacct`` call (short time-out) gives
+  Slurm's own state: DIED becomes CANCELLED, TIMEOUT, OUT_OF_MEMORY or NODE_FAIL.
+- A sweep whose job list is known (``jobs`` in ``.ledger/sweep.json``, written by the
+  launching process for Hydra's BasicSweeper) gets a PENDING row for each job with no
+  record yet. For submitit on Slurm the pending jobs' Slurm ids come from the names of the
+  ``.submitit/<array>_<task>/`` folders, which submitit creates at submission; they go in
+  the same ``sacct`` call, so that a job cancelled while pending shows as CANCELLED.
+Without ``sacct`` (no Slurm here, accounting disabled, time-out) statuses stay as derived.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import socket
+import subprocess
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from hydra_ledger.record import LEDGER_DIR, STATUSES, SWEEP_SCHEMA, RecordError, SweepPaths, read_record
+
+log = logging.getLogger(__name__)
+
+SACCT_TIMEOUT_S = 5.0
+SLURM_LAUNCHER = "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
+SUBMITIT_DIR = ".submitit"
+# Statuses whose truth the scheduler may know better than the record.
+IN_DOUBT = frozenset({"DIED", "PREEMPTED"})
+
+# Slurm job state (sacct, first word) -> status, for a job that started (it has a record).
+_STARTED = {
+    "CANCELLED": "CANCELLED",
+    "TIMEOUT": "TIMEOUT",
+    "DEADLINE": "TIMEOUT",
+    "OUT_OF_MEMORY": "OUT_OF_MEMORY",
+    "NODE_FAIL": "NODE_FAIL",
+    "BOOT_FAIL": "NODE_FAIL",
+    "RUNNING": "RUNNING",
+    "PREEMPTED": "PREEMPTED",
+    "PENDING": "PREEMPTED",  # it ran before: requeued, waiting for its next attempt
+    "REQUEUED": "PREEMPTED",
+    "REQUEUE_HOLD": "PREEMPTED",
+    "REQUEUE_FED": "PREEMPTED",
+    "SUSPENDED": "PREEMPTED",
+}
+# ... for a job of a sweep that has no record yet.
+_NOT_STARTED = {
+    **_STARTED,
+    "PENDING": "PENDING",
+    "REQUEUED": "PENDING",
+    "REQUEUE_HOLD": "PENDING",
+    "REQUEUE_FED": "PENDING",
+    "PREEMPTED": "PENDING",
+    "SUSPENDED": "PENDING",
+    "FAILED": "FAILED",  # it failed before Hydra's on_job_start (e.g. the environment)
+    "COMPLETED": "COMPLETED",  # it ran between reading the records and asking sacct
+}
+assert set(_NOT_STARTED.values()) <= set(STATUSES)
+
+
+def refine(rows: list[dict[str, Any]], roots: Iterable[str | os.PathLike[str]]) -> list[dict[str, Any]]:
+    """Refine in-doubt statuses with one ``sacct`` call and append PENDING rows (see the module doc)."""
+    pending = pending_rows(rows, roots)
+    queried = [r for r in rows if r.get("status") in IN_DOUBT and r.get("slurm.job_id") is not None]
+    queried += [r for r in pending if r.get("slurm.submitit_job_id") is not None]
+    if queried:
+        states = sacct_states([_slurm_ref(r) for r in queried])
+        for row in queried:
+            state = states.get(_slurm_ref(row)) if states is not None else None
+            if state is None:
+                continue
+            row["slurm.state"] = state
+            table = _STARTED if row.get("run_id") is not None else _NOT_STARTED
+            row["status"] = table.get(state.split()[0], row["status"])
+    return rows + pending
+
+
+def _slurm_ref(row: Mapping[str, Any]) -> str:
+    """The id sacct is asked about: the raw job id of a started job, ``<array>_<task>`` otherwise."""
+    job_id = row.get("slurm.job_id")
+    return str(job_id) if job_id is not None else str(row["slurm.submitit_job_id"])
+
+
+def sacct_states(job_ids: list[str], timeout: float = SACCT_TIMEOUT_S) -> dict[str, str] | None:
+    """``{job id: State}`` from one ``sacct`` call; None when sacct is missing, fails or is slow.
+
+    Keys are both the raw id and submitit's ``<array>_<task>`` form; a pending array's
+    ``57_[3-9%10]`` line is expanded to each task.
+    """
+    sacct = shutil.which("sacct")
+    if sacct is None or not job_ids:
+        return None
+    command = [sacct, "-X", "-n", "-P", "--format=JobIDRaw,JobID,State", "-j", ",".join(sorted(set(job_ids)))]
+    try:
+        proc = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        log.warning("hydra-ledger: sacct gave no answer (%s): statuses of killed Slurm jobs stay DIED", exc)
+        return None
+    if proc.returncode != 0:
+        log.warning("hydra-ledger: sacct failed (%s): statuses of killed Slurm jobs stay DIED",
+                    proc.stderr.strip() or f"exit {proc.returncode}")
+        return None
+    return parse_sacct(proc.stdout)
+
+
+def parse_sacct(text: str) -> dict[str, str]:
+    """Parse ``sacct -X -n -P --format=JobIDRaw,JobID,State`` output."""
+    states: dict[str, str] = {}
+    for line in text.splitlines():
+        parts = line.strip().split("|")
+        if len(parts) < 3:
+            continue
+        raw, job_id, state = parts[0], parts[1], parts[2]
+        states[raw] = state
+        states[job_id] = state
+        match = re.fullmatch(r"(\d+)_\[([\d,\-]+)(?:%\d+)?\]", job_id)
+        if match:
+            for task in _expand(match.group(2)):
+                states[f"{match.group(1)}_{task}"] = state
+    return states
+
+
+def _expand(ranges: str) -> Iterable[int]:
+    for part in ranges.split(","):
+        first, _, last = part.partition("-")
+        yield from range(int(first), int(last or first) + 1)
+
+
+# -- pending jobs ---------------------------------------------------------------------------
+
+
+def pending_rows(rows: list[dict[str, Any]], roots: Iterable[str | os.PathLike[str]]) -> list[dict[str, Any]]:
+    """A PENDING row per job of a known sweep job list that has no record yet."""
+    started: dict[str, set[int]] = {}
+    for row in rows:
+        if row.get("sweep") and row.get("job_num") is not None:
+            started.setdefault(_key(row["sweep"]), set()).add(int(row["job_num"]))
+    out: list[dict[str, Any]] = []
+    for sweep_dir, record in _sweep_records(started, roots):
+        jobs = record.get("jobs")
+        if not isinstance(jobs, list):
+            continue
+        done = started.get(_key(sweep_dir), set())
+        missing = [job for job in jobs if isinstance(job, dict) and job.get("num") not in done]
+        if not missing:
+            continue
+        ids = _submitted_ids(sweep_dir, len(jobs)) if record.get("launcher") == SLURM_LAUNCHER else None
+        if ids is None and not _launcher_may_run(record):
+            continue  # its launcher is gone and nothing was queued: these jobs will never start
+        for job in missing:
+            row: dict[str, Any] = {
+                "run_id": None,
+                "path": None,
+                "sweep": str(sweep_dir),
+                "job_num": job.get("num"),
+                "status": "PENDING",
+                "overrides": list(job.get("overrides") or []),
+            }
+            if ids is not None and job.get("num") in ids:
+                array_id, task = ids[job["num"]]
+                row["slurm.submitit_job_id"] = f"{array_id}_{task}" if task is not None else array_id
+                if task is not None:
+                    row["slurm.array_job_id"] = array_id
+                    row["slurm.array_task_id"] = task
+            out.append(row)
+    return out
+
+
+def _key(path: str | os.PathLike[str]) -> str:
+    return os.path.realpath(path)
+
+
+def _sweep_records(started: Mapping[str, set[int]], roots: Iterable[str | os.PathLike[str]]) -> Iterable[tuple[Path, dict[str, Any]]]:
+    """Sweep records in the loaded rows' sweep dirs, and in the roots down to two levels
+    (``multirun/<date>/<time>``, Hydra's default), where a sweep with no started job lives."""
+    candidates: dict[str, Path] = {key: Path(key) for key in started}
+    for root in roots:
+        for directory in _dirs(Path(root), depth=2):
+            candidates.setdefault(_key(directory), directory)
+    for key in sorted(candidates):
+        paths = SweepPaths(candidates[key])
+        if not paths.record.is_file():
+            continue
+        try:
+            yield candidates[key], read_record(paths.record, SWEEP_SCHEMA)
+        except RecordError as exc:
+            log.warning("%s", exc)
+
+
+def _dirs(root: Path, depth: int) -> Iterable[Path]:
+    if not root.is_dir():
+        return
+    yield root
+    if depth == 0:
+        return
+    try:
+        children = [e for e in os.scandir(root) if e.is_dir(follow_symlinks=False)]
+    except OSError:
+        return
+    for entry in children:
+        if entry.name not in (LEDGER_DIR, ".hydra", SUBMITIT_DIR) and not (Path(entry.path, LEDGER_DIR, "run.json")).exists():
+            yield from _dirs(Path(entry.path), depth - 1)
+
+
+def _submitted_ids(sweep_dir: Path, job_count: int) -> dict[int, tuple[str, int | None]] | None:
+    """job num -> (Slurm job id, array task or None), from ``.submitit/`` folder names.
+
+    submitit makes ``<array>_<task>/`` (or ``<job>/`` for a one-job batch) holding
+    ``*_submitted.pkl`` right after ``sbatch``. Each ``launch()`` batch is one array and
+    batches are submitted in job-number order, so sorting arrays by id gives the numbers.
+    Only trusted when the folders account for exactly the sweep's jobs.
+    """
+    try:
+        names = [e.name for e in os.scandir(sweep_dir / SUBMITIT_DIR) if e.is_dir()]
+    except OSError:
+        return None
+    arrays: dict[int, list[int]] = {}
+    singles: list[int] = []
+    for name in names:
+        match = re.fullmatch(r"(\d+)_(\d+)", name)
+        if match:
+            arrays.setdefault(int(match.group(1)), []).append(int(match.group(2)))
+        elif name.isdigit() and (sweep_dir / SUBMITIT_DIR / name / f"{name}_submitted.pkl").exists():
+            singles.append(int(name))
+    batches: list[tuple[int, list[int | None]]] = [(a, sorted(t)) for a, t in arrays.items()]
+    batches += [(s, [None]) for s in singles]
+    batches.sort()
+    if sum(len(tasks) for _, tasks in batches) != job_count:
+        return None
+    ids: dict[int, tuple[str, int | None]] = {}
+    num = 0
+    for job_id, tasks in batches:
+        for task in tasks:
+            ids[num] = (str(job_id), task)
+            num += 1
+    return ids
+
+
+def _launcher_may_run(record: Mapping[str, Any]) -> bool:
+    """False only when the launching process is known dead (same host, pid gone)."""
+    pid, host = record.get("launcher_pid"), record.get("launcher_host")
+    if not isinstance(pid, int) or host != socket.gethostname():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return _alive(pid)
+
+
+def _alive(pid: int) -> bool:
+    """A zombie (exited, not reaped yet) counts as dead: /proc/<pid>/stat's state is Z."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rpartition(")")[2].split()[:1] != ["Z"]
