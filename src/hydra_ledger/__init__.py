@@ -26,13 +26,19 @@ __all__ = [
     "log_metrics",
     "log_summary",
     "only_changed",
+    "rerun",
+    "resume",
     "run_dir",
 ]
 
-_LAZY = {"load_runs": "hydra_ledger.load", "load_metrics": "hydra_ledger.load", "only_changed": "hydra_ledger.load"}
+_LAZY = {"load_runs": "hydra_ledger.load", "load_metrics": "hydra_ledger.load", "only_changed": "hydra_ledger.load",
+         # modules named apart from their functions: importing a submodule binds its name here
+         "rerun": "hydra_ledger.reproduce", "resume": "hydra_ledger.resume_sweep"}
 
 if TYPE_CHECKING:
     from hydra_ledger.load import load_metrics, load_runs, only_changed
+    from hydra_ledger.reproduce import rerun
+    from hydra_ledger.resume_sweep import resume
 
 
 def __getattr__(name: str) -> Any:

@@ -38,6 +38,7 @@ class RunPaths:
     PACKAGES = "packages.json"
     METRICS = "metrics.jsonl"
     HISTORY = "history"
+    UNTRACKED = "untracked"
     # Sidecars written by `hydra-ledger tag/untag/note`, never by the job (which rewrites run.json).
     TAGS = "tags.json"
     NOTES = "notes.jsonl"
@@ -77,6 +78,11 @@ class RunPaths:
     @property
     def notes(self) -> Path:
         return self.ledger_dir / self.NOTES
+
+    @property
+    def untracked(self) -> Path:
+        """Copies of the untracked files of the code the job ran (restored by an exact rerun)."""
+        return self.ledger_dir / self.UNTRACKED
 
     def archived_record(self, run_id: str) -> Path:
         """Where an earlier run's record goes when a new run reuses this output dir."""

@@ -1,0 +1,501 @@
+"""Reproducing a recorded run: same code (or the current one), same overrides, a new output dir.
+
+The default is exact: the recorded commit is checked out into a temporary git worktree,
+the recorded patch applied and the saved untracked files restored; the same entry point
+runs there with the same python and the recorded overrides. Before launching, the
+composed config is checked against the recorded one (see ``config_check``).
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from hydra_ledger.config_check import ComposeError, ConfigDiff, compare, compose, override_keys, volatile_keys
+from hydra_ledger.flatten import flatten
+from hydra_ledger.lineage import ENV_RERUN_OF, encode_rerun_of
+from hydra_ledger.record import RecordError, RunPaths, read_record
+from hydra_ledger.redact import REDACTED
+from hydra_ledger.worktree import CodeSnapshot, checked_out
+
+log = logging.getLogger(__name__)
+
+Code = Literal["recorded", "current"]
+ConfigSource = Literal["recompose", "saved"]
+
+# Hydra overrides that belong to where and how the original ran, not to what it computed.
+_PLACEMENT_KEYS = ("hydra.mode", "hydra.run.dir", "hydra.sweep.dir", "hydra.sweep.subdir", "hydra.job.id",
+                   "hydra.job.num", "hydra/launcher", "hydra.launcher", "hydra/sweeper", "hydra.sweeper")
+# hydra.yaml nodes that describe the finished run rather than configure a new one.
+_SAVED_HYDRA_DROP = ("runtime", "overrides", "mode")
+
+
+class RerunError(RuntimeError):
+    """A rerun that cannot go ahead; the message says why and what to do."""
+
+
+class ConfigMismatch(RerunError):
+    """The newly composed config differs from the recorded one."""
+
+    def __init__(self, message: str, diff: ConfigDiff) -> None:
+        super().__init__(message)
+        self.diff = diff
+
+
+# -- finding the run ----------------------------------------------------------------------------
+def find_run(run: str | os.PathLike[str], roots: Sequence[str | os.PathLike[str]] = ()) -> Path:
+    """The job dir of ``run``: a job dir, its ``.ledger/run.json``, or a run id (or unique prefix)
+    searched under ``roots`` (default: ``outputs`` and ``multirun`` in the current dir)."""
+    from hydra_ledger.select import SelectError, resolve_run
+
+    try:
+        paths, _ = resolve_run(str(run), roots)
+    except SelectError as exc:
+        raise RerunError(str(exc)) from None
+    return paths.job_dir
+
+
+def hydra_dir(job_dir: Path) -> Path | None:
+    """Hydra's ``.hydra`` dir of a job (or a renamed ``hydra.output_subdir``), None when absent."""
+    default = job_dir / ".hydra"
+    if (default / "hydra.yaml").is_file():
+        return default
+    for child in sorted(job_dir.iterdir()):
+        if child.is_dir() and (child / "hydra.yaml").is_file() and (child / "overrides.yaml").is_file():
+            return child
+    return None
+
+
+def _load_yaml(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise RerunError(f"cannot read {path}: {exc}") from None
+
+
+def recorded_overrides(job_dir: Path, record: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """``(task, hydra)`` overrides of a job, from ``.hydra/`` (which keeps secrets) else the record."""
+    hdir = hydra_dir(job_dir)
+    if hdir is not None:
+        task = _load_yaml(hdir / "overrides.yaml") or []
+        hydra_cfg = (_load_yaml(hdir / "hydra.yaml") or {}).get("hydra", {})
+        hydra_overrides = ((hydra_cfg.get("overrides") or {}).get("hydra")) or []
+        return [str(o) for o in task], [str(o) for o in hydra_overrides]
+    task = [str(o) for o in record.get("overrides") or []]
+    hydra_overrides = [str(o) for o in record.get("hydra_overrides") or []]
+    secret = [o for o in task + hydra_overrides if o.endswith("=" + REDACTED)]
+    if secret:
+        raise RerunError(f"{job_dir} has no .hydra/ dir and the record redacted {', '.join(secret)}: "
+                         "pass the values as extra overrides after --")
+    return task, hydra_overrides
+
+
+def placement_free(hydra_overrides: Sequence[str]) -> list[str]:
+    """Hydra overrides minus those that placed the original run (mode, dirs, launcher, sweeper)."""
+    kept = []
+    for text in hydra_overrides:
+        key = text.split("=", 1)[0].lstrip("+~")
+        if any(key == k or key.startswith(k + ".") for k in _PLACEMENT_KEYS):
+            continue
+        kept.append(text)
+    return kept
+
+
+def default_output_dir(base: Path) -> Path:
+    """``<base>/outputs/rerun/<date>/<time>``, made unique with a suffix when it exists."""
+    stamp = time.localtime()
+    candidate = base / "outputs" / "rerun" / time.strftime("%Y-%m-%d", stamp) / time.strftime("%H-%M-%S", stamp)
+    unique, n = candidate, 1
+    while unique.exists():
+        unique = candidate.with_name(f"{candidate.name}_{n}")
+        n += 1
+    return unique
+
+
+def saved_config(hdir: Path) -> dict[str, Any]:
+    """The saved task config merged with the saved hydra settings (minus what describes the
+    finished run): a primary config that reproduces the run without the app's config files."""
+    config = _load_yaml(hdir / "config.yaml") or {}
+    hydra_cfg = dict((_load_yaml(hdir / "hydra.yaml") or {}).get("hydra") or {})
+    for key in _SAVED_HYDRA_DROP:
+        hydra_cfg.pop(key, None)
+    job = dict(hydra_cfg.get("job") or {})
+    job.pop("id", None)
+    job.pop("num", None)
+    hydra_cfg["job"] = job
+    return {**config, "hydra": hydra_cfg}
+
+
+# -- the plan ---------------------------------------------------------------------------------
+@dataclass
+class RerunPlan:
+    """Everything a rerun will do, decided before anything runs (what ``--dry-run`` prints)."""
+
+    job_dir: Path
+    record: dict[str, Any]
+    code: Code
+    config_source: ConfigSource
+    python: str
+    entry: list[str]  # ["app.py"] relative to the code root, or ["-m", "pkg.app"]
+    cwd: Path  # relative to the code root when ``relative_cwd``
+    relative_cwd: bool
+    task_overrides: list[str]
+    hydra_overrides: list[str]
+    extra: list[str]
+    output_dir: Path
+    launcher: str | None = None
+    snapshot: CodeSnapshot | None = None
+    current_root: Path | None = None
+    drop: list[str] = field(default_factory=list)
+
+    @property
+    def run_id(self) -> str:
+        return str(self.record.get("run_id"))
+
+    def code_root(self, worktree: Path | None) -> Path:
+        root = worktree if self.code == "recorded" else self.current_root
+        return root if root is not None else Path(self.record["launch"]["cwd"])
+
+    def working_dir(self, root: Path) -> Path:
+        return root / self.cwd if self.relative_cwd else self.cwd
+
+    def entry_argv(self, root: Path) -> list[str]:
+        if self.entry[0] == "-m":
+            return [self.python, *self.entry]
+        return [self.python, str(root / self.entry[0])]
+
+    def overrides(self, config_dir: Path | None, extra: bool = True) -> list[str]:
+        """The app's arguments: the config source (recorded overrides or saved config), then the extra ones."""
+        if self.config_source == "saved":
+            assert config_dir is not None
+            args = ["--config-path", str(config_dir), "--config-name", "config"]
+        else:
+            args = [o for o in self.task_overrides if override_keys([o])[0] not in self.drop]
+            args += self.hydra_overrides
+        return [*args, *self.extra] if extra else args
+
+    def placement(self) -> list[str]:
+        if self.launcher is None:
+            return ["hydra.mode=RUN", f"hydra.run.dir={_quote_value(str(self.output_dir))}"]
+        return ["-m", f"hydra/launcher={self.launcher}", f"hydra.sweep.dir={_quote_value(str(self.output_dir))}"]
+
+    @property
+    def new_job_dir(self) -> Path:
+        return self.output_dir if self.launcher is None else self.output_dir / "0"
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, ENV_RERUN_OF: encode_rerun_of(self.run_id)}
+
+    def commands(self) -> list[str]:
+        """The shell commands of this rerun, as ``--dry-run`` prints them."""
+        q = shlex.quote
+        cmds = []
+        root_text = "<tmp>/worktree"
+        if self.snapshot is not None:
+            cmds += self.snapshot.commands(root_text)
+            root = Path(root_text)
+        else:
+            root = self.code_root(None)
+        config_dir = Path("<tmp>/saved-config") if self.config_source == "saved" else None
+        if config_dir is not None:
+            cmds.append(f"# write {config_dir}/config.yaml: {hydra_dir(self.job_dir)}/config.yaml + hydra settings")
+        argv = [*self.entry_argv(root), *self.overrides(config_dir), *self.placement()]
+        cmds.append(f"cd {q(str(self.working_dir(root)))} && {ENV_RERUN_OF}={self.run_id} "
+                    + " ".join(q(a) for a in argv))
+        if self.snapshot is not None:
+            cmds.append(f"git -C {q(str(self.snapshot.repo))} worktree remove --force {root_text}")
+        return cmds
+
+
+def _quote_value(text: str) -> str:
+    """An override value Hydra's grammar reads back verbatim (paths with spaces, '=', quotes...)."""
+    if all(c.isalnum() or c in "/._-+@" for c in text):
+        return text
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def plan_rerun(
+    run: str | os.PathLike[str],
+    *,
+    code: Code = "recorded",
+    config: ConfigSource = "recompose",
+    overrides: Sequence[str] = (),
+    output_dir: str | os.PathLike[str] | None = None,
+    launcher: str | None = None,
+    drop: Sequence[str] = (),
+    roots: Sequence[str | os.PathLike[str]] = (),
+) -> RerunPlan:
+    """Decide how to rerun ``run`` (see :func:`rerun`) without running anything."""
+    job_dir = find_run(run, roots).absolute()
+    try:
+        record = read_record(RunPaths(job_dir).record)
+    except RecordError as exc:
+        raise RerunError(str(exc)) from None
+    launch = record.get("launch") or {}
+    if not launch.get("script") and not launch.get("module"):
+        raise RerunError(f"{RunPaths(job_dir).record} records no entry point (launch.script/module): cannot rerun")
+    git = record.get("git") or {}
+    python = str(launch.get("python") or sys.executable)
+    if not Path(python).exists():
+        log.warning("hydra-ledger: recorded python %s is gone; using %s", python, sys.executable)
+        python = sys.executable
+    task, hydra_overrides = recorded_overrides(job_dir, record)
+    if config == "saved" and hydra_dir(job_dir) is None:
+        raise RerunError(f"{job_dir} has no .hydra/ dir (hydra.output_subdir=null?): "
+                         "--from-saved-config needs .hydra/config.yaml and hydra.yaml")
+    launch_cwd = Path(str(launch.get("cwd") or os.getcwd()))
+    snapshot = None
+    current_root = None
+    if code == "recorded":
+        if git.get("state") != "ok" or not git.get("commit"):
+            raise RerunError(f"{job_dir} records no git commit (git state: {git.get('state')!r}): "
+                             "an exact rerun is impossible; rerun with --current-code")
+        paths = RunPaths(job_dir)
+        patch = None
+        if git.get("dirty"):
+            if not git.get("patch") or not paths.patch.is_file():
+                raise RerunError(f"the run was made from a dirty tree but its patch is missing ({paths.patch}; "
+                                 f"{git.get('patch_skipped') or 'not saved'}): rerun with --current-code")
+            patch = paths.patch
+        root = Path(str(git["root"]))
+        snapshot = CodeSnapshot(root, str(git["commit"]), patch, paths.untracked,
+                                list(git.get("untracked_saved") or []))
+        entry, cwd, relative = _map_into(root, launch, launch_cwd)
+    else:
+        from hydra_ledger.capture.git import find_repo_root
+
+        root_guess = git.get("root") and Path(str(git["root"]))
+        current_root = root_guess if root_guess and root_guess.exists() else find_repo_root(launch_cwd) or launch_cwd
+        entry, cwd, relative = _map_into(current_root, launch, launch_cwd)
+    out = Path(output_dir).absolute() if output_dir is not None else default_output_dir(
+        launch_cwd if launch_cwd.exists() else Path.cwd())
+    return RerunPlan(job_dir=job_dir, record=record, code=code, config_source=config, python=python, entry=entry,
+                     cwd=cwd, relative_cwd=relative, task_overrides=task,
+                     hydra_overrides=placement_free(hydra_overrides), extra=list(overrides), output_dir=out,
+                     launcher=launcher, snapshot=snapshot, current_root=current_root, drop=list(drop))
+
+
+def _map_into(root: Path, launch: Mapping[str, Any], launch_cwd: Path) -> tuple[list[str], Path, bool]:
+    """Entry point and cwd relative to the repo root, so they can be found in a worktree."""
+    if launch.get("module"):
+        entry = ["-m", str(launch["module"])]
+    else:
+        script = Path(str(launch["script"]))
+        rel = _relative(script, root)
+        if rel is None:
+            raise RerunError(f"the recorded script {script} is outside the repository {root}: cannot map it "
+                             "into a checkout; rerun with --current-code")
+        entry = [str(rel)]
+    rel_cwd = _relative(launch_cwd, root)
+    return entry, (rel_cwd if rel_cwd is not None else launch_cwd), rel_cwd is not None
+
+
+def _relative(path: Path, root: Path) -> Path | None:
+    for p, r in ((path, root), (path.resolve(), root.resolve())):
+        try:
+            return p.relative_to(r)
+        except ValueError:
+            continue
+    return None
+
+
+# -- running -----------------------------------------------------------------------------------
+@dataclass
+class SummaryRow:
+    key: str
+    old: Any
+    new: Any
+    same: bool
+
+
+@dataclass
+class RerunResult:
+    """The outcome of a rerun: the new run's dir and record, the config check, the summary check."""
+
+    plan: RerunPlan
+    returncode: int
+    config_diff: ConfigDiff | None
+    summary: list[SummaryRow] | None = None
+
+    @property
+    def path(self) -> Path:
+        return self.plan.new_job_dir
+
+    @property
+    def run(self) -> dict[str, Any] | None:
+        """The new run's record (None when the app wrote none)."""
+        try:
+            return read_record(RunPaths(self.path).record)
+        except RecordError:
+            return None
+
+    @property
+    def summary_ok(self) -> bool:
+        return self.summary is not None and all(row.same for row in self.summary)
+
+
+@contextlib.contextmanager
+def _code(plan: RerunPlan) -> Iterator[Path]:
+    if plan.snapshot is None:
+        yield plan.code_root(None)
+    else:
+        with checked_out(plan.snapshot) as where:
+            yield where
+
+
+@contextlib.contextmanager
+def _config_dir(plan: RerunPlan) -> Iterator[Path | None]:
+    if plan.config_source != "saved":
+        yield None
+        return
+    hdir = hydra_dir(plan.job_dir)
+    assert hdir is not None
+    with tempfile.TemporaryDirectory(prefix="hydra-ledger-saved-config-") as tmp:
+        Path(tmp, "config.yaml").write_text(yaml.safe_dump(saved_config(hdir), sort_keys=False))
+        yield Path(tmp)
+
+
+def _compose(plan: RerunPlan, root: Path, args: list[str]) -> tuple[dict[str, Any], list[str]]:
+    """Compose with ``args``; with current code, overridden keys that no longer exist are left
+    out and returned (Hydra names one per attempt)."""
+    removed: list[str] = []
+    for _ in range(20):
+        try:
+            kept = [a for a in args if override_keys([a])[0] not in removed]
+            return compose([*plan.entry_argv(root), *kept, "hydra.mode=RUN"], plan.working_dir(root), plan.env()), removed
+        except ComposeError as exc:
+            fresh = [k for k in exc.removed if k not in removed]
+            if plan.code != "current" or not fresh:
+                raise RerunError(str(exc)) from None
+            removed += fresh
+    raise RerunError("too many overridden keys no longer exist: " + ", ".join(removed))
+
+
+def check_config(plan: RerunPlan, root: Path, config_dir: Path | None) -> ConfigDiff:
+    """Compose the rerun's config without running it and compare with the recorded one; the
+    extra overrides are composed separately so that everything they change counts as intended.
+
+    Raises ConfigMismatch (exact code) or RerunError (current code: keys that no longer exist)."""
+    composed, removed_overrides = _compose(plan, root, plan.overrides(config_dir, extra=False))
+    hdir = hydra_dir(plan.job_dir)
+    ignore = volatile_keys(hdir / "config.yaml" if hdir else None) | set((plan.record.get("unresolved") or {}))
+    recorded = plan.record.get("config") or {}
+    diff = compare(recorded, composed, ignore)
+    if plan.extra:
+        with_extra, _ = _compose(plan, root, plan.overrides(config_dir))
+        changes = compare(composed, with_extra, ignore)
+        old = flatten(recorded)
+        for key, (_, new) in changes.changed.items():
+            diff.intended[key] = (old.get(key, "(absent)"), new)
+        for key, new in changes.added.items():
+            diff.intended[key] = (old.get(key, "(absent)"), new)
+        for key in changes.removed:
+            diff.intended[key] = (old.get(key, "(absent)"), "(absent)")
+    if plan.code == "current":
+        gone = sorted(set(removed_overrides) | {k for k in diff.removed if not _dropped(k, plan.drop)})
+        if gone:
+            raise RerunError(
+                "keys of the recorded config no longer exist in the current code: " + ", ".join(gone)
+                + "\n" + "\n".join(diff.lines())
+                + "\nrerun without them with " + " ".join(f"--drop {k}" for k in gone))
+        return diff
+    if not diff.same:
+        raise ConfigMismatch(
+            f"the composed config differs from the recorded one of {plan.job_dir}; refusing to rerun "
+            "(were .hydra/overrides.yaml or the record edited? use --current-code to accept changed code):\n"
+            + "\n".join(diff.lines()), diff)
+    return diff
+
+
+def _dropped(key: str, drop: Sequence[str]) -> bool:
+    return any(key == d or key.startswith(d + ".") for d in drop)
+
+
+def compare_summaries(
+    old: Mapping[str, Any], new: Mapping[str, Any], rtol: float = 1e-9, atol: float = 0.0,
+    ignore: Sequence[str] = (),
+) -> list[SummaryRow]:
+    """Summary values side by side: exact for integers, strings and booleans, ``rtol``/``atol`` for floats."""
+    rows = []
+    for key in sorted(old.keys() | new.keys()):
+        if key in ignore:
+            continue
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, float) or isinstance(b, float):
+            same = (isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool)
+                    and not isinstance(b, bool) and math.isclose(a, b, rel_tol=rtol, abs_tol=atol))
+        else:
+            same = key in old and key in new and type(a) is type(b) and a == b
+        rows.append(SummaryRow(key, a, b, same))
+    return rows
+
+
+def execute(plan: RerunPlan, *, check: bool = False, rtol: float = 1e-9, atol: float = 0.0,
+            ignore_summary: Sequence[str] = (), capture: bool = False) -> RerunResult:
+    """Run a planned rerun: check out, check the config, launch, optionally compare summaries."""
+    with _code(plan) as root, _config_dir(plan) as config_dir:
+        diff = check_config(plan, root, config_dir)
+        argv = [*plan.entry_argv(root), *plan.overrides(config_dir), *plan.placement()]
+        log.info("hydra-ledger: rerunning %s: %s", plan.job_dir, " ".join(shlex.quote(a) for a in argv))
+        proc = subprocess.run(argv, cwd=plan.working_dir(root), env=plan.env(), check=False,
+                              capture_output=capture, text=True)
+    if capture and proc.returncode != 0:
+        log.warning("hydra-ledger: the rerun exited with %d:\n%s", proc.returncode, proc.stderr[-4000:])
+    result = RerunResult(plan, proc.returncode, diff)
+    if check:
+        new = result.run
+        result.summary = compare_summaries(plan.record.get("summary") or {}, (new or {}).get("summary") or {},
+                                           rtol, atol, ignore_summary)
+    return result
+
+
+def rerun(
+    run: str | os.PathLike[str],
+    *overrides: str,
+    code: Code = "recorded",
+    config: ConfigSource = "recompose",
+    output_dir: str | os.PathLike[str] | None = None,
+    launcher: str | None = None,
+    drop: Sequence[str] = (),
+    check: bool = False,
+    rtol: float = 1e-9,
+    atol: float = 0.0,
+    roots: Sequence[str | os.PathLike[str]] = (),
+    capture: bool = False,
+) -> RerunResult:
+    """Rerun a recorded job and return the new run.
+
+    Parameters
+    ----------
+    run : a job dir, its ``.ledger/run.json``, or a run id (prefix) searched under ``roots``.
+    *overrides : extra overrides appended to the recorded ones (reported as intended differences).
+    code : ``"recorded"`` (the recorded commit + patch + untracked files, in a temporary git
+        worktree) or ``"current"`` (the working tree as it is now).
+    config : ``"recompose"`` from the recorded overrides, or ``"saved"`` from ``.hydra/config.yaml``.
+    output_dir : where the new run goes (default ``outputs/rerun/<date>/<time>`` in the recorded cwd).
+    launcher : a Hydra launcher (e.g. ``submitit_local``) to run through; default: in-process.
+    drop : with current code, recorded keys that no longer exist and may be left out.
+    check : compare the new summary with the recorded one (see ``RerunResult.summary``).
+
+    Raises ConfigMismatch when the composed config differs from the recorded one.
+
+    Example
+    -------
+    >>> result = hydra_ledger.rerun("multirun/2024-05-01/12-00-00/3", check=True)  # doctest: +SKIP
+    >>> result.summary_ok, result.run["rerun_of"]  # doctest: +SKIP
+    """
+    plan = plan_rerun(run, code=code, config=config, overrides=overrides, output_dir=output_dir,
+                      launcher=launcher, drop=drop, roots=roots)
+    return execute(plan, check=check, rtol=rtol, atol=atol, capture=capture)
