@@ -44,7 +44,12 @@ def load_frame(paths: Sequence[str], *, show_progress: bool, tags: Sequence[str]
 
 def suggest(name: str, columns: Sequence[str]) -> str:
     """`` (close names: a, b)`` or ``""``: what the user may have meant."""
-    close = difflib.get_close_matches(name, list(columns), n=5, cutoff=0.5)
+    if "*" in name or "?" in name:  # a glob: suggest the globs of columns whose names start alike
+        stem = name.split("*")[0].split("?")[0]
+        prefixes = sorted({str(c)[: len(stem)] for c in columns})
+        close = [p + name[len(stem):] for p in difflib.get_close_matches(stem, prefixes, n=3, cutoff=0.8)]
+        return f" (close names: {', '.join(close)})" if close else ""
+    close = difflib.get_close_matches(name, list(columns), n=3, cutoff=0.8)
     if not close:
         tail = name.rsplit(".", 1)[-1]
         close = [c for c in columns if c.rsplit(".", 1)[-1] == tail][:5]
