@@ -289,7 +289,7 @@ def plan_rerun(
 
 def _map_into(root: Path, launch: Mapping[str, Any], launch_cwd: Path) -> tuple[list[str], Path, bool]:
     """Entry point and cwd relative to the repo root, so they can be found in a worktree."""
-    if launch.get("module"):
+    if launch.get("module") and _module_is_script(str(launch["module"]), launch.get("script")):
         entry = ["-m", str(launch["module"])]
     else:
         script = Path(str(launch["script"]))
@@ -300,6 +300,16 @@ def _map_into(root: Path, launch: Mapping[str, Any], launch_cwd: Path) -> tuple[
         entry = [str(rel)]
     rel_cwd = _relative(launch_cwd, root)
     return entry, (rel_cwd if rel_cwd is not None else launch_cwd), rel_cwd is not None
+
+
+def _module_is_script(module: str, script: Any) -> bool:
+    """Whether ``python -m module`` ran the task's own file; a job started by a launcher's
+    runner (``submitit.core._submit``) records that runner as its module."""
+    if not script:
+        return True
+    parts = Path(str(script)).with_suffix("").parts
+    names = module.split(".")
+    return list(parts[-len(names):]) == names or list(parts[-len(names) - 1:-1]) == names
 
 
 def _relative(path: Path, root: Path) -> Path | None:

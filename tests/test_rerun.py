@@ -1,0 +1,232 @@
+"""Reruns of recorded runs: exact (recorded commit + patch + untracked files), current code, saved config.
+
+Every scenario runs the real app in a real git repo; the user's working tree, branch, stash
+and worktree list must be the same after each rerun.
+"""
+from __future__ import annotations
+
+import json
+import random
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import commit_all, git
+
+import hydra_ledger
+from hydra_ledger.cli import main as cli_main
+from hydra_ledger.reproduce import ConfigMismatch, RerunError
+
+
+def repo_state(repo: Path) -> dict[str, str]:
+    return {
+        "status": git(repo, "status", "--porcelain", "--untracked-files=all"),
+        "head": git(repo, "rev-parse", "HEAD"),
+        "branch": git(repo, "symbolic-ref", "HEAD"),
+        "stash": git(repo, "stash", "list"),
+        "worktrees": git(repo, "worktree", "list", "--porcelain"),
+    }
+
+
+def expected_score(seed: int, n: int = 4, scale: float = 1.0) -> float:
+    rng = random.Random(seed)
+    return round(sum(rng.random() for _ in range(n)) * scale, 9)
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new))
+
+
+def record(job_dir: Path) -> dict:
+    return json.loads((job_dir / ".ledger" / "run.json").read_text())
+
+
+def first_run(app: Path, run_app, *overrides: str) -> Path:
+    proc = run_app(app, *overrides, "hydra.run.dir=outputs/first")
+    assert proc.returncode == 0, proc.stderr
+    return app / "outputs" / "first"
+
+
+def with_stash(app: Path) -> None:
+    """Leave an entry in the stash, so that 'stash unchanged' means something."""
+    (app / "config.yaml").write_text((app / "config.yaml").read_text() + "# stashed edit\n")
+    git(app, "stash", "push", "-q", "-m", "user work")
+
+
+def test_exact_rerun_reproduces_after_code_moved_on_and_current_code_takes_new_defaults(make_app, run_app):
+    app = make_app("rerun_app")
+    commit1 = git(app, "rev-parse", "HEAD").strip()
+    job = first_run(app, run_app, "seed=3", "scale=2.0")
+    assert record(job)["summary"] == {"score": expected_score(3, scale=2.0), "n": 4, "tag": "base"}
+    # commit 2 changes the computation, commit 3 adds a config key used in it
+    edit(app / "app.py", '"score": score(cfg)', '"score": score(cfg) + 100')
+    commit_all(app, "shift the score")
+    edit(app / "config.yaml", "tag: base\n", "tag: base\nbonus: 5\n")
+    edit(app / "app.py", "score(cfg) + 100", "score(cfg) + 100 + cfg.bonus")
+    commit_all(app, "add a bonus")
+    with_stash(app)
+    before = repo_state(app)
+
+    exact = hydra_ledger.rerun(job, check=True, output_dir=app / "outputs" / "exact", capture=True)
+
+    assert exact.returncode == 0
+    assert exact.config_diff.same and exact.config_diff.ignored == ["out", "stamp"]
+    assert [(r.key, r.old, r.new, r.same) for r in exact.summary] == [
+        ("n", 4, 4, True), ("score", expected_score(3, scale=2.0), expected_score(3, scale=2.0), True),
+        ("tag", "base", "base", True)]
+    new = exact.run
+    assert new["rerun_of"] == record(job)["run_id"]
+    assert new["git"]["commit"] == commit1
+    assert "bonus" not in new["config"]
+    assert new["config"]["out"] == str(app / "outputs" / "exact")
+    assert repo_state(app) == before
+
+    current = hydra_ledger.rerun(job, code="current", output_dir=app / "outputs" / "current", capture=True)
+
+    assert current.returncode == 0
+    assert current.config_diff.added == {"bonus": 5}
+    assert current.run["config"]["bonus"] == 5
+    assert current.run["summary"]["score"] == expected_score(3, scale=2.0) + 105
+    assert repo_state(app) == before
+
+
+def test_current_code_names_keys_that_no_longer_exist_and_drops_them_on_request(make_app, run_app):
+    app = make_app("rerun_app")
+    job = first_run(app, run_app, "seed=1", "scale=3.0")
+    edit(app / "config.yaml", "scale: 1.0\n", "")
+    edit(app / "app.py", "* cfg.scale", "* 1.0")
+    commit_all(app, "remove scale")
+    before = repo_state(app)
+
+    with pytest.raises(RerunError, match=re.escape(
+            "keys of the recorded config no longer exist in the current code: scale\n"
+            "  removed   scale: 3.0 -> (absent)\n")) as raised:
+        hydra_ledger.rerun(job, code="current", capture=True)
+    assert str(raised.value).endswith("rerun without them with --drop scale")
+
+    dropped = hydra_ledger.rerun(job, code="current", drop=["scale"], output_dir=app / "outputs" / "dropped",
+                                 capture=True)
+    assert dropped.returncode == 0
+    assert dropped.run["summary"]["score"] == expected_score(1)
+    assert "scale" not in dropped.run["config"]
+    assert repo_state(app) == before
+
+
+def test_run_from_dirty_tree_with_untracked_helper_reproduces_exactly(make_app, run_app):
+    app = make_app("rerun_app")
+    (app / "helper.py").write_text("OFFSET = 0.25\n")
+    edit(app / "app.py", '"score": score(cfg)', '"score": score(cfg) + __import__("helper").OFFSET')
+    job = first_run(app, run_app, "seed=2")
+    recorded = record(job)
+    assert recorded["git"]["dirty"] is True and recorded["git"]["untracked_saved"] == ["helper.py"]
+    assert recorded["summary"]["score"] == expected_score(2) + 0.25
+    # the user moves on: the edit is reverted and the helper deleted
+    git(app, "checkout", "-q", "--", "app.py")
+    (app / "helper.py").unlink()
+    before = repo_state(app)
+
+    result = hydra_ledger.rerun(job, check=True, output_dir=app / "outputs" / "again", capture=True)
+
+    assert result.returncode == 0, result
+    assert result.summary_ok
+    assert result.run["summary"]["score"] == expected_score(2) + 0.25
+    assert repo_state(app) == before
+    assert not (app / "helper.py").exists()
+
+
+@pytest.mark.parametrize("where", ["overrides.yaml", "record"])
+def test_config_check_refuses_a_tampered_run(make_app, run_app, where):
+    app = make_app("rerun_app")
+    job = first_run(app, run_app, "seed=3")
+    if where == "overrides.yaml":
+        edit(job / ".hydra" / "overrides.yaml", "seed=3", "seed=4")
+        expected = "  changed   seed: 3 -> 4\n"
+    else:
+        rec = record(job)
+        rec["config"]["n"] = 9
+        (job / ".ledger" / "run.json").write_text(json.dumps(rec))
+        expected = "  changed   n: 9 -> 4\n"
+    before = repo_state(app)
+
+    with pytest.raises(ConfigMismatch, match=re.escape(expected)) as raised:
+        hydra_ledger.rerun(job, output_dir=app / "outputs" / "refused", capture=True)
+
+    assert "refusing to rerun" in str(raised.value)
+    assert not (app / "outputs" / "refused").exists()
+    assert repo_state(app) == before
+
+
+def test_cli_dry_run_prints_the_commands_and_runs_nothing(make_app, run_app, capsys):
+    app = make_app("rerun_app")
+    job = first_run(app, run_app, "seed=3")
+    commit = git(app, "rev-parse", "HEAD").strip()
+    run_id = record(job)["run_id"]
+    before = repo_state(app)
+
+    code = cli_main(["rerun", str(job), "--dry-run", "--output-dir", str(app / "outputs" / "new"), "--", "n=2"])
+
+    out = capsys.readouterr().out.splitlines()
+    assert code == 0
+    assert out == [
+        f"git -C {app} worktree add --detach '<tmp>/worktree' {commit}",
+        f"cd '<tmp>/worktree' && HYDRA_LEDGER_RERUN_OF={run_id} {record(job)['launch']['python']} "
+        f"'<tmp>/worktree/app.py' seed=3 n=2 hydra.mode=RUN hydra.run.dir={app}/outputs/new",
+        f"git -C {app} worktree remove --force <tmp>/worktree",
+    ]
+    assert not (app / "outputs" / "new").exists()
+    assert repo_state(app) == before
+
+
+def test_cli_check_reports_extra_overrides_as_intended_and_fails_on_a_different_summary(make_app, run_app, capfd):
+    app = make_app("rerun_app")
+    job = first_run(app, run_app, "seed=3")
+
+    code = cli_main(["rerun", str(job), "--check", "--output-dir", str(app / "outputs" / "n2"), "--", "n=2"])
+
+    out, err = capfd.readouterr()
+    assert code == 1
+    assert "  intended  n: 4 -> 2  (extra override)\n" in err
+    assert "hydra-ledger: the summary differs from the recorded one" in err
+    score_line = next(line for line in out.splitlines() if line.startswith("score"))
+    assert score_line.split() == ["score", repr(expected_score(3)), repr(expected_score(3, n=2)), "DIFFERS"]
+    assert record(app / "outputs" / "n2")["config"]["n"] == 2
+
+
+def test_from_saved_config_after_the_config_files_moved(make_app, run_app):
+    app = make_app("rerun_app")
+    job = first_run(app, run_app, "seed=5", "tag=saved")
+    (app / "conf").mkdir()
+    git(app, "mv", "config.yaml", "conf/main.yaml")
+    edit(app / "app.py", 'config_path=".", config_name="config"', 'config_path="conf", config_name="main"')
+    commit_all(app, "move the config")
+    before = repo_state(app)
+
+    result = hydra_ledger.rerun(job, code="current", config="saved", check=True,
+                                output_dir=app / "outputs" / "saved", capture=True)
+
+    assert result.returncode == 0
+    assert result.config_diff.same
+    assert result.summary_ok and result.run["summary"]["tag"] == "saved"
+    # the hydra settings came along: the ledger callback with its heartbeat option
+    saved_hydra = yaml.safe_load((app / "outputs" / "saved" / ".hydra" / "hydra.yaml").read_text())["hydra"]
+    assert saved_hydra["callbacks"]["ledger"]["heartbeat_s"] == 0.2
+    assert repo_state(app) == before
+
+
+def test_a_submitit_job_reruns_locally(make_app, run_app):
+    app = make_app("rerun_app")
+    proc = run_app(app, "-m", "seed=6", "hydra/launcher=submitit_local", "hydra.sweep.dir=multirun/sub")
+    assert proc.returncode == 0, proc.stderr
+    job = app / "multirun" / "sub" / "0"
+    assert record(job)["job"]["mode"] == "MULTIRUN"
+
+    result = hydra_ledger.rerun(job, check=True, output_dir=app / "outputs" / "local", capture=True)
+
+    assert result.returncode == 0
+    assert result.summary_ok
+    assert result.run["job"]["mode"] == "RUN"
+    assert result.run["job"]["id"] is None  # not a submitit job id: it ran in-process
+    assert not any(k.startswith("SUBMITIT_") for k in result.run["host"].get("env", {}))
