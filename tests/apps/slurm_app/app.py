@@ -28,7 +28,7 @@ def main(cfg: DictConfig) -> dict:
         time.sleep(cfg.sleep_first)
     if cfg.sleep:
         time.sleep(cfg.sleep)
-    if cfg.fail:
+    if cfg.fail or cfg.x == cfg.fail_x:
         raise ValueError(f"requested failure for x={cfg.x}")
     return {"x2": cfg.x * 2, "attempt": attempt}
 

@@ -1,0 +1,250 @@
+"""Sweeps on a real one-node Slurm cluster (``scripts/slurm-cluster.sh``) through ``submitit_slurm``.
+
+The launcher runs in the background and the tests read the records while jobs run, never
+waiting on the launcher's result (submitit polls sacct with a growing interval). Every job
+gets a job name unique to the test, so teardown cancels exactly the test's leftovers.
+Tests not marked ``slurm`` (sacct parsing, joblib workers) run everywhere.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import hydra_ledger
+from conftest import app_env
+from hydra_ledger.slurm_status import parse_sacct
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / "scripts" / "slurm-cluster.sh"
+SLURM = ("hydra/launcher=submitit_slurm", "hydra.launcher.partition=debug")
+
+
+@pytest.fixture(scope="module")
+def slurm_cluster() -> None:
+    """The machine's cluster, started if needed; skipped (with the reason) where it cannot run."""
+    available = subprocess.run(["bash", str(SCRIPT), "available"], capture_output=True, text=True)
+    if available.returncode != 0:
+        pytest.skip((available.stderr or available.stdout).strip())
+    # Test workers share the machine-wide cluster: only one of them starts it.
+    with open("/tmp/hydra-ledger-slurm-cluster.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if subprocess.run(["bash", str(SCRIPT), "status"], capture_output=True).returncode != 0:
+            started = subprocess.run(["bash", str(SCRIPT), "start"], capture_output=True, text=True, timeout=300)
+            assert started.returncode == 0, started.stderr
+
+
+class Sweep:
+    """A multirun launched in the background, and its job records."""
+
+    def __init__(self, app: Path, name: str, args: tuple[str, ...]) -> None:
+        self.app = app
+        self.name = name
+        self.dir = (app / "sweep").resolve()
+        self.log = app.parent / f"{name}.log"
+        with open(self.log, "w") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "app.py", "-m", *SLURM, f"hydra.launcher.name={name}", "hydra.sweep.dir=sweep", *args],
+                cwd=app, env=app_env(), stdout=out, stderr=subprocess.STDOUT, text=True,
+            )
+
+    def record(self, num: int) -> dict[str, Any] | None:
+        try:
+            return json.loads((self.dir / str(num) / ".ledger" / "run.json").read_text())
+        except (OSError, ValueError):
+            return None
+
+    def wait(self, what: str, check: Callable[[], Any], timeout: float = 120) -> Any:
+        """Poll ``check`` until it returns something truthy; fail with the launcher's log otherwise."""
+        deadline = time.monotonic() + timeout
+        while True:
+            value = check()
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                queue = subprocess.run(["squeue", "-n", self.name], capture_output=True, text=True).stdout
+                pytest.fail(f"timed out waiting for {what}\nsqueue:\n{queue}\nlauncher:\n{self.log.read_text()[-3000:]}")
+            time.sleep(0.5)
+
+    def status(self, num: int) -> str | None:
+        rec = self.record(num)
+        return None if rec is None else rec["status"]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=30)
+        subprocess.run(["scancel", "--name", self.name], capture_output=True)
+
+
+@pytest.fixture
+def sweep(slurm_cluster: None, make_app: Callable[..., Path], request: pytest.FixtureRequest) -> Iterator[Callable[..., Sweep]]:
+    started: list[Sweep] = []
+
+    def _launch(*args: str) -> Sweep:
+        run = Sweep(make_app("slurm_app"), f"hl-{request.node.name[5:40]}-{os.getpid()}", args)
+        started.append(run)
+        return run
+
+    yield _launch
+    for run in started:
+        run.stop()
+
+
+def sacct_state(job_id: int | str) -> str:
+    out = subprocess.run(["sacct", "-X", "-n", "-P", "-o", "State", "-j", str(job_id)], capture_output=True, text=True)
+    return out.stdout.strip()
+
+
+@pytest.mark.slurm
+def test_sweep_of_several_jobs_completes_with_slurm_ids_and_one_failure(sweep):
+    run = sweep("hydra.launcher.timeout_min=5", "x=1,2,3", "fail_x=2")
+    run.wait("3 finished jobs", lambda: all(run.status(n) in ("COMPLETED", "FAILED") for n in range(3)))
+    frame = hydra_ledger.load_runs(run.dir)
+    assert frame["job_num"].tolist() == [0, 1, 2]
+    assert frame["status"].tolist() == ["COMPLETED", "FAILED", "COMPLETED"]
+    assert frame["summary.x2"].tolist()[::2] == [2, 6]
+    failed = frame.iloc[1]
+    assert (failed["error.type"], failed["error.message"]) == ("ValueError", "requested failure for x=2")
+    assert 'raise ValueError(f"requested failure for x={cfg.x}")' in failed["error.traceback"]
+    array_id = int(frame["slurm.array_job_id"][0])
+    assert frame["slurm.array_job_id"].tolist() == [str(array_id)] * 3
+    assert frame["slurm.array_task_id"].tolist() == [0, 1, 2]
+    assert frame["slurm.job_id"].nunique() == 3  # SLURM_JOB_ID is unique per array task
+    assert frame["slurm.submitit_job_id"].tolist() == [f"{array_id}_{i}" for i in range(3)]
+    assert frame["slurm.partition"].tolist() == ["debug"] * 3
+    assert frame["slurm.job_name"].tolist() == [run.name] * 3
+    assert frame["slurm.restart_count"].tolist() == [0, 0, 0]
+    assert frame["slurm.cluster"].notna().all() and frame["slurm.node"].notna().all()
+    assert frame["slurm.submitit_executor"].tolist() == ["slurm"] * 3
+    for i, row in frame.iterrows():
+        rec = run.record(i)
+        assert rec["job"]["id"] == f"{array_id}_{i}"
+        assert row["slurm.stdout"] == str(run.dir / ".submitit" / f"{array_id}_{i}" / f"{array_id}_{i}_0_log.out")
+        assert Path(row["slurm.stdout"]).is_file() and Path(row["slurm.stderr"]).is_file()
+        assert [(a["attempt"], a["job_id"], a["array_task_id"], a["restart_count"]) for a in rec["attempts"]] == [
+            (1, row["slurm.job_id"], i, 0)
+        ]
+
+
+@pytest.mark.slurm
+def test_scancel_of_a_running_job_is_died_then_cancelled_by_sacct(sweep):
+    run = sweep("hydra.launcher.timeout_min=5", "x=1", "sleep=300")
+    job_id = run.wait("the job to run", lambda: (run.record(0) or {}).get("slurm", {}).get("job_id"))
+    subprocess.run(["scancel", str(job_id)], check=True)
+    run.wait("Slurm to end the job", lambda: sacct_state(job_id).startswith("CANCELLED"), timeout=60)
+    # submitit bypasses SIGTERM and Slurm SIGKILLs after KillWait: the record stays RUNNING
+    rec = run.record(0)
+    assert rec["status"] == "RUNNING"
+    assert [s["signal"] for s in rec["signals"]][:1] == ["SIGTERM"]  # noted, then killed
+    beat = run.dir / "0" / ".ledger" / "heartbeat"  # the process lives until KillWait's SIGKILL
+    run.wait("a stale heartbeat", lambda: time.time() - float(beat.read_text()) > 7, timeout=30)  # stale: 6 s
+    # without sacct on the PATH the loader can only say DIED ...
+    no_sacct = {"PATH": os.path.dirname(sys.executable)}
+    code = f"import hydra_ledger; print(hydra_ledger.load_runs({str(run.dir)!r})['status'][0])"
+    proc = subprocess.run([sys.executable, "-c", code], env=app_env(no_sacct), capture_output=True, text=True)
+    assert proc.stdout.strip() == "DIED", proc.stderr
+    # ... with sacct, one call turns it into Slurm's own verdict
+    frame = hydra_ledger.load_runs(run.dir)
+    assert frame["status"].tolist() == ["CANCELLED"]
+    assert frame["slurm.state"][0].startswith("CANCELLED by")
+
+
+@pytest.mark.slurm
+def test_job_reaching_its_time_limit_is_timeout(sweep):
+    """submitit's defaults on Slurm: SIGUSR2 signal_delay_s (120 s) before a 1 min limit, no retries
+    (max_num_timeout=0), so submitit raises "timed-out too many times" into the task at once."""
+    run = sweep("hydra.launcher.timeout_min=1", "x=1", "sleep=300")
+    run.wait("the time-out", lambda: run.status(0) not in (None, "RUNNING"), timeout=100)
+    rec = run.record(0)
+    assert rec["status"] == "TIMEOUT"
+    assert (rec["error"]["type"], rec["error"]["message"]) == (
+        "UncompletedJobError", "Job not requeued because: timed-out too many times.")
+    assert [(s["signal"], s["case"]) for s in rec["signals"] if s["signal"] == "SIGUSR2"] == [("SIGUSR2", "timed-out")]
+    assert [a["status"] for a in rec["attempts"]] == ["TIMEOUT"]
+    assert hydra_ledger.load_runs(run.dir)["status"].tolist() == ["TIMEOUT"]
+
+
+@pytest.mark.slurm
+def test_preempted_job_is_requeued_and_completes_with_two_attempts(sweep):
+    # timeout_min > 10: submitit then tells a preemption from a time-out; 2 CPUs: the job holds the
+    # whole node, so the urgent job preempts it and nothing else
+    run = sweep("hydra.launcher.timeout_min=20", "hydra.launcher.cpus_per_task=2", "x=5", "sleep_first=300")
+    job_id = run.wait("the job to run", lambda: (run.record(0) or {}).get("slurm", {}).get("job_id"))
+    subprocess.run(["sbatch", "-p", "urgent", "-c", "2", "-J", run.name, "-o", "/dev/null", "--wrap", "sleep 1"],
+                   check=True, capture_output=True)
+    run.wait("the preemption", lambda: run.status(0) == "PREEMPTED", timeout=60)
+    frame = hydra_ledger.load_runs(run.dir)  # requeued and waiting: sacct says PENDING or REQUEUED
+    assert (frame["status"][0], frame["slurm.state"][0] in ("PENDING", "REQUEUED", "PREEMPTED")) == ("PREEMPTED", True)
+
+    def restarted() -> bool:  # skip the 120 s BeginTime of a requeued job
+        subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], capture_output=True)
+        return len((run.record(0) or {}).get("attempts", [])) == 2
+
+    run.wait("the second attempt", restarted, timeout=90)
+    run.wait("completion", lambda: run.status(0) == "COMPLETED", timeout=60)
+    rec = run.record(0)
+    first, second = rec["attempts"]
+    assert {k: first[k] for k in ("attempt", "status", "requeued", "ended_by", "job_id", "restart_count")} == {
+        "attempt": 1, "status": "PREEMPTED", "requeued": True, "ended_by": "SIGUSR2: preempted",
+        "job_id": job_id, "restart_count": 0,
+    }
+    assert [(s["signal"], s["case"], s["outcome"]) for s in first["signals"] if s["signal"] == "SIGUSR2"] == [
+        ("SIGUSR2", "preempted", "requeued")]
+    assert (second["attempt"], second["status"], second["job_id"], second["restart_count"]) == (2, "COMPLETED", job_id, 1)
+    assert rec["summary"] == {"x2": 10, "attempt": 2}
+    assert rec["slurm"]["restart_count"] == 1
+
+
+@pytest.mark.slurm
+def test_array_of_50_jobs_writes_50_whole_records_with_pending_rows_meanwhile(sweep):
+    run = sweep("hydra.launcher.timeout_min=5", "x=range(0,50)")
+    def submitted() -> bool:
+        names = [p.name for p in (run.dir / ".submitit").glob("*")]
+        return len([n for n in names if re.fullmatch(r"\d+_\d+", n)]) == 50
+
+    run.wait("the submission", submitted, timeout=60)
+    early = hydra_ledger.load_runs(run.dir)
+    assert sorted(early["job_num"]) == list(range(50))  # started or not, every job has a row
+    pending = early[early["status"] == "PENDING"]
+    assert len(pending) > 0  # 2 CPUs: most tasks wait
+    array_id = pending["slurm.array_job_id"].iloc[0]
+    assert (pending["slurm.submitit_job_id"] == array_id + "_" + pending["job_num"].astype(str)).all()
+    assert set(early["status"]) <= {"PENDING", "RUNNING", "COMPLETED"}
+    run.wait("50 completed jobs", lambda: all(run.status(n) == "COMPLETED" for n in range(50)), timeout=240)
+    frame = hydra_ledger.load_runs(run.dir, errors="raise")
+    assert sorted(frame["job_num"]) == list(range(50))
+    assert sorted(frame["summary.x2"]) == [2 * x for x in range(50)]
+    assert frame["run_id"].nunique() == 50
+    assert sorted(frame["slurm.array_task_id"]) == list(range(50))
+    assert set(frame["status"]) == {"COMPLETED"}
+
+
+def test_joblib_parallel_workers_write_whole_records(make_app, run_app):
+    app = make_app("slurm_app")
+    proc = run_app(app, "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=4", "hydra.sweep.dir=sweep",
+                   "x=range(0,16)")
+    assert proc.returncode == 0, proc.stderr
+    frame = hydra_ledger.load_runs(app / "sweep", errors="raise")
+    assert sorted(frame["job_num"]) == list(range(16))
+    assert sorted(frame["summary.x2"]) == [2 * x for x in range(16)]
+    assert frame["run_id"].nunique() == 16 and set(frame["status"]) == {"COMPLETED"}
+    assert frame["host.pid"].nunique() > 1  # really several worker processes
+
+
+def test_parse_sacct_expands_pending_array_ranges():
+    text = "58|57_0|COMPLETED\n57|57_1|CANCELLED by 0\n59|59_[2-4,7%8]|PENDING\n60|60|TIMEOUT\n"
+    assert parse_sacct(text) == {
+        "58": "COMPLETED", "57_0": "COMPLETED", "57": "CANCELLED by 0", "57_1": "CANCELLED by 0",
+        "59": "PENDING", "59_[2-4,7%8]": "PENDING", "59_2": "PENDING", "59_3": "PENDING", "59_4": "PENDING",
+        "59_7": "PENDING", "60": "TIMEOUT",
+    }
