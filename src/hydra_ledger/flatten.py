@@ -1,8 +1,13 @@
 """Flattening nested mappings to dotted keys, the shape of the DataFrame's columns."""
 from __future__ import annotations
 
+import datetime as _dt
+import enum
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+from hydra_ledger.jsonable import to_jsonable
 
 
 def flatten(
@@ -42,7 +47,9 @@ def summarize_return(value: Any) -> dict[str, Any]:
             value = tolist()
         except Exception:
             return {"value": repr(value)}
-    if isinstance(value, (str, bytes, int, float, bool)):
+    if isinstance(value, (enum.Enum, os.PathLike, bytes, bytearray, _dt.date, _dt.time, _dt.timedelta)):
+        return {"value": to_jsonable(value)}  # as in a config: Path -> str, Enum -> name, bytes -> text
+    if isinstance(value, (str, int, float, bool)):
         return {"value": value}
     if isinstance(value, Sequence):
         items = {str(i): v for i, v in enumerate(value)}
