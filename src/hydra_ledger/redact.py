@@ -7,8 +7,12 @@ from typing import Any
 
 REDACTED = "***"
 
-# scheme://user:password@host -> scheme://user:***@host ; scheme://token@host -> scheme://***@host
-_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<userinfo>[^/@\s:]+(?::[^/@\s]*)?)@")
+# scheme://user:password@host -> scheme://user:***@host ; scheme://token@host -> scheme://***@host.
+# Hydra's sweepers escape ':' in the overrides they pass to jobs (`db.url=mysql\://bob\:pw@h`),
+# so a backslash may precede each ':'.
+_URL_CREDENTIALS = re.compile(
+    r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*\\?://)(?P<userinfo>[^/@\s:\\]+\\?(?::[^/@\s]*)?)@"
+)
 
 
 def redact_url(text: str) -> str:
