@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from hydra_ledger.record import LEDGER_DIR
 from hydra_ledger.redact import redact_url
 
 UNTRACKED_LIMIT = 1000
@@ -82,6 +83,7 @@ def capture_git(
             dirty = True
     if info.get("commit") is None:
         info["state"] = "no-commits"
+    untracked = _drop_hydra_outputs(untracked)
     info["dirty"] = dirty
     info["untracked_count"] = len(untracked)
     info["untracked"] = untracked[:UNTRACKED_LIMIT]
@@ -94,6 +96,34 @@ def capture_git(
             info["patch_skipped"] = f"{len(patch)} bytes > patch_max_bytes={patch_max_bytes}"
             patch = None
     return info, patch
+
+
+# Entries that mark their directory as Hydra output: a job dir (.hydra/, .ledger/) or a sweep
+# dir (multirun.yaml, optuna's optimization_results.yaml).
+_OUTPUT_MARKERS = frozenset({".hydra", LEDGER_DIR, "multirun.yaml", "optimization_results.yaml"})
+
+
+def _drop_hydra_outputs(untracked: list[str]) -> list[str]:
+    """Leave out files of earlier runs wherever their output dirs are (``hydra.run.dir``
+    may differ from run to run): they are results, not code."""
+    roots: set[str] = set()
+    marked: set[str] = set()
+    for path in untracked:
+        parts = path.split("/")
+        for i, part in enumerate(parts):
+            if part in _OUTPUT_MARKERS:
+                marked.add(path)
+                if i > 0:  # a marker at the top (hydra.run.dir=.) does not make the repo output
+                    roots.add("/".join(parts[:i]))
+                break
+    if not marked:
+        return untracked
+
+    def inside_output(path: str) -> bool:
+        parts = path.split("/")
+        return path in marked or any("/".join(parts[:i]) in roots for i in range(1, len(parts)))
+
+    return [p for p in untracked if not inside_output(p)]
 
 
 def _split_status(raw: bytes) -> list[str]:
