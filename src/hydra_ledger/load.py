@@ -64,7 +64,8 @@ def _walk(root: Path) -> Iterator[Path]:
         for entry in entries:
             if entry.name == LEDGER_DIR:
                 record = Path(entry.path, RunPaths.RECORD)
-                if record.is_file():
+                # a dangling symlink (a partial copy) is reported unreadable, not silently missed
+                if os.path.lexists(record) and not record.is_dir():
                     yield record
             elif entry.name not in _SKIP_DIRS and entry.is_dir(follow_symlinks=False):
                 subdirs.append(entry.path)
