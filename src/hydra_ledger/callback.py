@@ -73,6 +73,7 @@ def _guarded(hook: _F) -> _F:
             hook(self, *args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - never the job's failure
             log.warning("hydra-ledger: %s failed (%s: %s) — the job runs on", hook.__name__, type(exc).__name__, exc)
+            runtime.quiet_unrecorded()  # that warning says it all: log_summary() etc. stay silent
 
     return wrapper  # type: ignore[return-value]
 
@@ -169,6 +170,10 @@ class LedgerCallback(Callback):
             runtime.deactivate(previous)
         hc = config.hydra
         paths = RunPaths(hc.runtime.output_dir)
+        try:  # fail early, with one clear warning, when nothing can be written (e.g. `.ledger` is a file)
+            paths.ledger_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OSError(f"cannot create {paths.ledger_dir} ({exc.strerror or exc}), nothing recorded") from None
         redactor = Redactor(self.redact_keys)
         job_id = None if OmegaConf.is_missing(hc.job, "id") else str(hc.job.id)
         job_num = None if OmegaConf.is_missing(hc.job, "num") else int(hc.job.num)
@@ -229,12 +234,12 @@ class LedgerCallback(Callback):
             "rerun_of": rerun_of(job_num),
         })
         record["git"] = self._capture_git(paths, hc, task_function)
+        run = runtime.ActiveRun(paths, record, self.heartbeat_s)
         if self.packages:
             try:
                 write_atomic(paths.packages, _packages_json())
-            except Exception as exc:  # noqa: BLE001
-                log.warning("hydra-ledger: cannot write %s: %s", paths.packages, exc)
-        run = runtime.ActiveRun(paths, record, self.heartbeat_s)
+            except Exception as exc:  # noqa: BLE001 - one warning per job, shared with the record's
+                run._warn_once(f"cannot write {paths.packages}: {exc}")
         run.save()
         runtime.activate(run)
 

@@ -217,6 +217,12 @@ def _on_sigterm(signum: int, frame: Any) -> None:
 _warned_inactive = False
 
 
+def quiet_unrecorded() -> None:
+    """The ledger already warned that this job is not recorded: calls to the API stay silent."""
+    global _warned_inactive
+    _warned_inactive = True
+
+
 def _require_active(what: str) -> ActiveRun | None:
     global _warned_inactive
     run = active_run()
