@@ -1,0 +1,64 @@
+"""A task whose return value, failures, duration and logging are chosen by its config."""
+import enum
+import pathlib
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+import hydra_ledger
+
+
+class Color(enum.Enum):
+    RED = 1
+
+
+class Opaque:
+    def __repr__(self) -> str:
+        return "Opaque(42)"
+
+
+def make_return(kind: str, x: float):
+    if kind == "float":
+        return x * 2
+    if kind == "dict":
+        return {"loss": x, "nested": {"acc": 0.5}}
+    if kind == "list":
+        return [x, "b"]
+    if kind == "numpy":
+        import numpy
+
+        return numpy.float32(0.5)
+    if kind == "path":
+        return pathlib.Path("/data/x.txt")
+    if kind == "enum":
+        return Color.RED
+    if kind == "bytes":
+        return b"raw\x00"
+    if kind == "object":
+        return Opaque()
+    return None
+
+
+@hydra.main(version_base=None, config_path=".", config_name="config")
+def main(cfg: DictConfig):
+    # marks "the task is running" for tests that signal the process
+    Path(HydraConfig.get().runtime.output_dir, "started").touch()
+    for step in range(cfg.steps):
+        hydra_ledger.log_metrics({"loss": 1.0 / (step + 1), "x": cfg.x}, step=step)
+    if cfg.log_summary:
+        hydra_ledger.log_summary(logged=cfg.x, loss=-1.0)
+    if cfg.sleep:
+        import time
+
+        time.sleep(cfg.sleep)
+    if cfg.x in cfg.fail_on:
+        raise ValueError(f"x={cfg.x} is bad")
+    if cfg.exit_code is not None:
+        raise SystemExit(cfg.exit_code)
+    return make_return(cfg.kind, cfg.x)
+
+
+if __name__ == "__main__":
+    main()

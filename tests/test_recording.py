@@ -1,0 +1,311 @@
+"""What a job records: identity, statuses, summary, metrics, under every launcher and sweeper."""
+from __future__ import annotations
+
+import json
+import pickle
+import re
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import hydra_ledger
+from hydra_ledger.load import LedgerLoadWarning
+
+LEDGER = "hydra/callbacks=ledger"
+
+
+def record(job_dir: Path) -> dict:
+    return json.loads((job_dir / ".ledger" / "run.json").read_text())
+
+
+def probe(job_dir: Path) -> dict:
+    """What a user's own callback saw of the job (status and return value)."""
+    return json.loads((job_dir / "probe.json").read_text())
+
+
+@pytest.fixture
+def app(make_app):
+    return make_app("ledger_app")
+
+
+def test_single_run_record(app, run_app):
+    proc = run_app(app, LEDGER, "hydra.run.dir=out", "x=3", "kind=dict")
+    assert proc.returncode == 0, proc.stderr
+    rec = record(app / "out")
+    job_dir = str((app / "out").resolve())
+    assert rec["schema"] == "hydra-ledger/run"
+    assert rec["version"] == 1
+    assert re.fullmatch(r"[0-9a-f]{12}", rec["run_id"])
+    assert rec["status"] == "COMPLETED"
+    assert rec["error"] is None
+    assert rec["job"] == {
+        "name": "app", "id": None, "num": None, "mode": "RUN", "output_dir": job_dir, "sweep_dir": None,
+        "sweep_id": None, "config_name": "config", "working_dir": str(app.resolve()),
+    }
+    assert rec["overrides"] == ["x=3", "kind=dict"]
+    assert rec["hydra_overrides"] == ["hydra/callbacks=ledger", "hydra.run.dir=out", "hydra.mode=RUN"]
+    assert rec["launch"] == {
+        "argv": ["app.py", LEDGER, "hydra.run.dir=out", "x=3", "kind=dict"],
+        "cwd": str(app.resolve()),
+        "python": sys.executable,
+        "script": str((app / "app.py").resolve()),
+        "module": None,
+        "function": "main",
+        "config_dir": str(app.resolve()),
+        "config_name": "config",
+    }
+    assert rec["config"] == {"x": 3, "kind": "dict", "steps": 0, "log_summary": False, "sleep": 0,
+                             "fail_on": [], "exit_code": None}
+    assert rec["choices"]["hydra/callbacks"] == "ledger"
+    assert rec["choices"]["hydra/launcher"] == "basic"
+    assert rec["summary"] == {"loss": 3, "nested.acc": 0.5}
+    assert rec["attempts"] == [{
+        "attempt": 1, "started_at": rec["started_at"], "ended_at": rec["ended_at"], "status": "COMPLETED",
+        "pid": rec["host"]["pid"], "hostname": rec["host"]["hostname"],
+    }]
+    started, ended = pd.Timestamp(rec["started_at"]), pd.Timestamp(rec["ended_at"])
+    assert started.tzname() == "UTC"
+    assert rec["duration_s"] == pytest.approx((ended - started).total_seconds(), abs=1e-6)
+    assert rec["host"]["python_executable"] == sys.executable
+    assert float((app / "out" / ".ledger" / "heartbeat").read_text()) >= started.timestamp()
+    packages = json.loads((app / "out" / ".ledger" / "packages.json").read_text())
+    assert packages["hydra-core"] == "1.3.8" or packages["hydra-core"].startswith("1.4")
+    assert packages["pandas"] == pd.__version__
+
+
+LAUNCHERS = {
+    "basic": ([], ["0", "1", "2"]),
+    "joblib": (["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"], ["app_0", "app_1", "app_2"]),
+}
+
+
+@pytest.mark.parametrize("launcher", list(LAUNCHERS), ids=list(LAUNCHERS))
+def test_sweep_with_failing_job(app, run_app, launcher):
+    """The failing job carries its error; the others are COMPLETED; the exit code is Hydra's."""
+    extra, job_ids = LAUNCHERS[launcher]
+    proc = run_app(app, "-m", LEDGER, "hydra.sweep.dir=sweep", *extra, "x=1,2,3", "fail_on=[2]")
+    assert proc.returncode == 1
+    assert "ValueError: x=2 is bad" in proc.stderr
+    sweep = (app / "sweep").resolve()
+    records = [record(sweep / str(n)) for n in range(3)]
+    assert [r["status"] for r in records] == ["COMPLETED", "FAILED", "COMPLETED"]
+    assert [r["job"]["id"] for r in records] == job_ids
+    assert [r["job"]["num"] for r in records] == [0, 1, 2]
+    assert {r["job"]["sweep_dir"] for r in records} == {str(sweep)}
+    sweep_record = json.loads((sweep / ".ledger" / "sweep.json").read_text())
+    assert {r["job"]["sweep_id"] for r in records} == {sweep_record["sweep_id"]}
+    assert sweep_record["overrides"] == ["x=1,2,3", "fail_on=[2]"]
+    assert sweep_record["ended_at"] is None  # Hydra skips on_multirun_end after a failure
+    error = records[1]["error"]
+    assert (error["type"], error["message"]) == ("ValueError", "x=2 is bad")
+    assert error["traceback"].startswith("Traceback (most recent call last):\n")
+    assert 'raise ValueError(f"x={cfg.x} is bad")' in error["traceback"]
+    assert error["traceback"].endswith("ValueError: x=2 is bad\n")
+    assert [r["summary"] for r in records] == [{"value": 2}, {}, {"value": 6}]
+
+    frame = hydra_ledger.load_runs(app / "sweep").sort_values("job_num")  # joblib: any start order
+    assert frame["status"].tolist() == ["COMPLETED", "FAILED", "COMPLETED"]
+    assert frame["error.type"].tolist() == [None, "ValueError", None]
+    assert frame["summary.value"].tolist() == [2, pd.NA, 6]
+    assert frame["sweep"].tolist() == [str(sweep)] * 3
+
+
+def test_completed_sweep_record(app, run_app):
+    proc = run_app(app, "-m", LEDGER, "hydra.sweep.dir=sweep", "x=1,2")
+    assert proc.returncode == 0, proc.stderr
+    sweep_record = json.loads((app / "sweep" / ".ledger" / "sweep.json").read_text())
+    assert sweep_record["schema"] == "hydra-ledger/sweep"
+    assert sweep_record["sweep_dir"] == str((app / "sweep").resolve())
+    assert sweep_record["launcher"] == "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
+    assert sweep_record["sweeper"] == "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+    assert sweep_record["hydra_overrides"] == [LEDGER, "hydra.sweep.dir=sweep", "hydra.mode=MULTIRUN"]
+    assert pd.Timestamp(sweep_record["ended_at"]) >= pd.Timestamp(sweep_record["started_at"])
+    assert record(app / "sweep" / "1")["job"]["mode"] == "MULTIRUN"
+
+
+def test_optuna_sweeper_return_value_is_summary_value(app, run_app):
+    proc = run_app(
+        app, "-m", LEDGER, "hydra.sweep.dir=sweep", "hydra/sweeper=optuna", "hydra.sweeper.n_trials=3",
+        "hydra.sweeper.n_jobs=1", "hydra.sweeper.sampler.seed=0", "x=range(1,4)",
+    )
+    assert proc.returncode == 0, proc.stderr
+    frame = hydra_ledger.load_runs(app / "sweep")
+    assert frame["job_num"].tolist() == [0, 1, 2]
+    assert frame["status"].tolist() == ["COMPLETED"] * 3
+    assert frame["summary.value"].tolist() == [2 * x for x in frame["cfg.x"]]
+    assert frame["overrides"].tolist() == [[f"x={x}"] for x in frame["cfg.x"]]
+    best = (app / "sweep" / "optimization_results.yaml").read_text()
+    assert f"best_value: {frame['summary.value'].min()}" in best
+    assert json.loads((app / "sweep" / ".ledger" / "sweep.json").read_text())["sweeper"] == (
+        "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper"
+    )
+
+
+RETURNS = {
+    "float": {"value": 2},
+    "dict": {"loss": 1, "nested.acc": 0.5},
+    "list": {"value.0": 1, "value.1": "b"},
+    "numpy": {"value": 0.5},
+    "path": {"value": "/data/x.txt"},
+    "enum": {"value": "RED"},
+    "bytes": {"value": "raw\x00"},
+    "object": {"value": "Opaque(42)"},
+    "none": {},
+}
+
+
+@pytest.mark.parametrize("kind", list(RETURNS), ids=list(RETURNS))
+def test_return_value_becomes_summary(app, run_app, kind):
+    proc = run_app(app, f"--config-name=explicit", "hydra.run.dir=out", f"kind={kind}")
+    assert proc.returncode == 0, proc.stderr
+    assert record(app / "out")["summary"] == RETURNS[kind]
+    assert probe(app / "out")["status"] == "COMPLETED"  # Hydra and other callbacks see the same job
+
+
+def test_log_summary_merges_with_return_value(app, run_app):
+    """Values logged while running stay; the return value has the last word on shared keys."""
+    proc = run_app(app, LEDGER, "hydra.run.dir=out", "kind=dict", "x=7", "log_summary=true")
+    assert proc.returncode == 0, proc.stderr
+    assert record(app / "out")["summary"] == {"logged": 7, "loss": 7, "nested.acc": 0.5}
+
+
+def test_log_metrics_and_load_metrics(app, run_app):
+    proc = run_app(app, "-m", LEDGER, "hydra.sweep.dir=sweep", "steps=3", "x=1,2")
+    assert proc.returncode == 0, proc.stderr
+    runs = hydra_ledger.load_runs(app / "sweep")
+    metrics = hydra_ledger.load_metrics(app / "sweep")
+    assert list(metrics.columns) == ["run_id", "step", "name", "value", "time"]
+    assert str(metrics["time"].dtype) == "datetime64[ns, UTC]"
+    expected = pd.DataFrame({
+        "run_id": pd.Series([runs["run_id"][i] for i in (0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1)], dtype=object),
+        "step": pd.Series([0, 0, 1, 1, 2, 2] * 2, dtype="int64"),
+        "name": pd.Series(["loss", "x"] * 6, dtype=object),
+        "value": [1.0, 1, 0.5, 1, 1 / 3, 1, 1.0, 2, 0.5, 2, 1 / 3, 2],
+    })
+    got = metrics.drop(columns="time").sort_values(["run_id", "step", "name"], key=_run_order(runs))
+    pd.testing.assert_frame_equal(got.reset_index(drop=True), expected)
+    only_loss = hydra_ledger.load_metrics(app / "sweep", names=["loss"])
+    assert only_loss["name"].unique().tolist() == ["loss"]
+
+    # a line cut short by a killed job is skipped with one warning naming the file
+    metrics_file = app / "sweep" / "1" / ".ledger" / "metrics.jsonl"
+    with open(metrics_file, "a") as f:
+        f.write('{"step": 3, "time": 1.0, "val')
+    with pytest.warns(LedgerLoadWarning) as caught:
+        again = hydra_ledger.load_metrics(app / "sweep")
+    assert [str(w.message) for w in caught] == [
+        f"hydra-ledger: cannot read record {metrics_file}: line 4 is corrupt or truncated — line skipped"
+    ]
+    assert len(again) == 12
+
+
+def _run_order(runs: pd.DataFrame):
+    order = {run_id: i for i, run_id in enumerate(runs["run_id"])}
+
+    def key(column: pd.Series) -> pd.Series:
+        return column.map(order) if column.name == "run_id" else column
+
+    return key
+
+
+# -- enabling -------------------------------------------------------------------------------------
+
+ENABLING = {
+    "defaults-override": (["--config-name=enabled"], False),
+    "cli-group": ([LEDGER], False),
+    "explicit-target-cli": (
+        ["hydra/callbacks=probe", "+hydra.callbacks.ledger._target_=hydra_ledger.LedgerCallback"], True),
+    "explicit-target-config": (["--config-name=explicit"], True),
+    "additive-group": (["--config-name=own_group", "+hydra/ledger=default"], True),
+}
+
+
+@pytest.mark.parametrize("form", list(ENABLING), ids=list(ENABLING))
+def test_enabling_forms(app, run_app, form):
+    args, keeps_probe = ENABLING[form]
+    proc = run_app(app, *args, "hydra.run.dir=out", "x=4")
+    assert proc.returncode == 0, proc.stderr
+    assert record(app / "out")["summary"] == {"value": 8}
+    assert (app / "out" / "probe.json").exists() == keeps_probe
+    assert "Warning" not in proc.stderr, proc.stderr
+
+
+def test_unknown_option_in_explicit_form_warns_and_job_runs(app, run_app):
+    proc = run_app(app, "+hydra.callbacks.ledger._target_=hydra_ledger.LedgerCallback",
+                   "+hydra.callbacks.ledger.heartbeet_s=1", "hydra.run.dir=out")
+    assert proc.returncode == 0, proc.stderr
+    assert ("UserWarning: hydra-ledger: unknown option(s) heartbeet_s ignored; valid options: enabled, "
+            "heartbeat_s, git, patch_max_bytes, redact_keys, env_vars, packages, note, tags") in proc.stderr
+    assert record(app / "out")["status"] == "COMPLETED"
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("hydra.callbacks.ledger.heartbeat_s=abc", "Value 'abc' of type 'str' could not be converted to Float"),
+        ("hydra.callbacks.ledger.nokey=1", "Key 'nokey' not in 'LedgerConf'"),
+    ],
+    ids=["bad-type", "unknown-key"],
+)
+def test_structured_config_rejects_bad_options(app, run_app, override, message):
+    proc = run_app(app, LEDGER, override, "hydra.run.dir=out")
+    assert proc.returncode == 1
+    assert message in proc.stderr
+    assert not (app / "out").exists()
+
+
+def test_disabled_records_nothing(app, run_app):
+    proc = run_app(app, LEDGER, "hydra.callbacks.ledger.enabled=false", "hydra.run.dir=out")
+    assert proc.returncode == 0, proc.stderr
+    assert not (app / "out" / ".ledger").exists()
+
+
+# -- never in the way -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("ledger", [False, True], ids=["without-ledger", "with-broken-ledger"])
+def test_ledger_failure_leaves_job_unchanged(app, run_app, ledger):
+    """A `.ledger` that is a file makes every ledger write fail: one warning, same result and exit code."""
+    (app / "out").mkdir()
+    (app / "out" / ".ledger").write_text("in the way\n")
+    (app / "app.py").write_text((app / "app.py").read_text() + "\n")  # dirty: the ledger tries a patch
+    args = ["hydra/callbacks=probe"] + (["+hydra.callbacks.ledger._target_=hydra_ledger.LedgerCallback"] * ledger)
+    proc = run_app(app, *args, "hydra.run.dir=out", "kind=dict", "steps=2", "log_summary=true")
+    assert proc.returncode == 0, proc.stderr
+    assert probe(app / "out") == {"status": "COMPLETED", "return": "{'loss': 1, 'nested': {'acc': 0.5}}"}
+    assert (app / "out" / ".ledger").read_text() == "in the way\n"
+    warnings = [line.split(" - ", 1)[1] for line in (app / "out" / "app.log").read_text().splitlines()
+                if "WARNING" in line]
+    if ledger:
+        assert warnings == [f"hydra-ledger: on_job_start failed (OSError: cannot create {app / 'out' / '.ledger'} "
+                            "(File exists), nothing recorded) — the job runs on"]
+    else:  # the app's own calls to log_metrics() say once that nothing is recorded
+        assert len(warnings) == 1
+        assert warnings[0].startswith("hydra-ledger: log_metrics() called outside a recorded Hydra job")
+
+
+@pytest.mark.parametrize("ledger", [False, True], ids=["without-ledger", "with-ledger"])
+def test_exit_code_of_sys_exit_unchanged(app, run_app, ledger):
+    args = [LEDGER] if ledger else []
+    proc = run_app(app, *args, "hydra.run.dir=out", "exit_code=3")
+    assert proc.returncode == 3
+    if ledger:
+        rec = record(app / "out")
+        assert rec["status"] == "INTERRUPTED"
+        assert rec["error"]["type"] == "SystemExit"
+
+
+def test_callback_is_picklable_after_multirun_start(tmp_path, monkeypatch):
+    from hydra import compose, initialize_config_dir
+
+    monkeypatch.chdir(tmp_path)
+    with initialize_config_dir(str(Path(__file__).parent / "apps" / "ledger_app"), version_base=None):
+        cfg = compose("config", overrides=["hydra.sweep.dir=sweep"], return_hydra_config=True)
+    callback = hydra_ledger.LedgerCallback(heartbeat_s=2)
+    callback.on_multirun_start(cfg, config_name="config")
+    clone = pickle.loads(pickle.dumps(callback))
+    assert clone.sweep_id == callback.sweep_id
+    assert clone.heartbeat_s == 2.0
+    assert (tmp_path / "sweep" / ".ledger" / "sweep.json").is_file()

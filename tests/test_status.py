@@ -1,0 +1,108 @@
+"""Statuses of jobs that do not end normally: Ctrl-C, SIGTERM, SIGKILL (DIED once the heartbeat is stale)."""
+from __future__ import annotations
+
+import json
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from conftest import start_app
+
+import hydra_ledger
+
+LEDGER = "hydra/callbacks=ledger"
+
+
+def record(job_dir: Path) -> dict:
+    return json.loads((job_dir / ".ledger" / "run.json").read_text())
+
+
+def wait_for(path: Path, proc, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if proc.poll() is not None:
+            raise AssertionError(f"the app ended (rc={proc.returncode}) before {path} appeared: {proc.stderr.read()}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{path} did not appear within {timeout} s")
+        time.sleep(0.05)
+
+
+def signalled(app: Path, sig: signal.Signals, *args: str) -> tuple[int, str]:
+    """Start a sleeping job, send ``sig`` once its task runs, return (exit code, stderr)."""
+    proc = start_app(app, *args, "hydra.run.dir=out", "sleep=60")
+    try:
+        wait_for(app / "out" / "started", proc)
+        proc.send_signal(sig)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    return proc.returncode, stderr
+
+
+@pytest.fixture
+def app(make_app):
+    return make_app("ledger_app")
+
+
+@pytest.mark.parametrize(
+    ("sig", "expected_rc", "error_type"),
+    [(signal.SIGINT, -signal.SIGINT, "KeyboardInterrupt"), (signal.SIGTERM, -signal.SIGTERM, "SIGTERM")],
+    ids=["ctrl-c", "sigterm"],
+)
+@pytest.mark.parametrize("ledger", [False, True], ids=["without-ledger", "with-ledger"])
+def test_interrupted_job(app, sig, expected_rc, error_type, ledger):
+    """The exit code is the one the app has without the ledger; the record says INTERRUPTED."""
+    returncode, stderr = signalled(app, sig, *([LEDGER] if ledger else []))
+    assert returncode == expected_rc, stderr
+    if not ledger:
+        assert not (app / "out" / ".ledger").exists()
+        return
+    rec = record(app / "out")
+    assert rec["status"] == "INTERRUPTED"
+    assert rec["error"]["type"] == error_type
+    assert rec["attempts"][-1]["status"] == "INTERRUPTED"
+    assert rec["ended_at"] is not None
+    if sig == signal.SIGINT:
+        assert rec["error"]["traceback"].endswith("KeyboardInterrupt\n")
+        assert "time.sleep(cfg.sleep)" in rec["error"]["traceback"]
+    else:
+        assert rec["error"]["message"] == "terminated by SIGTERM"
+    frame = hydra_ledger.load_runs(app / "out")
+    assert frame["status"].tolist() == ["INTERRUPTED"]
+
+
+def test_sigkill_stays_running_then_died(app):
+    """SIGKILL leaves RUNNING on disk; the loader reports DIED once the heartbeat is stale."""
+    proc = start_app(app, LEDGER, "hydra.callbacks.ledger.heartbeat_s=0.5", "hydra.run.dir=out", "sleep=60")
+    try:
+        wait_for(app / "out" / "started", proc)
+        heartbeat = app / "out" / ".ledger" / "heartbeat"
+        first = float(heartbeat.read_text())
+        deadline = time.monotonic() + 20
+        while float(heartbeat.read_text()) == first:  # the heartbeat is refreshed while the job runs
+            assert time.monotonic() < deadline, "heartbeat not refreshed"
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=30)
+        killed_at = time.time()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == -signal.SIGKILL
+    rec = record(app / "out")
+    assert rec["status"] == "RUNNING"
+    assert rec["heartbeat_s"] == 0.5
+    last_beat = float(heartbeat.read_text())
+    # default rule: stale after max(3 * heartbeat_s, heartbeat_s + 5) = 5.5 s
+    if time.time() - last_beat < 5.0:
+        assert hydra_ledger.load_runs(app / "out")["status"].tolist() == ["RUNNING"]
+    assert hydra_ledger.load_runs(app / "out", stale_after=0.0)["status"].tolist() == ["DIED"]
+    assert hydra_ledger.load_runs(app / "out", stale_after=3600)["status"].tolist() == ["RUNNING"]
+    time.sleep(max(0.0, last_beat + 5.6 - time.time()))
+    assert time.time() - killed_at < 60
+    assert hydra_ledger.load_runs(app / "out")["status"].tolist() == ["DIED"]
+    assert hydra_ledger.load_runs(app / "out", status="DIED")["path"].tolist() == [str((app / "out").resolve())]
