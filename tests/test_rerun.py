@@ -230,3 +230,11 @@ def test_a_submitit_job_reruns_locally(make_app, run_app):
     assert result.run["job"]["mode"] == "RUN"
     assert result.run["job"]["id"] is None  # not a submitit job id: it ran in-process
     assert not any(k.startswith("SUBMITIT_") for k in result.run["host"].get("env", {}))
+
+    through = hydra_ledger.rerun(job, launcher="submitit_local", check=True,
+                                 output_dir=app / "outputs" / "through", capture=True)
+
+    assert through.returncode == 0
+    assert through.path == app / "outputs" / "through" / "0"
+    assert through.summary_ok
+    assert through.run["host"]["env"]["SUBMITIT_EXECUTOR"] == "local"

@@ -189,7 +189,8 @@ class RerunPlan:
     def placement(self) -> list[str]:
         if self.launcher is None:
             return ["hydra.mode=RUN", f"hydra.run.dir={_quote_value(str(self.output_dir))}"]
-        return ["-m", f"hydra/launcher={self.launcher}", f"hydra.sweep.dir={_quote_value(str(self.output_dir))}"]
+        return ["hydra.mode=MULTIRUN", f"hydra/launcher={self.launcher}",
+                f"hydra.sweep.dir={_quote_value(str(self.output_dir))}"]
 
     @property
     def new_job_dir(self) -> Path:
@@ -270,7 +271,7 @@ def plan_rerun(
                                  f"{git.get('patch_skipped') or 'not saved'}): rerun with --current-code")
             patch = paths.patch
         root = Path(str(git["root"]))
-        snapshot = CodeSnapshot(root, str(git["commit"]), patch, paths.untracked,
+        snapshot = CodeSnapshot(checkout_repo(root), str(git["commit"]), patch, paths.untracked,
                                 list(git.get("untracked_saved") or []))
         entry, cwd, relative = _map_into(root, launch, launch_cwd)
     else:
@@ -285,6 +286,16 @@ def plan_rerun(
                      cwd=cwd, relative_cwd=relative, task_overrides=task,
                      hydra_overrides=placement_free(hydra_overrides), extra=list(overrides), output_dir=out,
                      launcher=launcher, snapshot=snapshot, current_root=current_root, drop=list(drop))
+
+
+def checkout_repo(recorded_root: Path) -> Path:
+    """The repository to check the recorded commit out of: the recorded root while it exists,
+    else the one around the current dir (a rerun's own record names its removed worktree)."""
+    if (recorded_root / ".git").exists():
+        return recorded_root
+    from hydra_ledger.capture.git import find_repo_root
+
+    return find_repo_root(Path.cwd()) or recorded_root
 
 
 def _map_into(root: Path, launch: Mapping[str, Any], launch_cwd: Path) -> tuple[list[str], Path, bool]:

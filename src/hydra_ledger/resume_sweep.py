@@ -27,7 +27,7 @@ from hydra_ledger.lineage import ENV_RERUN_OF, ENV_RESUME, encode_rerun_of
 from hydra_ledger.load import derive_status, load_runs, read_records
 from hydra_ledger.record import SWEEP_SCHEMA, RecordError, RunPaths, SweepPaths, read_record
 from hydra_ledger.redact import REDACTED
-from hydra_ledger.reproduce import Code, RerunError, _map_into, _quote_value, hydra_dir
+from hydra_ledger.reproduce import Code, RerunError, _map_into, _quote_value, checkout_repo, hydra_dir
 from hydra_ledger.worktree import CodeSnapshot, checked_out
 
 log = logging.getLogger(__name__)
@@ -201,7 +201,7 @@ def plan_resume(
         if patch is not None and not patch.is_file():
             raise RerunError(f"the sweep ran from a dirty tree but {patch} is missing: resume with --current-code")
         root = Path(str(git["root"]))
-        snapshot = CodeSnapshot(root, str(git["commit"]), patch, run_paths.untracked,
+        snapshot = CodeSnapshot(checkout_repo(root), str(git["commit"]), patch, run_paths.untracked,
                                 list(git.get("untracked_saved") or []))
     else:
         from hydra_ledger.capture.git import find_repo_root

@@ -81,7 +81,10 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(str(exc)) from None
     diff = result.config_diff
     if diff is not None:
-        print("config check: " + ("same as recorded" if diff.same else "differences accepted"), file=sys.stderr)
+        verdict = "same as recorded" if diff.same else "differs from the recorded one (current code)"
+        if diff.intended:
+            verdict += ", apart from the extra overrides"
+        print(f"config check: {verdict}", file=sys.stderr)
         for line in diff.lines():
             print(line, file=sys.stderr)
     record = result.run or {}
