@@ -62,6 +62,15 @@ class LedgerConf:
     # A free-text note and tags recorded on every job of this run or sweep.
     note: Optional[str] = None
     tags: List[str] = field(default_factory=list)
+    # Config keys whose values are input files or directories: each is fingerprinted
+    # (path, size, mtime, content hash; cached per user) into the record's `inputs`.
+    inputs: List[str] = field(default_factory=list)
+    # Tee the job's stdout/stderr (file-descriptor level) into .ledger/stdout.log and stderr.log.
+    capture_output: bool = False
+    # Mark the jobs as debug runs: recorded, but left out of load_runs() unless include_debug=True.
+    debug: bool = False
+    # Artifacts (files the job wrote in its output dir) up to this size get a content hash.
+    artifact_hash_max_bytes: int = 50_000_000
 
 
 _store = ConfigStore.instance()

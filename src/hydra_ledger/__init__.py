@@ -26,6 +26,7 @@ __all__ = [
     "log_metrics",
     "log_summary",
     "only_changed",
+    "open",
     "rerun",
     "resume",
     "run_dir",
@@ -33,9 +34,11 @@ __all__ = [
 
 _LAZY = {"load_runs": "hydra_ledger.load", "load_metrics": "hydra_ledger.load", "only_changed": "hydra_ledger.load",
          # modules named apart from their functions: importing a submodule binds its name here
+         "open": "hydra_ledger.artifacts",  # hydra_ledger.open("model.pt", "wb"): inside the run's dir
          "rerun": "hydra_ledger.reproduce", "resume": "hydra_ledger.resume_sweep"}
 
 if TYPE_CHECKING:
+    from hydra_ledger.artifacts import open
     from hydra_ledger.load import load_metrics, load_runs, only_changed
     from hydra_ledger.reproduce import rerun
     from hydra_ledger.resume_sweep import resume

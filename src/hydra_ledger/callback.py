@@ -63,6 +63,10 @@ _OPTIONS: dict[str, Any] = {
     "packages": True,
     "note": None,
     "tags": (),
+    "inputs": (),
+    "capture_output": False,
+    "debug": False,
+    "artifact_hash_max_bytes": 50_000_000,
 }
 
 
@@ -108,6 +112,10 @@ class LedgerCallback(Callback):
         self.packages = bool(merged["packages"])
         self.note = None if merged["note"] is None else str(merged["note"])
         self.tags = [str(t) for t in merged["tags"]]
+        self.inputs = [str(k) for k in merged["inputs"]]
+        self.capture_output = bool(merged["capture_output"])
+        self.debug = bool(merged["debug"])
+        self.artifact_hash_max_bytes = int(merged["artifact_hash_max_bytes"])
         # Set in the launching process by on_multirun_start; travels to workers by pickling.
         self.sweep_id: str | None = None
         self.sweep_dir: str | None = None
@@ -139,6 +147,7 @@ class LedgerCallback(Callback):
             "cwd": os.getcwd(),
             "note": self.note,
             "tags": self.tags,
+            "debug": self.debug,
             "jobs": redact_jobs(basic_sweep_jobs(config), redactor),
             # pending jobs of a dead launcher will never start (hydra_ledger.slurm_status)
             "launcher_pid": os.getpid(),
@@ -147,6 +156,9 @@ class LedgerCallback(Callback):
         paths = SweepPaths(sweep_dir)
         existing = read_record(paths.record, SWEEP_SCHEMA) if paths.record.exists() else None
         write_json_atomic(paths.record, resumed_sweep_record(existing, record, sweep_dir))
+        from hydra_ledger.latest import link_sweep
+
+        link_sweep(hc, sweep_dir, os.getcwd())
 
     @_guarded
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
@@ -228,12 +240,17 @@ class LedgerCallback(Callback):
             "slurm": slurm,
             "note": self.note,
             "tags": self.tags,
+            "debug": self.debug,
             "summary": {},
             "error": None,
             "ledger_version": _version(),
             "rerun_of": rerun_of(job_num),
         })
         record["git"] = self._capture_git(paths, hc, task_function)
+        if self.inputs:
+            from hydra_ledger.inputs import record_inputs
+
+            record["inputs"], record["input_hashing"] = record_inputs(config, self.inputs)
         run = runtime.ActiveRun(paths, record, self.heartbeat_s)
         if self.packages:
             try:
@@ -242,6 +259,14 @@ class LedgerCallback(Callback):
                 run._warn_once(f"cannot write {paths.packages}: {exc}")
         run.save()
         runtime.activate(run)
+        if self.capture_output:
+            from hydra_ledger import output_capture
+
+            output_capture.start(paths.stdout, paths.stderr)
+        if not multirun:
+            from hydra_ledger.latest import link_run
+
+            link_run(hc, paths.job_dir)
 
     @_guarded
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
@@ -250,6 +275,9 @@ class LedgerCallback(Callback):
         if not self.enabled or run is None:
             return
         try:
+            from hydra_ledger.artifacts import record_artifacts
+
+            record_artifacts(run.record, run.paths.job_dir, str(config.hydra.job.name), self.artifact_hash_max_bytes)
             if job_return.status == JobStatus.COMPLETED:
                 # the return value has the last word over values logged while running
                 with run._lock:
@@ -268,6 +296,10 @@ class LedgerCallback(Callback):
                     run.finish("FAILED", {"type": "Unknown", "message": repr(exc), "traceback": ""})
         finally:
             runtime.deactivate(run)
+            if self.capture_output:
+                from hydra_ledger import output_capture
+
+                output_capture.stop()
 
     # -- helpers -----------------------------------------------------------------------------
     def _continue_or_archive(self, paths: RunPaths, job_id: str | None) -> tuple[dict[str, Any] | None, int]:

@@ -20,7 +20,7 @@ Errors = Literal["warn", "raise", "ignore"]
 
 BASE_COLUMNS = ["run_id", "path", "sweep", "job_num", "status", "started_at", "ended_at", "duration_s", "overrides"]
 # Column groups after the base columns, in this order.
-GROUPS = ("cfg", "choice", "summary", "git", "host", "slurm", "error")
+GROUPS = ("cfg", "choice", "summary", "input", "git", "host", "slurm", "error")
 # Directories never holding job records: skipped while walking, for speed.
 _SKIP_DIRS = frozenset({LEDGER_DIR, ".hydra", ".submitit", ".git", "__pycache__", "node_modules", ".venv"})
 
@@ -126,6 +126,7 @@ def record_to_row(record: Mapping[str, Any], record_file: Path, now: float, stal
         "cfg": record.get("config") or {},
         "choice": record.get("choices") or {},
         "summary": record.get("summary") or {},
+        "input": record.get("inputs") or {},  # input.<config key>.hash, .path, .size, .mtime, .kind
         "git": {k: v for k, v in (record.get("git") or {}).items() if k != "untracked"},
         "host": record.get("host") or {},
         "slurm": record.get("slurm") or {},
@@ -139,6 +140,10 @@ def record_to_row(record: Mapping[str, Any], record_file: Path, now: float, stal
         row["tags"] = tags
     if note:
         row["note"] = note
+    if "artifacts" in record:  # [{"path", "size", "hash", "mtime"}] of the files the job wrote
+        row["artifacts"] = record["artifacts"]
+    if record.get("debug"):
+        row["debug"] = True
     return row
 
 
@@ -161,6 +166,7 @@ def load_runs(
     backfill: Mapping[str, Any] | None = None,
     tags: Sequence[str] | None = None,
     stale_after: float | None = None,
+    include_debug: bool = False,
 ) -> pd.DataFrame:
     """Load every run and sweep job under ``paths`` into one DataFrame, a row per job.
 
@@ -186,6 +192,9 @@ def load_runs(
     stale_after
         Seconds without heartbeat after which a RUNNING job is reported ``DIED``; default
         per run, ``max(3 * heartbeat_s, heartbeat_s + 5)``.
+    include_debug
+        Also load debug runs (launched with ``hydra.callbacks.ledger.debug=true``); they
+        then have ``debug`` set to True.
 
     Returns
     -------
@@ -207,6 +216,8 @@ def load_runs(
     now = time.time()
     rows = [record_to_row(rec, file, now, stale_after) for file, rec in read_records(roots, errors)]
     rows = slurm_status.refine(rows, roots)  # sacct's verdict on DIED/PREEMPTED jobs; PENDING sweep jobs
+    if not include_debug:  # after refine, which would take a hidden job for one not started yet
+        rows = [row for row in rows if not row.get("debug")]
     frame = build_frame(rows)
     if backfill:
         for key, value in backfill.items():

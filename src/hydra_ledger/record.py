@@ -42,6 +42,10 @@ class RunPaths:
     # Sidecars written by `hydra-ledger tag/untag/note`, never by the job (which rewrites run.json).
     TAGS = "tags.json"
     NOTES = "notes.jsonl"
+    # `hydra-ledger conclude` (append-only) and the job's captured output (capture_output=true).
+    CONCLUSIONS = "conclusions.jsonl"
+    STDOUT = "stdout.log"
+    STDERR = "stderr.log"
 
     def __init__(self, job_dir: str | os.PathLike[str]) -> None:
         self.job_dir = Path(job_dir)
@@ -80,6 +84,18 @@ class RunPaths:
         return self.ledger_dir / self.NOTES
 
     @property
+    def conclusions(self) -> Path:
+        return self.ledger_dir / self.CONCLUSIONS
+
+    @property
+    def stdout(self) -> Path:
+        return self.ledger_dir / self.STDOUT
+
+    @property
+    def stderr(self) -> Path:
+        return self.ledger_dir / self.STDERR
+
+    @property
     def untracked(self) -> Path:
         """Copies of the untracked files of the code the job ran (restored by an exact rerun)."""
         return self.ledger_dir / self.UNTRACKED
@@ -96,6 +112,7 @@ class SweepPaths:
     """Owns the paths of a sweep's ledger files, in the sweep dir."""
 
     RECORD = "sweep.json"
+    CONCLUSIONS = RunPaths.CONCLUSIONS
 
     def __init__(self, sweep_dir: str | os.PathLike[str]) -> None:
         self.sweep_dir = Path(sweep_dir)
@@ -104,6 +121,10 @@ class SweepPaths:
     @property
     def record(self) -> Path:
         return self.ledger_dir / self.RECORD
+
+    @property
+    def conclusions(self) -> Path:
+        return self.ledger_dir / self.CONCLUSIONS
 
 
 def write_atomic(path: Path, data: bytes) -> None:
