@@ -191,10 +191,14 @@
     var numeric = present.length > 0 && present.every(isNum);
     if (numeric) {
       var lo = Math.min.apply(null, present), hi = Math.max.apply(null, present);
-      if (lo === hi) { lo -= 1; hi += 1; }
-      return { name: name, numeric: true, lo: lo, hi: hi,
-               pos: function (v) { return isNum(v) ? (v - lo) / (hi - lo) : null; },
-               ticks: [lo, hi].map(function (v) { return [((v - lo) / (hi - lo)), tick(v)]; }) };
+      var uniq = Array.from(new Set(present)).sort(function (a, b) { return a - b; });
+      var log = lo > 0 && hi / lo >= 100;  // e.g. learning rates 1e-4 ... 1e-1
+      var f = log ? Math.log : function (v) { return v; };
+      var pos = lo === hi ? function (v) { return isNum(v) ? 0.5 : null; }
+                          : function (v) { return isNum(v) ? (f(v) - f(lo)) / (f(hi) - f(lo)) : null; };
+      var shown = uniq.length <= 8 ? uniq : [lo, hi];
+      return { name: name, numeric: true, pos: pos,
+               ticks: shown.map(function (v) { return [pos(v), tick(v)]; }) };
     }
     var cats = Array.from(new Set(present.map(fmt))).sort();
     var n = Math.max(1, cats.length - 1);
@@ -325,6 +329,7 @@
       var c = D.curves[ids[state.rows[i]]];
       if (c && c[metric]) drawn.push([ids[state.rows[i]], c[metric]]);
     }
+    drawn = drawn.filter(function (d) { return d[0] !== selectedId; });  // the selected run is drawn last, on top
     if (selectedId && D.curves[selectedId] && D.curves[selectedId][metric]) drawn.push([selectedId, D.curves[selectedId][metric]]);
     $("curve-note").textContent = drawn.length ? drawn.length + " curves" + (state.rows.length > 400 ? " (the first 400 listed)" : "") : "No per-step metrics logged (hydra_ledger.log_metrics).";
     if (!drawn.length) return;
@@ -367,8 +372,11 @@
   var keys = D.swept.filter(function (k) { return seedLike.indexOf(k) < 0; });
   fillSelect("pc-metric", D.metrics, D.metrics[0], "(none)");
   fillSelect("mk-metric", D.metrics, D.metrics[0]);
-  fillSelect("mk-key", D.swept, keys[0] || D.swept[0]);
-  fillSelect("mk-series", D.swept, keys[1] || "", "(none)");
+  var numericKeys = keys.filter(function (k) { return DATA[k].every(function (v) { return v === null || isNum(v); }); });
+  var xKey = numericKeys[0] || keys[0] || D.swept[0];
+  var seriesKey = keys.filter(function (k) { return k !== xKey && numericKeys.indexOf(k) < 0; })[0] || "";
+  fillSelect("mk-key", D.swept, xKey);
+  fillSelect("mk-series", D.swept, seriesKey, "(none)");
   fillSelect("curve-metric", CURVE_NAMES, CURVE_NAMES[0]);
   var timer = null;
   $("filter").addEventListener("input", function (e) {

@@ -119,9 +119,9 @@ def _asset(name: str) -> str:
 
 
 def render_html(data: Mapping[str, Any]) -> str:
-    """The page: template with CSS, JS and data inlined; ``</`` escaped so data cannot close the script."""
+    """The page: template with CSS, JS and data inlined; ``<`` escaped so data cannot end the script."""
     payload = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    payload = payload.replace("</", "<\\/").replace("<!--", "<\\!--")
+    payload = payload.replace("<", "\\u003c")  # `<` only occurs inside JSON strings
     page = _asset("template.html")
     for marker, value in (("/*STYLE*/", _asset("style.css")), ("/*SCRIPT*/", _asset("app.js")),
                           ("{{TITLE}}", html.escape(str(data.get("title", "")))), ("{{DATA}}", payload)):
