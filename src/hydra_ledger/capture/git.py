@@ -83,7 +83,7 @@ def capture_git(
             dirty = True
     if info.get("commit") is None:
         info["state"] = "no-commits"
-    untracked = _drop_hydra_outputs(untracked)
+    untracked = _drop_hydra_outputs(root, untracked)
     info["dirty"] = dirty
     info["untracked_count"] = len(untracked)
     info["untracked"] = untracked[:UNTRACKED_LIMIT]
@@ -103,9 +103,9 @@ def capture_git(
 _OUTPUT_MARKERS = frozenset({".hydra", LEDGER_DIR, "multirun.yaml", "optimization_results.yaml"})
 
 
-def _drop_hydra_outputs(untracked: list[str]) -> list[str]:
+def _drop_hydra_outputs(root: Path, untracked: list[str]) -> list[str]:
     """Leave out files of earlier runs wherever their output dirs are (``hydra.run.dir``
-    may differ from run to run): they are results, not code."""
+    may differ from run to run), and symlinks into them (``outputs/latest``): results, not code."""
     roots: set[str] = set()
     marked: set[str] = set()
     for path in untracked:
@@ -121,9 +121,17 @@ def _drop_hydra_outputs(untracked: list[str]) -> list[str]:
 
     def inside_output(path: str) -> bool:
         parts = path.split("/")
-        return path in marked or any("/".join(parts[:i]) in roots for i in range(1, len(parts)))
+        return path in marked or any("/".join(parts[:i]) in roots for i in range(1, len(parts) + 1))
 
-    return [p for p in untracked if not inside_output(p)]
+    def links_to_output(path: str) -> bool:
+        full = os.path.join(root, path)
+        if not os.path.islink(full):
+            return False
+        target = os.path.normpath(os.path.join(os.path.dirname(full), os.readlink(full)))
+        relative = os.path.relpath(target, root).replace(os.sep, "/")
+        return not relative.startswith("../") and inside_output(relative)
+
+    return [p for p in untracked if not inside_output(p) and not links_to_output(p)]
 
 
 def _split_status(raw: bytes) -> list[str]:
