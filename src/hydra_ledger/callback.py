@@ -193,6 +193,7 @@ class LedgerCallback(Callback):
         sweep_dir = self._sweep_dir(hc) if multirun else None
         started = runtime.utc_now()
         host = capture_host(self.env_vars)
+        host["env"] = redactor.tree(host["env"])  # e.g. env_vars=[WANDB_*] must not record WANDB_API_KEY
         slurm = capture_slurm()
         record, attempt_no = self._continue_or_archive(paths, job_id)
         if record is None:
