@@ -31,6 +31,8 @@ def test_resolved_config(make_app, run_app):
                   "optim": {"name": "adam", "betas": [0.9, 0.999]}},
         "derived": 0.5,
         "label": "exp-64",
+        "job_name": "app",
+        "out_dir": str((app / "out").resolve()),
         "year": rec["config"]["year"],
         "env_set": "from-env",
         "env_unset": "${oc.env:LEDGER_TEST_UNSET}",
@@ -114,3 +116,13 @@ def test_structured_config(make_app, run_app):
     expected = pd.DataFrame({"cfg.train.epochs": [3], "cfg.train.mode": ["SLOW"], "cfg.train.data": ["/other"],
                              "cfg.train.widths": [[8, 16]]}, dtype=object).astype({"cfg.train.epochs": "int64"})
     pd.testing.assert_frame_equal(frame[list(expected.columns)], expected)
+
+
+def test_environment_variables_allow_listed_and_redacted(make_app, run_app):
+    app = make_app("config_app")
+    env = {"MY_API_KEY": "k3y", "MY_URL": "https://u:pw0rd@example.com/x", "MY_SEED": "7", "OTHER": "o"}
+    proc = run_app(app, "hydra.run.dir=out", "hydra.callbacks.ledger.env_vars=[MY_*]", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert record(app / "out")["host"]["env"] == {
+        "MY_API_KEY": "***", "MY_SEED": "7", "MY_URL": "https://u:***@example.com/x",
+    }

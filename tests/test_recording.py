@@ -309,3 +309,15 @@ def test_callback_is_picklable_after_multirun_start(tmp_path, monkeypatch):
     assert clone.sweep_id == callback.sweep_id
     assert clone.heartbeat_s == 2.0
     assert (tmp_path / "sweep" / ".ledger" / "sweep.json").is_file()
+
+
+def test_rerun_into_the_same_dir_keeps_the_earlier_record(app, run_app):
+    assert run_app(app, LEDGER, "hydra.run.dir=out", "x=1").returncode == 0
+    first = record(app / "out")
+    assert run_app(app, LEDGER, "hydra.run.dir=out", "x=2").returncode == 0
+    second = record(app / "out")
+    assert second["run_id"] != first["run_id"]
+    assert (second["summary"], len(second["attempts"])) == ({"value": 4}, 1)
+    archived = json.loads((app / "out" / ".ledger" / "history" / f"{first['run_id']}.json").read_text())
+    assert archived == first
+    assert hydra_ledger.load_runs(app / "out")["run_id"].tolist() == [second["run_id"]]

@@ -106,3 +106,16 @@ def test_sigkill_stays_running_then_died(app):
     assert time.time() - killed_at < 60
     assert hydra_ledger.load_runs(app / "out")["status"].tolist() == ["DIED"]
     assert hydra_ledger.load_runs(app / "out", status="DIED")["path"].tolist() == [str((app / "out").resolve())]
+
+
+@pytest.mark.parametrize("ledger", [False, True], ids=["without-ledger", "with-ledger"])
+def test_sigterm_chains_the_apps_own_handler(app, ledger, monkeypatch):
+    """The app's SIGTERM handler still runs (here it exits with 7); the ledger notes the signal."""
+    monkeypatch.setenv("APP_SIGTERM_EXIT", "7")
+    returncode, stderr = signalled(app, signal.SIGTERM, *([LEDGER] if ledger else []))
+    assert returncode == 7, stderr
+    if ledger:
+        rec = record(app / "out")
+        assert rec["status"] == "INTERRUPTED"
+        assert rec["error"]["type"] == "SystemExit"
+        assert [s["signal"] for s in rec["signals"]] == ["SIGTERM"]

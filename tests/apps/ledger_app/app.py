@@ -1,6 +1,9 @@
 """A task whose return value, failures, duration and logging are chosen by its config."""
 import enum
+import os
 import pathlib
+import signal
+import sys
 from pathlib import Path
 
 import hydra
@@ -8,6 +11,10 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 import hydra_ledger
+
+
+if os.environ.get("APP_SIGTERM_EXIT"):  # the app's own SIGTERM handler, installed before Hydra starts
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(int(os.environ["APP_SIGTERM_EXIT"])))
 
 
 class Color(enum.Enum):
