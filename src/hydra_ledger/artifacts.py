@@ -96,7 +96,7 @@ def list_artifacts(job_dir: str | os.PathLike[str], since: float | None, hash_ma
                 continue
             if len(found) >= MAX_FILES:
                 log.warning("hydra-ledger: more than %d files in %s; the artifact list stops there", MAX_FILES, root)
-                return found
+                return sorted(found, key=lambda a: a["path"])
             digest = None
             if st.st_size <= hash_max_bytes:
                 try:
@@ -105,7 +105,7 @@ def list_artifacts(job_dir: str | os.PathLike[str], since: float | None, hash_ma
                     log.warning("hydra-ledger: cannot hash artifact %s: %s", full, exc)
             found.append({"path": rel, "size": st.st_size, "hash": digest,
                           "mtime": _dt.datetime.fromtimestamp(st.st_mtime, _dt.timezone.utc).isoformat()})
-    return found
+    return sorted(found, key=lambda a: a["path"])
 
 
 def _is_job_dir(path: str) -> bool:

@@ -1,0 +1,135 @@
+"""Notes and tags at launch, input fingerprints, artifacts, output capture, debug runs, the
+'latest' link and enabled=false, on the runs recorded by tests/test_notebook_setup.py."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from test_notebook_setup import SWEEP_JOBS, notebook  # noqa: F401 - the shared fixture
+
+import hydra_ledger
+from hydra_ledger.cli import main
+
+
+def sha(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def sweep_a(repo: Path) -> pd.DataFrame:
+    return hydra_ledger.load_runs(repo / "multirun" / "a").sort_values("job_num").reset_index(drop=True)
+
+
+def records(repo: Path, sweep: str) -> list[dict]:
+    files = sorted((repo / "multirun" / sweep).glob("*/.ledger/run.json"), key=lambda p: int(p.parent.parent.name))
+    return [json.loads(f.read_text()) for f in files]
+
+
+def test_launch_note_and_tags_reach_every_job_of_the_sweep(notebook):
+    frame = sweep_a(notebook["repo"])
+    assert len(frame) == SWEEP_JOBS
+    assert frame["note"].tolist() == ["does ABC help XYZ?"] * SWEEP_JOBS
+    assert frame["tags"].tolist() == [["abc", "xyz"]] * SWEEP_JOBS
+    sweep = json.loads((notebook["repo"] / "multirun/a/.ledger/sweep.json").read_text())
+    assert (sweep["note"], sweep["tags"], sweep["debug"]) == ("does ABC help XYZ?", ["abc", "xyz"], False)
+
+
+def test_tags_and_notes_added_later_join_the_launch_ones(notebook, capsys, monkeypatch):
+    repo = notebook["repo"]
+    monkeypatch.chdir(repo)
+    single = hydra_ledger.load_runs("outputs")
+    assert (single["tags"].tolist(), single["note"].tolist()) == ([["single"]], ["single note"])
+    job_dir = single["path"][0]
+    assert main(["tag", job_dir, "best"]) == 0
+    assert main(["note", job_dir, "later"]) == 0
+    capsys.readouterr()
+    again = hydra_ledger.load_runs("outputs")
+    assert (again["tags"].tolist(), again["note"].tolist()) == ([["single", "best"]], ["single note\nlater"])
+
+
+def test_inputs_are_fingerprinted_and_hashed_once_across_the_sweep(notebook):
+    repo, cache = notebook["repo"], notebook["cache"]
+    frame = sweep_a(repo)
+    data = repo / "data"
+    tree = hashlib.sha256(f"F 1.png\0{sha(b'x')}\nF sub/2.png\0{sha(b'yy')}\n".encode()).hexdigest()
+    expected = {
+        "input.data.train.path": str(data / "train.csv"), "input.data.train.kind": "file",
+        "input.data.train.size": 4, "input.data.train.hash": sha(b"a,b\n"),
+        "input.data.images.path": str(data / "images"), "input.data.images.kind": "dir",
+        "input.data.images.size": 3, "input.data.images.files": 2, "input.data.images.hash": f"sha256:{tree}",
+        "input.data.big.path": str(data / "big.bin"), "input.data.big.kind": "file",
+        "input.data.big.size": 1 << 30, "input.data.big.hash": sha(bytes(1 << 30)),
+        "input.data.labels.path": str(data / "labels.csv"), "input.data.labels.kind": "missing",
+    }
+    for column, value in expected.items():
+        assert frame[column].tolist() == [value] * SWEEP_JOBS, column
+    assert frame["input.data.labels.hash"].isna().all()
+    assert frame["input.data.big.mtime"].nunique() == 1
+    # hashed once: job 0 read the four files, the 19 others found every hash in the cache
+    costs = [r["input_hashing"] for r in records(repo, "a")]
+    assert [(c["files_hashed"], c["bytes_hashed"], c["cache_hits"]) for c in costs] == \
+        [(4, 4 + 1 + 2 + (1 << 30), 0)] + [(0, 0, 4)] * (SWEEP_JOBS - 1)
+    logs = "".join(p.read_text() for p in sorted((repo / "multirun/a").glob("*/app.log")))
+    assert logs.count(f"hydra-ledger: hashed {data / 'big.bin'} (1073741824 bytes)") == 1
+    assert logs.count(f"input data.labels: {data / 'labels.csv'} does not exist — recorded as missing") == SWEEP_JOBS
+    entries = sorted((cache / "hydra-ledger" / "hashes").rglob("*"))
+    assert [p.suffix for p in entries if p.is_file()] == [".json"] * 4  # one small file per key, no lock left
+
+
+def test_artifacts_are_listed_and_open_refuses_to_escape(notebook):
+    repo = notebook["repo"]
+    frame = sweep_a(repo)
+    for num, (artifacts, refused, path) in enumerate(zip(frame["artifacts"], frame["summary.escape_refused"],
+                                                          frame["path"])):
+        assert [(a["path"], a["size"], a["hash"]) for a in artifacts] == [
+            ("eval/preds.csv", 12, sha(b"id,pred\n0,1\n")),
+            ("model.pt", len(b"weights %d" % num), sha(b"weights %d" % num)),
+        ]
+        assert refused == (f"hydra_ledger.open: 'eval/../../escape.txt' resolves to {repo}/multirun/a/escape.txt, "
+                           f"outside the run's output dir {path}; give a path inside it, "
+                           "e.g. hydra_ledger.open('model.pt', 'wb')")
+    assert not (repo / "multirun/a/escape.txt").exists()
+
+
+def test_output_is_captured_at_the_fd_level_and_still_reaches_the_terminal(notebook):
+    repo = notebook["repo"]
+    for num in range(SWEEP_JOBS):
+        ledger = repo / "multirun/a" / str(num) / ".ledger"
+        assert (ledger / "stdout.log").read_text() == (
+            f"python print seed={num}\nc-level write to fd 1\nfrom a subprocess\n")
+        assert (ledger / "stderr.log").read_text() == "progress 3/3\n"  # \r redraws collapsed
+    out, err = notebook["sweep_stdout"], notebook["sweep_stderr"]
+    assert (out.count("c-level write to fd 1\n"), out.count("from a subprocess\n")) == (SWEEP_JOBS, SWEEP_JOBS)
+    # the terminal gets every redraw (text mode turned each \r into \n)
+    assert (err.count("progress 1/3\n"), err.count("progress 2/3\n")) == (SWEEP_JOBS, SWEEP_JOBS)
+
+
+def test_debug_runs_are_hidden_unless_asked_for(notebook):
+    repo = notebook["repo"]
+    assert len(hydra_ledger.load_runs(repo / "multirun")) == SWEEP_JOBS
+    assert "debug" not in hydra_ledger.load_runs(repo / "multirun").columns
+    both = hydra_ledger.load_runs(repo / "multirun", include_debug=True)
+    shown = both[both["sweep"] == str(repo / "multirun/b")]
+    assert sorted(shown["job_num"].tolist()) == [0, 1]
+    assert shown["debug"].tolist() == [True, True]
+    assert both[both["sweep"] == str(repo / "multirun/a")]["debug"].isna().all()
+
+
+def test_enabled_false_records_nothing(notebook):
+    disabled = notebook["repo"] / "outputs" / "disabled"
+    assert (disabled / ".hydra" / "config.yaml").is_file()  # the run happened
+    assert not (disabled / ".ledger").exists()
+
+
+def test_latest_links_point_at_the_newest_sweep_and_run(notebook):
+    repo = notebook["repo"]
+    assert notebook["latest_after_a"] == "a"
+    assert os.readlink(repo / "multirun" / "latest") == "b"  # replaced by the later sweep
+    single = hydra_ledger.load_runs(repo / "outputs")["path"][0]
+    link = repo / "outputs" / "latest"
+    assert os.readlink(link) == os.path.relpath(single, repo / "outputs")  # outputs/<date>/<time>
+    assert link.resolve() == Path(single)
+    assert sorted(p.name for p in (repo / "outputs").iterdir() if p.name.startswith(".")) == []  # no temp links
