@@ -188,7 +188,7 @@ def test_show_failed_run_by_id_prefix(runs, capsys):
     error = out.split("\n\n")[1].splitlines()
     assert error[1] == "  FloatingPointError: loss diverged (width=40, seed=1)"
     assert error[3] == "  Traceback (most recent call last):"
-    assert "  second line" in error
+    assert error[2] == "  second line"  # a multi-line message stays indented
     assert "\nconfig\n  model:\n    name: large\n    width: 40\n    unstable: true\n  lr: 0.1\n  seed: 1\n" in out
     assert "\nchoices\n  model:        large\n" in out
     assert "\nmetrics (last values)\n  loss:         0.373333  (step 2)\n" in out

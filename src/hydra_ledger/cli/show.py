@@ -159,7 +159,7 @@ def render_text(paths: Any, record: dict[str, Any], extra: dict[str, Any], colou
     error = record.get("error")
     if error:
         section("error")
-        out.append(f"  {error.get('type')}: {error.get('message')}")
+        out.extend("  " + line for line in f"{error.get('type')}: {error.get('message')}".splitlines())
         if error.get("traceback"):
             out.extend("  " + line for line in str(error["traceback"]).rstrip().splitlines())
 
