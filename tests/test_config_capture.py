@@ -72,23 +72,24 @@ def test_resolved_config(make_app, run_app):
 def test_secrets_in_overrides_and_argv(make_app, run_app):
     app = make_app("config_app")
     args = ["password=p4ss", "db.password=d4ss", "+db.api_key=k3y", "+auth.apiKey=k4y",
-            "db.url=mysql://bob:pw0rd@host/db", "name=plain"]
+            "db.url=mysql://bob:pw0rd@host/db", "name=plain", "+creds={user:alice,token:t0k}"]
     proc = run_app(app, "-m", "hydra.sweep.dir=sweep", *args)
     assert proc.returncode == 0, proc.stderr
     rec = record(app / "sweep" / "0")
     redacted = ["password=***", "db.password=***", "+db.api_key=***", "+auth.apiKey=***",
-                "db.url=mysql://bob:***@host/db", "name=plain"]
+                "db.url=mysql://bob:***@host/db", "name=plain", "+creds={user:alice,token:***}"]
     # the sweeper hands jobs their overrides with ':' escaped
-    assert rec["overrides"] == [*redacted[:4], r"db.url=mysql\://bob\:***@host/db", "name=plain"]
+    assert rec["overrides"] == [*redacted[:4], r"db.url=mysql\://bob\:***@host/db", *redacted[5:]]
     assert rec["launch"]["argv"] == ["app.py", "-m", "hydra.sweep.dir=sweep", *redacted]
     assert rec["config"]["db"] == {"password": "***", "url": "mysql://bob:***@host/db", "host": "localhost",
                                    "api_key": "***"}
     assert rec["config"]["auth"] == {"apiKey": "***"}
+    assert rec["config"]["creds"] == {"user": "alice", "token": "***"}
     sweep_record = json.loads((app / "sweep" / ".ledger" / "sweep.json").read_text())
     assert sweep_record["overrides"] == redacted
     for path in [app / "sweep" / "0" / ".ledger" / "run.json", app / "sweep" / ".ledger" / "sweep.json"]:
         text = path.read_text()
-        for secret in ("p4ss", "d4ss", "k3y", "k4y", "pw0rd"):
+        for secret in ("p4ss", "d4ss", "k3y", "k4y", "pw0rd", "t0k"):
             assert secret not in text, path
 
 

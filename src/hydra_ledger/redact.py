@@ -26,6 +26,10 @@ def redact_url(text: str) -> str:
     return _URL_CREDENTIALS.sub(_sub, text) if "@" in text else text
 
 
+# `key: value` inside an override's dict literal (Hydra's grammar: {a:1,b:{c:2}})
+_DICT_ITEM = re.compile(r"(?<=[{,\s])(?P<key>[A-Za-z_][\w-]*)(?P<sep>\s*:\s*)(?P<value>[^,{}\[\]]+)")
+
+
 class Redactor:
     """Redacts values whose key names a secret (case-insensitive word match) and URL credentials."""
 
@@ -62,6 +66,10 @@ class Redactor:
         key, sep, val = text.partition("=")
         if sep and self.is_secret_key(key.lstrip("+~").rsplit(".", 1)[-1].rsplit("/", 1)[-1]):
             return f"{key}={REDACTED}"
+        if sep and "{" in val:  # a dict value: db={user:alice,password:hunter2}
+            val = _DICT_ITEM.sub(lambda m: f"{m['key']}{m['sep']}{REDACTED}" if self.is_secret_key(m["key"])
+                                 else m[0], val)
+            return redact_url(f"{key}={val}")
         return redact_url(text)
 
     def overrides(self, texts: Iterable[str]) -> list[str]:
