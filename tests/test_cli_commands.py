@@ -317,3 +317,30 @@ def test_tags_and_notes_are_sidecars_and_columns(runs, capsys):
     assert "note" not in hydra_ledger.load_runs("multirun").columns
     assert cli(capsys, "tag", i["sweep/1"], "a,b") == (
         1, "", "hydra-ledger: invalid tag 'a,b': tags are non-empty and contain no comma\n")
+
+
+def test_colour_and_progress_only_on_a_terminal(monkeypatch):
+    import io
+    import os
+
+    from hydra_ledger.cli._output import progress, use_colour
+
+    master, replica = os.openpty()
+    try:
+        with open(replica, "w") as tty:
+            monkeypatch.delenv("NO_COLOR", raising=False)
+            monkeypatch.setenv("TERM", "xterm")
+            assert use_colour(tty) is True
+            assert list(progress(list(range(300)), "reading runs", enabled=True, stream=tty)) == list(range(300))
+            tty.flush()
+            drawn = os.read(master, 65536).decode()
+            assert "reading runs [" in drawn and "300/300" in drawn
+            monkeypatch.setenv("NO_COLOR", "1")
+            assert use_colour(tty) is False
+    finally:
+        os.close(master)
+    pipe = io.StringIO()
+    monkeypatch.delenv("NO_COLOR")
+    assert use_colour(pipe) is False
+    assert list(progress(list(range(300)), "reading runs", enabled=True, stream=pipe)) == list(range(300))
+    assert pipe.getvalue() == ""
