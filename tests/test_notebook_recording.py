@@ -68,15 +68,15 @@ def test_inputs_are_fingerprinted_and_hashed_once_across_the_sweep(notebook):
         assert frame[column].tolist() == [value] * SWEEP_JOBS, column
     assert frame["input.data.labels.hash"].isna().all()
     assert frame["input.data.big.mtime"].nunique() == 1
-    # hashed once: job 0 read the four files, the 19 others found every hash in the cache
+    # hashed once: job 0 read the four files; the 19 others found the two files' and the tree's hashes cached
     costs = [r["input_hashing"] for r in records(repo, "a")]
     assert [(c["files_hashed"], c["bytes_hashed"], c["cache_hits"]) for c in costs] == \
-        [(4, 4 + 1 + 2 + (1 << 30), 0)] + [(0, 0, 4)] * (SWEEP_JOBS - 1)
+        [(4, 4 + 1 + 2 + (1 << 30), 0)] + [(0, 0, 3)] * (SWEEP_JOBS - 1)
     logs = "".join(p.read_text() for p in sorted((repo / "multirun/a").glob("*/app.log")))
     assert logs.count(f"hydra-ledger: hashed {data / 'big.bin'} (1073741824 bytes)") == 1
     assert logs.count(f"input data.labels: {data / 'labels.csv'} does not exist — recorded as missing") == SWEEP_JOBS
     entries = sorted((cache / "hydra-ledger" / "hashes").rglob("*"))
-    assert [p.suffix for p in entries if p.is_file()] == [".json"] * 4  # one small file per key, no lock left
+    assert [p.suffix for p in entries if p.is_file()] == [".json"] * 5  # 4 files + 1 tree; no lock left
 
 
 def test_artifacts_are_listed_and_open_refuses_to_escape(notebook):

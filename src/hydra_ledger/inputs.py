@@ -222,8 +222,13 @@ def fingerprint_path(path: str | os.PathLike[str], stats: HashStats | None = Non
 
 def _fingerprint_tree(root: str, stats: HashStats, cache: Path | None) -> dict[str, Any]:
     """A directory's hash: over the sorted (relative path, file hash) pairs of its regular files;
-    symbolic links to directories count by their target text and are not followed (no cycles)."""
-    tree = hashlib.new(ALGORITHM)
+    symbolic links to directories count by their target text and are not followed (no cycles).
+
+    The tree's hash is cached too, keyed by a manifest of every file's (path, size, mtime,
+    inode): an unchanged tree costs a walk of ``stat`` calls and one cache read.
+    """
+    lines: list[tuple[str, str, str | None]] = []  # (kind, relative path, full path or link text)
+    manifest = hashlib.sha256()
     size = files = 0
     newest = os.stat(root).st_mtime
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
@@ -231,23 +236,43 @@ def _fingerprint_tree(root: str, stats: HashStats, cache: Path | None) -> dict[s
         for name in [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
             full = os.path.join(dirpath, name)
             rel = os.path.relpath(full, root).replace(os.sep, "/")
-            tree.update(f"L {rel}\0{os.readlink(full)}\n".encode())
+            lines.append(("L", rel, os.readlink(full)))
         for name in sorted(filenames):
             full = os.path.join(dirpath, name)
             rel = os.path.relpath(full, root).replace(os.sep, "/")
             try:
                 st = os.stat(full)
             except OSError:  # a dangling link
-                tree.update(f"D {rel}\0{os.readlink(full) if os.path.islink(full) else ''}\n".encode())
+                lines.append(("D", rel, os.readlink(full) if os.path.islink(full) else ""))
                 continue
             if not os.path.isfile(full):
                 continue  # sockets, fifos
-            tree.update(f"F {rel}\0{hash_file(full, stats, cache)}\n".encode())
+            lines.append(("F", rel, full))
+            manifest.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}\0{st.st_dev}\n".encode())
             size += st.st_size
             files += 1
             newest = max(newest, st.st_mtime)
-    return {"path": root, "kind": "dir", "size": size, "mtime": _iso(newest), "files": files,
-            "hash": f"{ALGORITHM}:{tree.hexdigest()}"}
+    for kind, rel, target in lines:
+        if kind != "F":
+            manifest.update(f"{kind} {rel}\0{target}\n".encode())
+    cache = cache_dir() if cache is None else cache
+    identity = {"tree": os.path.realpath(root), "manifest": manifest.hexdigest(), "algorithm": ALGORITHM}
+    name = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:40]
+    entry = cache / name[:2] / f"{name}.json"
+    value = _read_entry(entry, identity)
+    if value is not None:
+        stats.cache_hits += 1
+    else:
+        tree = hashlib.new(ALGORITHM)
+        for kind, rel, target in lines:
+            text = hash_file(target, stats, cache) if kind == "F" and target is not None else target
+            tree.update(f"{kind} {rel}\0{text}\n".encode())
+        value = f"{ALGORITHM}:{tree.hexdigest()}"
+        try:
+            _write_entry(entry, identity, value)
+        except OSError as exc:
+            log.warning("hydra-ledger: cannot write the hash cache entry %s: %s", entry, exc)
+    return {"path": root, "kind": "dir", "size": size, "mtime": _iso(newest), "files": files, "hash": value}
 
 
 def fingerprint_inputs(values: Mapping[str, Any], base_dir: str | os.PathLike[str],
