@@ -358,6 +358,8 @@ def _value(value: Any) -> str:
 def facts(entry: Entry, best: tuple[str, Literal["min", "max"]] | None) -> dict[str, str]:
     """The entry's lines as ``label -> text``, shared by the three formats."""
     out: dict[str, str] = {}
+    if entry.debug:
+        out["debug"] = "yes (hidden unless --debug)"
     if entry.note:
         out["note"] = entry.note.replace("\n", " / ")
     if entry.tags:
