@@ -72,9 +72,13 @@ def refine(rows: list[dict[str, Any]], roots: Iterable[str | os.PathLike[str]]) 
     queried = [r for r in rows if r.get("status") in IN_DOUBT and r.get("slurm.job_id") is not None]
     queried += [r for r in pending if r.get("slurm.submitit_job_id") is not None]
     if queried:
-        states = sacct_states([_slurm_ref(r) for r in queried])
+        # asking for a pending task's array too lists all its tasks: a task missing there is gone
+        arrays = {str(r["slurm.array_job_id"]) for r in pending if r.get("slurm.array_job_id") is not None}
+        states = sacct_states([_slurm_ref(r) for r in queried] + sorted(arrays))
         for row in queried:
             state = states.get(_slurm_ref(row)) if states is not None else None
+            if state is None and states is not None and row.get("run_id") is None:
+                state = _vanished(row, states)
             if state is None:
                 continue
             row["slurm.state"] = state
@@ -87,6 +91,17 @@ def _slurm_ref(row: Mapping[str, Any]) -> str:
     """The id sacct is asked about: the raw job id of a started job, ``<array>_<task>`` otherwise."""
     job_id = row.get("slurm.job_id")
     return str(job_id) if job_id is not None else str(row["slurm.submitit_job_id"])
+
+
+def _vanished(row: Mapping[str, Any], states: Mapping[str, str]) -> str | None:
+    """A pending array task that sacct does not list while it lists its array: Slurm 22.05
+    drops a task cancelled before it started without any accounting record."""
+    array_id, task = row.get("slurm.array_job_id"), row.get("slurm.array_task_id")
+    if array_id is None or task is None:
+        return None
+    if any(key.startswith(f"{array_id}_") for key in states):
+        return "CANCELLED (while pending; sacct has no record)"
+    return None
 
 
 def sacct_states(job_ids: list[str], timeout: float = SACCT_TIMEOUT_S) -> dict[str, str] | None:
