@@ -133,3 +133,25 @@ def test_latest_links_point_at_the_newest_sweep_and_run(notebook):
     assert os.readlink(link) == os.path.relpath(single, repo / "outputs")  # outputs/<date>/<time>
     assert link.resolve() == Path(single)
     assert sorted(p.name for p in (repo / "outputs").iterdir() if p.name.startswith(".")) == []  # no temp links
+
+
+def test_show_lists_inputs_and_artifacts_and_diff_names_the_changed_input(notebook, capsys, tmp_path):
+    repo = notebook["repo"]
+    job = repo / "multirun" / "a" / "0"
+    assert main(["show", str(job)]) == 0
+    shown = capsys.readouterr().out
+    assert f"  {'data.labels:':<13} {repo / 'data' / 'labels.csv'}  MISSING\n" in shown
+    assert f"  {'data.train:':<13} {repo / 'data' / 'train.csv'}  {sha(b'a,b' + bytes([10]))}  (4 bytes)\n" in shown
+    assert "\nartifacts\n" in shown
+    # the same job, as if run on another version of the training file
+    other = tmp_path / "other"
+    import shutil
+
+    shutil.copytree(job, other)
+    record = json.loads((other / ".ledger" / "run.json").read_text())
+    record["run_id"] = "0ther0ther00"
+    record["inputs"]["data.train"]["hash"] = "sha256:changed"
+    (other / ".ledger" / "run.json").write_text(json.dumps(record))
+    assert main(["diff", str(job), str(other), "--format", "json"]) == 0
+    diff = json.loads(capsys.readouterr().out)
+    assert diff["inputs"]["changed"] == [{"key": "data.train.hash", "a": sha(b"a,b\n"), "b": "sha256:changed"}]

@@ -69,6 +69,8 @@ def differences(paths_a: Any, rec_a: dict[str, Any], paths_b: Any, rec_b: dict[s
         "b": {"run_id": rec_b.get("run_id"), "path": str(paths_b.job_dir)},
         "config": compare(flatten(rec_a.get("config") or {}), flatten(rec_b.get("config") or {})),
         "choices": compare(rec_a.get("choices") or {}, rec_b.get("choices") or {}),
+        # input data fingerprints (hydra.callbacks.ledger.inputs): which data changed
+        "inputs": compare(_inputs(rec_a), _inputs(rec_b)),
         "overrides": {
             "only_a": [o for o in rec_a.get("overrides") or [] if o not in (rec_b.get("overrides") or [])],
             "only_b": [o for o in rec_b.get("overrides") or [] if o not in (rec_a.get("overrides") or [])],
@@ -88,6 +90,17 @@ def differences(paths_a: Any, rec_a: dict[str, Any], paths_b: Any, rec_b: dict[s
         "packages": compare(_packages(paths_a.packages), _packages(paths_b.packages)),
         "summary": compare(rec_a.get("summary") or {}, rec_b.get("summary") or {}),
     }
+
+
+def _inputs(record: dict[str, Any]) -> dict[str, Any]:
+    """Each input's path, existence and content hash; size and mtime changes show in the hash."""
+    out: dict[str, Any] = {}
+    for key, info in (record.get("inputs") or {}).items():
+        if isinstance(info, dict):
+            for field in ("path", "kind", "hash"):
+                if field in info:
+                    out[f"{key}.{field}"] = info[field]
+    return out
 
 
 def commits_between(git_a: dict[str, Any], git_b: dict[str, Any]) -> list[str]:
@@ -145,6 +158,7 @@ def render_text(diff: dict[str, Any], coloured: bool) -> str:
     section("status", _section_lines(diff["status"], coloured))
     section("config", _section_lines(diff["config"], coloured))
     section("choices", _section_lines(diff["choices"], coloured))
+    section("inputs", _section_lines(diff["inputs"], coloured))
     overrides = diff["overrides"]
     section("overrides", [*(colour(f"  - {o}", "red", coloured) for o in overrides["only_a"]),
                           *(colour(f"  + {o}", "green", coloured) for o in overrides["only_b"])])

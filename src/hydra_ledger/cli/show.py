@@ -98,6 +98,7 @@ def files(paths: Any, record: dict[str, Any]) -> dict[str, str]:
     """Paths of the run's record and logs that exist: Hydra's job log, submitit's stdout/stderr."""
     found = {"record": str(paths.record)}
     for name, path in (("metrics", paths.metrics), ("patch", paths.patch), ("packages", paths.packages),
+                       ("captured stdout", paths.stdout), ("captured stderr", paths.stderr),
                        ("hydra config", paths.job_dir / ".hydra" / "config.yaml")):
         if path.exists():
             found[name] = str(path)
@@ -210,6 +211,19 @@ def render_text(paths: Any, record: dict[str, Any], extra: dict[str, Any], colou
         field(f"slurm {key}", slurm.get(key))
     if extra["packages"]:
         field("packages", f"{len(extra['packages'])} recorded ({paths.packages})")
+
+    inputs = record.get("inputs") or {}
+    if inputs:
+        section("inputs")
+        for key, info in inputs.items():
+            info = info if isinstance(info, dict) else {}
+            state = "MISSING" if info.get("kind") == "missing" else f"{info.get('hash')}  ({info.get('size')} bytes)"
+            field(key, f"{info.get('path')}  {state}")
+    artifacts = record.get("artifacts") or []
+    if artifacts:
+        section("artifacts")
+        for item in artifacts:
+            field(str(item.get("path")), f"{item.get('size')} bytes  {item.get('hash') or ''}".rstrip())
 
     section("summary")
     summary = record.get("summary") or {}
