@@ -7,6 +7,7 @@ import re
 import sys
 from pathlib import Path
 
+import hydra
 import pandas as pd
 import pytest
 
@@ -14,6 +15,9 @@ import hydra_ledger
 from hydra_ledger.load import LedgerLoadWarning
 
 LEDGER = "hydra/callbacks=ledger"
+HYDRA_13 = hydra.__version__.startswith("1.3")
+# Hydra 1.3 lists the RUN mode among the hydra overrides; 1.4 only MULTIRUN
+RUN_MODE = ["hydra.mode=RUN"] if HYDRA_13 else []
 
 
 def record(job_dir: Path) -> dict:
@@ -45,7 +49,7 @@ def test_single_run_record(app, run_app):
         "sweep_id": None, "config_name": "config", "working_dir": str(app.resolve()),
     }
     assert rec["overrides"] == ["x=3", "kind=dict"]
-    assert rec["hydra_overrides"] == ["hydra/callbacks=ledger", "hydra.run.dir=out", "hydra.mode=RUN"]
+    assert rec["hydra_overrides"] == ["hydra/callbacks=ledger", "hydra.run.dir=out", *RUN_MODE]
     assert rec["launch"] == {
         "argv": ["app.py", LEDGER, "hydra.run.dir=out", "x=3", "kind=dict"],
         "cwd": str(app.resolve()),
@@ -97,7 +101,10 @@ def test_sweep_with_failing_job(app, run_app, launcher):
     sweep_record = json.loads((sweep / ".ledger" / "sweep.json").read_text())
     assert {r["job"]["sweep_id"] for r in records} == {sweep_record["sweep_id"]}
     assert sweep_record["overrides"] == ["x=1,2,3", "fail_on=[2]"]
-    assert sweep_record["ended_at"] is None  # Hydra skips on_multirun_end after a failure
+    if HYDRA_13:  # Hydra 1.3 skips on_multirun_end after a failure; 1.4 calls it
+        assert sweep_record["ended_at"] is None
+    else:
+        assert pd.Timestamp(sweep_record["ended_at"]) > pd.Timestamp(sweep_record["started_at"])
     error = records[1]["error"]
     assert (error["type"], error["message"]) == ("ValueError", "x=2 is bad")
     assert error["traceback"].startswith("Traceback (most recent call last):\n")
@@ -301,7 +308,8 @@ def test_callback_is_picklable_after_multirun_start(tmp_path, monkeypatch):
     from hydra import compose, initialize_config_dir
 
     monkeypatch.chdir(tmp_path)
-    with initialize_config_dir(str(Path(__file__).parent / "apps" / "ledger_app"), version_base=None):
+    version = {"version_base": "1.3"} if HYDRA_13 else {}  # 1.4 deprecates the argument
+    with initialize_config_dir(str(Path(__file__).parent / "apps" / "ledger_app"), **version):
         cfg = compose("config", overrides=["hydra.sweep.dir=sweep"], return_hydra_config=True)
     callback = hydra_ledger.LedgerCallback(heartbeat_s=2)
     callback.on_multirun_start(cfg, config_name="config")

@@ -7,6 +7,17 @@ from typing import List
 import hydra
 from hydra.core.config_store import ConfigStore
 
+import hydra_ledger
+
+# Hydra 1.4 asks the application to trust the callback targets it instantiates (1.5 will
+# require it); Hydra 1.3 has no such list and wants version_base instead.
+try:
+    from hydra.utils import execution_whitelist  # noqa: F401  (Hydra >= 1.4)
+
+    MAIN_KWARGS: dict = {"execution_whitelist": hydra_ledger.EXECUTION_WHITELIST}
+except ImportError:
+    MAIN_KWARGS = {"version_base": "1.3"}
+
 
 class Mode(enum.Enum):
     FAST = 1
@@ -31,7 +42,7 @@ class Config:
 ConfigStore.instance().store(name="structured", node=Config)
 
 
-@hydra.main(version_base=None, config_name="structured")
+@hydra.main(config_name="structured", **MAIN_KWARGS)
 def main(cfg: Config) -> int:
     return cfg.train.epochs
 

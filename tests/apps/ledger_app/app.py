@@ -12,6 +12,15 @@ from omegaconf import DictConfig
 
 import hydra_ledger
 
+# Hydra 1.4 asks the application to trust the callback targets it instantiates (1.5 will
+# require it); Hydra 1.3 has no such list and wants version_base instead.
+try:
+    from hydra.utils import execution_whitelist  # noqa: F401  (Hydra >= 1.4)
+
+    MAIN_KWARGS: dict = {"execution_whitelist": (*hydra_ledger.EXECUTION_WHITELIST, "probe.Probe")}
+except ImportError:
+    MAIN_KWARGS = {"version_base": "1.3"}
+
 
 if os.environ.get("APP_SIGTERM_EXIT"):  # the app's own SIGTERM handler, installed before Hydra starts
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(int(os.environ["APP_SIGTERM_EXIT"])))
@@ -48,7 +57,7 @@ def make_return(kind: str, x: float):
     return None
 
 
-@hydra.main(version_base=None, config_path=".", config_name="config")
+@hydra.main(config_path=".", config_name="config", **MAIN_KWARGS)
 def main(cfg: DictConfig):
     # marks "the task is running" for tests that signal the process
     Path(HydraConfig.get().runtime.output_dir, "started").touch()
