@@ -249,6 +249,28 @@ def test_unknown_option_in_explicit_form_warns_and_job_runs(app, run_app):
 
 
 @pytest.mark.parametrize(
+    ("override", "warning"),
+    [
+        ("heartbeat_s=abc", "option heartbeat_s='abc' ignored (could not convert string to float: 'abc'); "
+                            "using the default 10.0"),
+        ("heartbeat_s=0", "option heartbeat_s=0 ignored (not a positive number); using the default 10.0"),
+        ("git=maybe", "option git='maybe' ignored (not a boolean); using the default True"),
+        ("tags=5", "option tags=5 ignored (not a list); using the default ()"),
+    ],
+    ids=["heartbeat-not-a-number", "heartbeat-zero", "git-not-a-bool", "tags-not-a-list"],
+)
+def test_bad_option_value_in_explicit_form_warns_and_job_runs(app, run_app, override, warning):
+    """Without the structured config nothing checks the options before the callback starts:
+    a bad value must not stop the app (Hydra does not catch a callback's __init__ failing)."""
+    proc = run_app(app, "+hydra.callbacks.ledger._target_=hydra_ledger.LedgerCallback",
+                   f"+hydra.callbacks.ledger.{override}", "hydra.run.dir=out")
+    assert proc.returncode == 0, proc.stderr
+    assert f"UserWarning: hydra-ledger: {warning}" in proc.stderr
+    rec = record(app / "out")
+    assert (rec["status"], rec["heartbeat_s"], rec["tags"], rec["git"]["state"]) == ("COMPLETED", 10.0, [], "ok")
+
+
+@pytest.mark.parametrize(
     ("override", "message"),
     [
         ("hydra.callbacks.ledger.heartbeat_s=abc", "Value 'abc' of type 'str' could not be converted to Float"),

@@ -15,7 +15,7 @@ import socket
 import sys
 import uuid
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -70,6 +70,41 @@ _OPTIONS: dict[str, Any] = {
 }
 
 
+def _as_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise ValueError("not a boolean")
+
+
+def _as_list(value: Any) -> list[str] | None:
+    if value is None:
+        return None
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        raise ValueError("not a list")
+    return [str(v) for v in value]
+
+
+def _as_seconds(value: Any) -> float:
+    seconds = float(value)
+    if not seconds > 0:
+        raise ValueError("not a positive number")
+    return seconds
+
+
+# How each option's value is checked when the explicit `_target_` form bypasses the structured
+# config: a bad value is a warning and the default, never an app that cannot start (Hydra does
+# not catch a callback's __init__ failing).
+_CHECKS: dict[str, Callable[[Any], Any]] = {
+    "enabled": _as_bool, "git": _as_bool, "packages": _as_bool, "capture_output": _as_bool, "debug": _as_bool,
+    "heartbeat_s": _as_seconds, "patch_max_bytes": int, "artifact_hash_max_bytes": int,
+    "redact_keys": _as_list, "env_vars": _as_list,
+    "tags": lambda v: _as_list(v) or [], "inputs": lambda v: _as_list(v) or [],
+    "note": lambda v: None if v is None else str(v),
+}
+
+
 def _guarded(hook: _F) -> _F:
     @functools.wraps(hook)
     def wrapper(self: LedgerCallback, *args: Any, **kwargs: Any) -> None:
@@ -100,7 +135,17 @@ class LedgerCallback(Callback):
                 f"hydra-ledger: unknown option(s) {', '.join(unknown)} ignored; valid options: {', '.join(_OPTIONS)}",
                 stacklevel=2,
             )
-        merged = {**_OPTIONS, **{k: v for k, v in options.items() if k in _OPTIONS}}
+        merged = dict(_OPTIONS)
+        for name, value in options.items():
+            if name not in _OPTIONS:
+                continue
+            try:
+                merged[name] = _CHECKS.get(name, lambda v: v)(value)
+            except (TypeError, ValueError) as exc:
+                warnings.warn(
+                    f"hydra-ledger: option {name}={value!r} ignored ({exc}); using the default {_OPTIONS[name]!r}",
+                    stacklevel=2,
+                )
         from hydra_plugins.hydra_ledger import DEFAULT_ENV_VARS, DEFAULT_REDACT_KEYS
 
         self.enabled = bool(merged["enabled"])
