@@ -76,18 +76,36 @@ def test_typed_columns(recorded):
 def test_missing_config_key_is_na_and_backfill_fills_it(make_app, run_app):
     app = make_app("ledger_app")
     assert run_app(app, LEDGER, "hydra.run.dir=runs/old").returncode == 0
-    (app / "config.yaml").write_text((app / "config.yaml").read_text() + "dropout: 0.1\nlayers: 2\n")
+    (app / "config.yaml").write_text((app / "config.yaml").read_text() + "dropout: 0.1\nlayers: 2\nuse_bn: true\n")
     commit_all(app, "add dropout and layers")
     assert run_app(app, LEDGER, "hydra.run.dir=runs/new", "layers=4").returncode == 0
     frame = hydra_ledger.load_runs(app / "runs")
     assert frame["path"].tolist() == [str((app / "runs" / d).resolve()) for d in ("old", "new")]
     pd.testing.assert_series_equal(frame["cfg.dropout"], pd.Series([None, 0.1], dtype="float64", name="cfg.dropout"))
     pd.testing.assert_series_equal(frame["cfg.layers"], pd.Series([pd.NA, 4], dtype="Int64", name="cfg.layers"))
-    filled = hydra_ledger.load_runs(app / "runs", backfill={"dropout": 0.0, "cfg.layers": 1, "cfg.absent": "z"})
+    pd.testing.assert_series_equal(frame["cfg.use_bn"], pd.Series([pd.NA, True], dtype="boolean", name="cfg.use_bn"))
+    filled = hydra_ledger.load_runs(app / "runs", backfill={"dropout": 0.0, "cfg.layers": 1, "cfg.absent": "z",
+                                                                 "use_bn": False})
     pd.testing.assert_series_equal(filled["cfg.dropout"], pd.Series([0.0, 0.1], name="cfg.dropout"))
     pd.testing.assert_series_equal(filled["cfg.layers"], pd.Series([1, 4], dtype="int64", name="cfg.layers"))
+    pd.testing.assert_series_equal(filled["cfg.use_bn"], pd.Series([False, True], name="cfg.use_bn"))
     assert filled["cfg.absent"].tolist() == ["z", "z"]
     assert "RUNNING" in STATUSES and "DIED" in STATUSES
+
+
+def test_default_paths_are_outputs_and_multirun(make_app, run_app, monkeypatch):
+    app = make_app("ledger_app")
+    assert run_app(app, LEDGER).returncode == 0
+    assert run_app(app, "-m", LEDGER, "x=1,2").returncode == 0
+    monkeypatch.chdir(app)
+    frame = hydra_ledger.load_runs()
+    assert frame["job_num"].tolist() == [pd.NA, 0, 1]
+    assert [Path(p).relative_to(app.resolve()).parts[0] for p in frame["path"]] == ["outputs", "multirun", "multirun"]
+    monkeypatch.chdir(app.parent)
+    with pytest.raises(FileNotFoundError, match=re.escape(
+        "hydra-ledger: no 'outputs' or 'multirun' directory here; pass the paths of runs or sweeps to load"
+    )):
+        hydra_ledger.load_runs()
 
 
 def _job(sweep: Path, name: str, content: bytes) -> Path:
