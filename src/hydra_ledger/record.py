@@ -27,6 +27,8 @@ STATUSES = ("PENDING", "RUNNING", "COMPLETED", "FAILED", "INTERRUPTED", "TIMEOUT
             "CANCELLED", "OUT_OF_MEMORY", "NODE_FAIL")
 # PENDING is never written by a job: the loader derives it for sweep jobs not started yet.
 FINAL_STATUSES = frozenset(STATUSES) - {"RUNNING", "PENDING"}
+# Final statuses that mean the job did not produce its result: listed and counted as problems.
+PROBLEM_STATUSES = tuple(s for s in STATUSES if s not in ("PENDING", "RUNNING", "COMPLETED"))
 
 
 class RunPaths:

@@ -173,7 +173,8 @@ def use_colour(stream: TextIO | None = None) -> bool:
     return is_tty(stream) and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
 
 
-_COLOURS = {"COMPLETED": "32", "RUNNING": "36", "FAILED": "31", "DIED": "31", "INTERRUPTED": "33",
+_COLOURS = {"COMPLETED": "32", "RUNNING": "36", "PENDING": "2", "FAILED": "31", "DIED": "31",
+            "CANCELLED": "31", "OUT_OF_MEMORY": "31", "NODE_FAIL": "31", "INTERRUPTED": "33",
             "TIMEOUT": "33", "PREEMPTED": "33", "bold": "1", "dim": "2", "red": "31", "green": "32"}
 
 

@@ -12,14 +12,14 @@ import pandas as pd
 
 from hydra_ledger.cli._output import FORMATS, add_format_option, colour, duration, plain, render, use_colour
 from hydra_ledger.cli._runs import load_frame, relative
-from hydra_ledger.record import STATUSES
+from hydra_ledger.record import PROBLEM_STATUSES, STATUSES
 
 EXAMPLE = """\
 Examples:
   hydra-ledger status                      # every sweep under outputs/ and multirun/
   hydra-ledger status multirun/2024-05-01/12-00-00 --format json"""
 
-PROBLEMS = ("FAILED", "DIED", "INTERRUPTED", "TIMEOUT", "PREEMPTED")
+PROBLEMS = PROBLEM_STATUSES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
