@@ -248,7 +248,7 @@ def test_diff_sections(runs, capsys):
     assert "\nconfig\n  ~ lr: 0.1 -> 0.5  (Δ 0.4)\n" in out
     assert "\noverrides\n  - model=small\n  - seed=0\n  + lr=0.5\n" in out
     assert "\nsummary\n  ~ loss: 0.2 -> 0.6  (Δ 0.4)\n" in out
-    assert out.endswith("\nsame: status, choices, environment, packages\n")
+    assert out.endswith("\nsame: status, choices, inputs, environment, packages\n")
 
 
 # -- status ---------------------------------------------------------------------------------
