@@ -154,6 +154,7 @@ RETURNS = {
     "float": {"value": 2},
     "dict": {"loss": 1, "nested.acc": 0.5},
     "list": {"value.0": 1, "value.1": "b"},
+    "long": {"value": "[0, 1, 2, 3, 4, 5, ...]"},  # not 1000 columns
     "numpy": {"value": 0.5},
     "path": {"value": "/data/x.txt"},
     "enum": {"value": "RED"},

@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as _dt
 import enum
 import os
+import reprlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -31,11 +32,23 @@ def flatten(
     return out
 
 
+# A summary is a few values per run. A longer sequence (a whole array returned by mistake)
+# would become as many columns and bloat every record: it is kept as a shortened repr.
+MAX_SEQUENCE_ITEMS = 100
+_MAX_REPR = 500
+
+
+def _short_repr(value: Any) -> str:
+    text = reprlib.repr(value) if isinstance(value, (list, tuple)) else repr(value)
+    return text if len(text) <= _MAX_REPR else text[: _MAX_REPR - 3] + "..."
+
+
 def summarize_return(value: Any) -> dict[str, Any]:
     """A task's return value as summary entries.
 
     Scalar -> ``value``; mapping -> its items (nested keys dotted); sequence ->
-    ``value.0``, ``value.1``...; ``None`` -> nothing; anything else -> its repr.
+    ``value.0``, ``value.1``... (up to 100 items, else a shortened repr); ``None`` ->
+    nothing; anything else -> its repr.
     """
     if value is None:
         return {}
@@ -43,15 +56,19 @@ def summarize_return(value: Any) -> dict[str, Any]:
         return flatten({str(k): v for k, v in value.items()})
     tolist = getattr(value, "tolist", None)
     if callable(tolist) and hasattr(value, "dtype"):  # numpy scalars and arrays
+        if getattr(value, "size", 1) > MAX_SEQUENCE_ITEMS:
+            return {"value": _short_repr(value)}
         try:
             value = tolist()
         except Exception:
-            return {"value": repr(value)}
+            return {"value": _short_repr(value)}
     if isinstance(value, (enum.Enum, os.PathLike, bytes, bytearray, _dt.date, _dt.time, _dt.timedelta)):
         return {"value": to_jsonable(value)}  # as in a config: Path -> str, Enum -> name, bytes -> text
     if isinstance(value, (str, int, float, bool)):
         return {"value": value}
     if isinstance(value, Sequence):
+        if len(value) > MAX_SEQUENCE_ITEMS:
+            return {"value": _short_repr(value)}
         items = {str(i): v for i, v in enumerate(value)}
         return flatten(items, "value.")
     item = getattr(value, "item", None)
@@ -60,4 +77,4 @@ def summarize_return(value: Any) -> dict[str, Any]:
             return {"value": item()}
         except Exception:
             pass
-    return {"value": repr(value)}
+    return {"value": _short_repr(value)}

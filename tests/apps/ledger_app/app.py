@@ -42,6 +42,8 @@ def make_return(kind: str, x: float):
         return {"loss": x, "nested": {"acc": 0.5}}
     if kind == "list":
         return [x, "b"]
+    if kind == "long":
+        return list(range(1000))
     if kind == "numpy":
         import numpy
 
