@@ -5,7 +5,8 @@ import json
 import os
 import time
 import warnings
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any, Literal
 
@@ -107,8 +108,12 @@ def _epoch(iso: Any) -> float | None:
         return None
 
 
-def record_to_row(record: Mapping[str, Any], record_file: Path, now: float, stale_after: float | None) -> dict[str, Any]:
-    """One DataFrame row: base columns, then ``cfg.``, ``choice.``, ``summary.`` ... prefixed groups."""
+def record_to_row(record: Mapping[str, Any], record_file: Path, now: float, stale_after: float | None,
+                  ledger_names: Collection[str] | None = None) -> dict[str, Any]:
+    """One DataFrame row: base columns, then ``cfg.``, ``choice.``, ``summary.`` ... prefixed groups.
+
+    ``ledger_names``: the file names in the run's ``.ledger/`` if known (sidecars are read only if there).
+    """
     job_dir = Path(os.path.abspath(os.path.dirname(os.path.dirname(record_file))))
     job = record.get("job") or {}
     row: dict[str, Any] = {
@@ -135,7 +140,7 @@ def record_to_row(record: Mapping[str, Any], record_file: Path, now: float, stal
     for prefix in GROUPS:
         # an empty mapping means "nothing", except in a config
         flatten(groups[prefix], prefix + ".", row, keep_empty=prefix == "cfg")
-    tags, note = annotate(record, RunPaths(job_dir))  # launch values + `hydra-ledger tag/note` sidecars
+    tags, note = annotate(record, RunPaths(job_dir), ledger_names)  # launch values + `hydra-ledger tag/note` sidecars
     if tags:
         row["tags"] = tags
     if note:
@@ -167,6 +172,9 @@ def load_runs(
     tags: Sequence[str] | None = None,
     stale_after: float | None = None,
     include_debug: bool = False,
+    columns: Sequence[str] | None = None,
+    where: str | None = None,
+    cache: Literal["auto", "rebuild", "off"] = "auto",
 ) -> pd.DataFrame:
     """Load every run and sweep job under ``paths`` into one DataFrame, a row per job.
 
@@ -195,6 +203,18 @@ def load_runs(
     include_debug
         Also load debug runs (launched with ``hydra.callbacks.ledger.debug=true``); they
         then have ``debug`` set to True.
+    columns
+        Only these columns, as names or glob patterns, e.g. ``["cfg.model.*", "summary.*"]``
+        (in the usual column order); only they are read from the index. A pattern matching no
+        column raises ValueError naming close ones.
+    where
+        Keep only runs where this pandas-style expression on column names holds, e.g.
+        ``"cfg.model.lr > 0.01 and summary.loss < 0.5"``; only its columns are read for all
+        runs, the others just for the runs kept.
+    cache
+        ``"auto"`` keeps an index of each path (see :mod:`hydra_ledger.index`) so that later
+        loads re-read only new and changed records; ``"rebuild"`` re-reads every record and
+        rewrites it; ``"off"`` reads every record and writes nothing. The result is the same.
 
     Returns
     -------
@@ -213,12 +233,22 @@ def load_runs(
     >>> hydra_ledger.only_changed(df[df.status == "COMPLETED"])      # doctest: +SKIP
     """
     roots = _default_paths() if not paths else list(paths)
+    wanted = None
+    if status is not None:
+        wanted = [status] if isinstance(status, str) else list(status)
+        unknown = sorted(set(wanted) - set(STATUSES))
+        if unknown:
+            raise ValueError(f"hydra-ledger: unknown status {', '.join(unknown)}; valid: {', '.join(STATUSES)}")
     now = time.time()
-    rows = [record_to_row(rec, file, now, stale_after) for file, rec in read_records(roots, errors)]
-    rows = slurm_status.refine(rows, roots)  # sacct's verdict on DIED/PREEMPTED jobs; PENDING sweep jobs
-    if not include_debug:  # after refine, which would take a hidden job for one not started yet
-        rows = [row for row in rows if not row.get("debug")]
-    frame = build_frame(rows)
+    from hydra_ledger import index as _index, query
+
+    indexes = _index.load_roots(roots, now, cache)
+    query.report_broken(indexes, errors)
+    needed = ["tags"] if tags else []
+    needed += [k if k.startswith("cfg.") else f"cfg.{k}" for k in (backfill or {})]
+    frame = query.build(indexes, now=now, stale_after=stale_after, include_debug=include_debug, status=wanted,
+                        columns=columns, where=where, needed=needed)
+    status = None  # filtered above
     if backfill:
         for key, value in backfill.items():
             column = key if key.startswith("cfg.") else f"cfg.{key}"
@@ -237,6 +267,8 @@ def load_runs(
         if "tags" not in frame.columns:
             return frame.iloc[0:0]
         frame = frame[frame["tags"].map(lambda t: isinstance(t, list) and all(x in t for x in tags))]
+    if columns is not None:
+        frame = frame[[c for c in frame.columns if c not in needed or any(fnmatchcase(c, p) for p in columns)]]
     return frame.reset_index(drop=True)
 
 

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from hydra_ledger.changes import mark_changed
 from hydra_ledger.flatten import flatten
 from hydra_ledger.record import FINAL_STATUSES, RunPaths, append_line, write_atomic, write_json_atomic
 
@@ -63,6 +64,8 @@ class ActiveRun:
                 write_json_atomic(self.paths.record, self.record)
             except Exception as exc:  # noqa: BLE001
                 self._warn_once(f"cannot write {self.paths.record}: {exc}")
+                return
+            mark_changed(self.paths.job_dir)  # tells loaders' indexes to look at this sweep again
 
     def _warn_once(self, message: str) -> None:
         if not self._warned:

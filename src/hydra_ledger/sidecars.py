@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
+from hydra_ledger.changes import mark_changed
 from hydra_ledger.record import RunPaths, append_line, write_json_atomic
 
 
@@ -44,6 +45,7 @@ def add_tags(paths: RunPaths, tags: Iterable[str]) -> None:
         if tag not in edits["added"]:
             edits["added"].append(tag)
     write_json_atomic(paths.tags, edits)
+    mark_changed(paths.job_dir)
 
 
 def remove_tags(paths: RunPaths, tags: Iterable[str]) -> None:
@@ -54,6 +56,7 @@ def remove_tags(paths: RunPaths, tags: Iterable[str]) -> None:
         if tag not in edits["removed"]:
             edits["removed"].append(tag)
     write_json_atomic(paths.tags, edits)
+    mark_changed(paths.job_dir)
 
 
 def read_notes(paths: RunPaths) -> list[dict[str, Any]]:
@@ -76,6 +79,7 @@ def read_notes(paths: RunPaths) -> list[dict[str, Any]]:
 def add_note(paths: RunPaths, text: str) -> None:
     stamp = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     append_line(paths.notes, {"time": stamp, "text": text})
+    mark_changed(paths.job_dir)
 
 
 def clear_notes(paths: RunPaths) -> None:
@@ -83,6 +87,7 @@ def clear_notes(paths: RunPaths) -> None:
         paths.notes.unlink()
     except FileNotFoundError:
         pass
+    mark_changed(paths.job_dir)
 
 
 def effective_note(record_note: Any, paths: RunPaths) -> str | None:
@@ -92,6 +97,15 @@ def effective_note(record_note: Any, paths: RunPaths) -> str | None:
     return "\n".join(texts) if texts else None
 
 
-def annotate(record: Mapping[str, Any], paths: RunPaths) -> tuple[list[str], str | None]:
-    """``(tags, note)`` of a run: its record's values merged with the sidecars."""
+def annotate(record: Mapping[str, Any], paths: RunPaths,
+             present: Collection[str] | None = None) -> tuple[list[str], str | None]:
+    """``(tags, note)`` of a run: its record's values merged with the sidecars.
+
+    ``present``: the names in the run's ``.ledger/`` when the caller listed it, so that absent
+    sidecars (nearly all) cost no failing ``open``.
+    """
+    if present is not None and RunPaths.TAGS not in present and RunPaths.NOTES not in present:
+        tags = list(dict.fromkeys(str(t) for t in record.get("tags") or ()))
+        note = record.get("note")
+        return tags, str(note) if note else None
     return effective_tags(record.get("tags") or (), paths), effective_note(record.get("note"), paths)

@@ -66,9 +66,14 @@ _NOT_STARTED = {
 assert set(_NOT_STARTED.values()) <= set(STATUSES)
 
 
-def refine(rows: list[dict[str, Any]], roots: Iterable[str | os.PathLike[str]]) -> list[dict[str, Any]]:
-    """Refine in-doubt statuses with one ``sacct`` call and append PENDING rows (see the module doc)."""
-    pending = pending_rows(rows, roots)
+def refine(rows: list[dict[str, Any]], roots: Iterable[str | os.PathLike[str]],
+           sweeps: list[tuple[Path, dict[str, Any]]] | None = None,
+           started: dict[str, set[int]] | None = None) -> list[dict[str, Any]]:
+    """Refine in-doubt statuses with one ``sacct`` call and append PENDING rows (see the module doc).
+
+    ``sweeps`` and ``started`` (see :func:`pending_rows`) spare a walk when the caller has them.
+    """
+    pending = pending_rows(rows, roots, sweeps, started)
     queried = [r for r in rows if r.get("status") in IN_DOUBT and r.get("slurm.job_id") is not None]
     queried += [r for r in pending if r.get("slurm.submitit_job_id") is not None]
     if queried:
@@ -152,14 +157,21 @@ def _expand(ranges: str) -> Iterable[int]:
 # -- pending jobs ---------------------------------------------------------------------------
 
 
-def pending_rows(rows: list[dict[str, Any]], roots: Iterable[str | os.PathLike[str]]) -> list[dict[str, Any]]:
-    """A PENDING row per job of a known sweep job list that has no record yet."""
-    started: dict[str, set[int]] = {}
-    for row in rows:
-        if row.get("sweep") and row.get("job_num") is not None:
-            started.setdefault(_key(row["sweep"]), set()).add(int(row["job_num"]))
+def pending_rows(rows: list[dict[str, Any]], roots: Iterable[str | os.PathLike[str]],
+                 sweeps: list[tuple[Path, dict[str, Any]]] | None = None,
+                 started: dict[str, set[int]] | None = None) -> list[dict[str, Any]]:
+    """A PENDING row per job of a known sweep job list that has no record yet.
+
+    ``started``: sweep dir (real path) -> job nums with a record, else taken from ``rows``;
+    ``sweeps``: the sweep records to consult, else found under ``roots``.
+    """
+    if started is None:
+        started = {}
+        for row in rows:
+            if row.get("sweep") and row.get("job_num") is not None:
+                started.setdefault(_key(row["sweep"]), set()).add(int(row["job_num"]))
     out: list[dict[str, Any]] = []
-    for sweep_dir, record in _sweep_records(started, roots):
+    for sweep_dir, record in (_sweep_records(started, roots) if sweeps is None else sweeps):
         jobs = record.get("jobs")
         if not isinstance(jobs, list):
             continue

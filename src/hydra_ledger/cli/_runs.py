@@ -1,4 +1,4 @@
-"""Loading runs for the commands (with a progress bar) and selecting them: ``--where``, ``--columns``."""
+"""Loading runs for the commands (through the index, as load_runs) and selecting them: ``--where``, ``--columns``."""
 from __future__ import annotations
 
 import difflib
@@ -7,7 +7,6 @@ import io
 import keyword
 import time
 import tokenize
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -15,26 +14,20 @@ from typing import Any
 import pandas as pd
 
 from hydra_ledger.cli import CommandError
-from hydra_ledger.cli._output import progress
 
 
 def load_frame(paths: Sequence[str], *, show_progress: bool, tags: Sequence[str] = ()) -> pd.DataFrame:
-    """Like ``load_runs(*paths, tags=tags)``, with a progress bar while reading many records."""
-    from hydra_ledger.load import LedgerLoadWarning, _default_paths, build_frame, find_records, record_to_row
-    from hydra_ledger.record import RecordError, read_record
+    """The records under ``paths`` through the same index as ``load_runs`` (fast on 100k runs): every
+    recorded job, debug runs included, without asking the scheduler. ``show_progress`` is unused."""
+    from hydra_ledger import index, query
+    from hydra_ledger.load import _default_paths
 
     roots = list(paths) or _default_paths()
-    files = list(find_records(roots))
     now = time.time()
-    rows = []
-    for record_file in progress(files, "reading runs", enabled=show_progress):
-        try:
-            record = read_record(record_file)
-        except RecordError as exc:
-            warnings.warn(str(exc), LedgerLoadWarning, stacklevel=2)
-            continue
-        rows.append(record_to_row(record, record_file, now, None))
-    frame = build_frame(rows)
+    indexes = index.load_roots(roots, now)
+    query.report_broken(indexes, "warn")
+    frame = query.build(indexes, now=now, stale_after=None, include_debug=True, status=None, columns=None,
+                        where=None, scheduler=False)
     if tags:
         if "tags" not in frame.columns:
             return frame.iloc[0:0]

@@ -1,0 +1,280 @@
+"""Finding and reading job records under a root, incrementally: the walk behind the index.
+
+One pass collects everything the loader needs from the tree: job dirs (a ``.ledger/run.json``),
+the sidecars present beside each record (``tags.json``, ``notes.jsonl``: read only where they
+exist), and sweep records (``.ledger/sweep.json``). Given the previous state, it re-reads only
+what may have changed (see :mod:`hydra_ledger.index` for the rules); parsing is spread over
+worker processes when there are many records.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hydra_ledger.record import LEDGER_DIR, SWEEP_SCHEMA, RecordError, RunPaths, SweepPaths, parse_record
+
+log = logging.getLogger(__name__)
+
+# Directories never holding job records (the same as the plain walk's).
+SKIP_DIRS = frozenset({LEDGER_DIR, ".hydra", ".submitit", ".git", "__pycache__", "node_modules", ".venv"})
+# Modification times this close to the moment they were read may hide a later change made in
+# the same clock tick (NFS and some filesystems keep whole seconds; FAT two): such a dir or
+# record is looked at again by the next load, like git's "racily clean" index entries.
+RACY_NS = 2_000_000_000
+SIDECARS = (RunPaths.TAGS, RunPaths.NOTES)
+# Below this many records to parse, worker processes cost more than they save.
+PARALLEL_MIN = 2_000
+
+
+def join(rel: str, name: str) -> str:
+    return f"{rel}/{name}" if rel else name
+
+
+def parent_of(rel: str) -> str:
+    return rel.rpartition("/")[0]
+
+
+def walk_key(rel: str) -> tuple[str, ...]:
+    """Sort key giving the plain walk's order: depth first, children by name, a dir before its children."""
+    return tuple(rel.split("/")) if rel else ()
+
+
+@dataclass
+class DirState:
+    """What the index remembers of a directory that is not a job dir."""
+
+    mtime_ns: int
+    racy: bool
+    subdirs: list[str]  # names of subdirs that are not job dirs: checked at each load
+    sweep: bool = False  # holds .ledger/sweep.json
+
+    def to_json(self) -> list[Any]:
+        return [self.mtime_ns, self.racy, self.subdirs, self.sweep]
+
+    @classmethod
+    def from_json(cls, data: list[Any]) -> DirState:
+        return cls(int(data[0]), bool(data[1]), [str(s) for s in data[2]], bool(data[3]))
+
+
+@dataclass
+class Scan:
+    """What a walk found: dir states, job dirs to read, job dirs unchanged, what vanished."""
+
+    dirs: dict[str, DirState] = field(default_factory=dict)
+    to_read: list[tuple[str, list[str]]] = field(default_factory=list)  # (rel, names in its .ledger)
+    gone: set[str] = field(default_factory=set)  # dirs whose whole sub-tree vanished
+    not_jobs: set[str] = field(default_factory=set)  # known job dirs whose record is gone
+    now_jobs: set[str] = field(default_factory=set)  # known plain dirs that now hold a record
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.to_read or self.gone or self.not_jobs or self.now_jobs)
+
+
+def _scandir(path: str) -> tuple[list[str], list[str] | None, bool]:
+    """``(subdirs to walk, names in .ledger or None, has a run record)``; raises OSError if unreadable."""
+    subdirs: list[str] = []
+    ledger: list[str] | None = None
+    record = False
+    for entry in os.scandir(path):
+        name = entry.name
+        if name == LEDGER_DIR:
+            try:
+                inner = list(os.scandir(entry.path))
+            except OSError:  # a .ledger file, or unreadable: no record here, as for the plain walk
+                continue
+            ledger = [e.name for e in inner]
+            for e in inner:
+                if e.name == RunPaths.RECORD:
+                    try:  # a dangling symlink counts (reported unreadable); a directory does not
+                        record = not e.is_dir()
+                    except OSError:
+                        record = True
+        elif name not in SKIP_DIRS:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    subdirs.append(name)
+            except OSError:
+                continue
+    return subdirs, ledger, record
+
+
+def job_signature(job_dir: str, ledger: Iterable[str]) -> tuple[str, int]:
+    """``(signature, newest mtime_ns)`` of a job's record and sidecars: size, mtime and inode of each."""
+    parts, newest = [], 0
+    names = set(ledger)
+    for name in (RunPaths.RECORD, *SIDECARS):
+        if name not in names:
+            continue
+        try:
+            stat = os.stat(os.path.join(job_dir, LEDGER_DIR, name))
+        except OSError:
+            parts.append(f"{name}=?")
+            continue
+        parts.append(f"{name}={signature(stat)}")
+        newest = max(newest, stat.st_mtime_ns)
+    return ";".join(parts), newest
+
+
+def walk(root: str, previous: Mapping[str, DirState], known: Mapping[str, str], untrusted: set[str],
+         now_ns: int) -> Scan:
+    """Walk ``root`` against the previous state, reading as little as the rules allow.
+
+    ``previous``: states of plain dirs; ``known``: job dir -> signature of what the index
+    holds; ``untrusted``: job dirs examined even under an unchanged parent (RUNNING, racy,
+    broken). A plain dir whose mtime is unchanged (and was not racy) has the same entries:
+    its job dirs stand as indexed, its plain subdirs are checked the same way. A changed or
+    new dir is listed again and each job dir in it has its record's signature compared.
+    """
+    scan = Scan()
+    by_parent: dict[str, list[str]] = {}
+    for rel in untrusted:
+        by_parent.setdefault(parent_of(rel), []).append(rel)
+    known_children: dict[str, list[str]] | None = None
+    stack: list[tuple[str, bool]] = [("", "" in previous)]  # (rel, check mtime first)
+    while stack:
+        rel, check = stack.pop()
+        path = os.path.join(root, rel) if rel else root
+        old = previous.get(rel)
+        if check and old is not None:
+            try:
+                mtime_ns = os.stat(path).st_mtime_ns
+            except OSError:
+                scan.gone.add(rel)
+                continue
+            if mtime_ns == old.mtime_ns and not old.racy:
+                scan.dirs[rel] = old
+                stack.extend((join(rel, name), True) for name in old.subdirs if join(rel, name) in previous)
+                stack.extend((job, False) for job in by_parent.get(rel, ()) if job != rel)
+                continue
+        try:
+            mtime_ns = os.stat(path).st_mtime_ns
+            subdirs, ledger, record = _scandir(path)
+        except OSError:
+            scan.gone.add(rel)
+            continue
+        if record:
+            if old is not None:
+                scan.now_jobs.add(rel)
+            sig = known.get(rel)
+            if sig is None or rel in untrusted or job_signature(path, ledger or ())[0] != sig:
+                scan.to_read.append((rel, ledger or []))
+        else:
+            if rel in known:
+                scan.not_jobs.add(rel)
+            scan.dirs[rel] = DirState(mtime_ns, mtime_ns >= now_ns - RACY_NS, subdirs,
+                                      sweep=ledger is not None and SweepPaths.RECORD in ledger)
+        if old is not None or rel in known:  # what was here before and is not any more
+            if known_children is None:
+                known_children = {}
+                for job in known:
+                    known_children.setdefault(parent_of(job), []).append(job)
+            present = set(subdirs)
+            before = [join(rel, n) for n in (old.subdirs if old is not None else ())]
+            before += [j for j in known_children.get(rel, ()) if j != rel]
+            scan.gone.update(child for child in before if child.rpartition("/")[2] not in present)
+        stack.extend((join(rel, name), True) for name in subdirs)
+    return scan
+
+
+# -- reading records ------------------------------------------------------------------------
+
+
+def signature(stat: os.stat_result) -> str:
+    return f"{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ino}"
+
+
+def read_job(root: str, rel: str, ledger: Iterable[str], now: float,
+             record_file: Path | None = None) -> tuple[str, bool, dict[str, Any] | RecordError]:
+    """``(signature, racy, row or error)`` of one job dir; the signature covers the record and its sidecars."""
+    from hydra_ledger.load import record_to_row
+
+    job_dir = os.path.join(root, rel) if rel else root
+    if record_file is None:
+        record_file = Path(job_dir, LEDGER_DIR, RunPaths.RECORD)
+    limit = int(now * 1e9) - RACY_NS
+    names = set(ledger)
+    try:
+        with open(record_file, "rb") as f:
+            stat = os.fstat(f.fileno())  # the stat of the very file read, even if replaced meanwhile
+            data = f.read()
+    except OSError as exc:
+        return "", True, RecordError(record_file, f"unreadable ({exc.strerror or exc})", "check its permissions")
+    parts = [f"{RunPaths.RECORD}={signature(stat)}"]
+    racy = stat.st_mtime_ns >= limit
+    for name in SIDECARS:
+        if name in names:
+            try:
+                side = os.stat(os.path.join(job_dir, LEDGER_DIR, name))
+            except OSError:
+                parts.append(f"{name}=?")
+                continue
+            parts.append(f"{name}={signature(side)}")
+            racy = racy or side.st_mtime_ns >= limit
+    try:
+        record = parse_record(record_file, data)
+    except RecordError as exc:
+        return ";".join(parts), True, exc
+    row = record_to_row(record, record_file, now, None, ledger_names=names)
+    if record.get("status") == "RUNNING":  # derived again at each load, from its heartbeat then
+        row["status"] = "RUNNING"
+        row["#hb"] = float(record.get("heartbeat_s") or 10.0)
+    return ";".join(parts), racy, row
+
+
+def read_sweep(root: str, rel: str) -> tuple[str, dict[str, Any] | str]:
+    """``(signature, record or the error message)`` of a sweep dir's record."""
+    path = SweepPaths(os.path.join(root, rel) if rel else root).record
+    try:
+        with open(path, "rb") as f:
+            sig = signature(os.fstat(f.fileno()))
+            data = f.read()
+    except OSError as exc:
+        return "", str(RecordError(path, f"unreadable ({exc.strerror or exc})", "check its permissions"))
+    try:
+        return sig, parse_record(path, data, SWEEP_SCHEMA)
+    except RecordError as exc:
+        return sig, str(exc)
+
+
+def _read_chunk(root: str, jobs: list[tuple[str, list[str]]], now: float) -> Any:
+    """Worker process: read and encode a chunk of job dirs as one Arrow table (compact to send back)."""
+    from hydra_ledger.index import encode_rows
+
+    return encode_rows([(rel, *read_job(root, rel, ledger, now)) for rel, ledger in jobs])
+
+
+def read_jobs(root: str, jobs: list[tuple[str, list[str]]], now: float) -> list[Any]:
+    """Encoded chunks for ``jobs``, read in worker processes when there are many and cores to use.
+
+    Workers send back Arrow tables, not rows: a chunk of 10k rows pickles as a few buffers.
+    """
+    from hydra_ledger.index import encode_rows
+
+    workers = min(_cores(), 8)
+    if len(jobs) < PARALLEL_MIN or workers < 2:
+        return [encode_rows([(rel, *read_job(root, rel, ledger, now)) for rel, ledger in jobs])]
+    size = max(500, -(-len(jobs) // (workers * 4)))
+    chunks = [jobs[i:i + size] for i in range(0, len(jobs), size)]
+    try:
+        import multiprocessing
+
+        # fork: the workers start with this process's imports (pandas, pyarrow) already done
+        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method)) as pool:
+            return list(pool.map(_read_chunk, [root] * len(chunks), chunks, [now] * len(chunks)))
+    except (OSError, RuntimeError) as exc:  # no worker processes here (a sandbox?): read in this one
+        log.info("hydra-ledger: reading %d records in one process (%s)", len(jobs), exc)
+        return [encode_rows([(rel, *read_job(root, rel, ledger, now)) for rel, ledger in jobs])]
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1

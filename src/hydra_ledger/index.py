@@ -1,0 +1,421 @@
+"""An incremental columnar index of the records under a root: what makes loading 100k runs fast.
+
+The per-job files stay the truth; the index is a cache that deleting changes no result of.
+
+- **What**: one Parquet file per root (absolute path), holding a row per job dir as the
+  loader flattens it (``cfg.``, ``summary.``... columns, typed natively where a column's
+  values share one type, JSON text otherwise), plus what is needed to tell what changed:
+  each record's signature (size, mtime, inode of ``run.json`` and its sidecars), the mtimes
+  and subdirs of the plain dirs (sweeps, dates), the sweep records, the broken records.
+- **Where**: ``$HYDRA_LEDGER_CACHE`` or ``${XDG_CACHE_HOME:-~/.cache}/hydra-ledger/index/``,
+  a file named by a hash of the root's absolute path; nothing is written into the run
+  tree. Unwritable: the load works from memory. ``HYDRA_LEDGER_CACHE=off`` disables it.
+- **Change detection** without a stat per job: a plain dir whose mtime is unchanged has
+  the same entries, so its finished job dirs stand as indexed; a job's every record write
+  also touches its parent dir (:func:`hydra_ledger.changes.mark_changed`), as do tag and
+  note edits; a changed dir has each of its job dirs' signatures compared. RUNNING, broken
+  and racily-recent records (mtime within 2 s of the read: clock-tick granularity) are
+  examined at every load.
+- **Concurrency**: readers see the old or the new file (written to a temp file, then
+  ``os.replace``); two loaders may both write, the last one wins, both are complete. No locks
+  (NFS has none to rely on). A corrupt or foreign file is rebuilt with a warning.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import threading
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from hydra_ledger import discover
+from hydra_ledger.record import STATUSES, RecordError, loads
+
+log = logging.getLogger(__name__)
+
+INDEX_FORMAT = 1
+META_KEY = b"hydra-ledger-index"
+# Internal columns; row keys never start with '#'.
+REL, SIG, RACY, HB, LAYOUT = "#rel", "#sig", "#racy", "#hb", "#layout"
+INTERNAL = (REL, SIG, RACY, HB, LAYOUT)
+TIME_COLUMNS = ("started_at", "ended_at")
+# A native text column is `string`; `large_string` marks a column of JSON texts (lists,
+# mappings, mixed types), decoded back to the very Python values.
+JSON_TYPE = pa.large_string()
+# The modules whose code decides the rows: an index made by other code is rebuilt.
+_CODE = ("index.py", "discover.py", "load.py", "flatten.py", "sidecars.py", "record.py")
+
+
+class IndexWarning(UserWarning):
+    """The index of a root was unusable (corrupt, foreign) and is rebuilt; results are unaffected."""
+
+
+# -- encoding rows ---------------------------------------------------------------------------
+
+
+def _dump(value: Any) -> str:
+    out = orjson.dumps(value)
+    if b"null" in out:  # orjson writes NaN as null: let json keep NaN and Infinity apart from None
+        return json.dumps(value, allow_nan=True)
+    return out.decode()
+
+
+def _dump_safe(value: Any) -> str:
+    try:
+        return _dump(value)
+    except (TypeError, orjson.JSONEncodeError):
+        return json.dumps(value, allow_nan=True, default=str)
+
+
+def encode_values(values: list[Any], name: str) -> pa.Array:
+    """A column of Python values as Arrow: native when they share one type, JSON texts otherwise."""
+    kinds = {type(v) for v in values if v is not None}
+    if not kinds:
+        return pa.nulls(len(values))
+    if kinds == {str} and name in TIME_COLUMNS:
+        try:
+            return pa.array(pd.Series(pd.to_datetime(values, utc=True, format="ISO8601"),
+                                      dtype="datetime64[ns, UTC]"))
+        except (ValueError, TypeError, OverflowError):
+            pass  # kept as text: the frame raises as the plain loader does
+    if len(kinds) == 1:
+        kind = next(iter(kinds))
+        arrow = {bool: pa.bool_(), int: pa.int64(), float: pa.float64(), str: pa.string()}.get(kind)
+        if arrow is not None:
+            try:
+                return pa.array(values, arrow)
+            except (pa.ArrowException, OverflowError, UnicodeEncodeError):
+                pass
+    return pa.array([None if v is None else _dump_safe(v) for v in values], JSON_TYPE)
+
+
+@dataclass
+class Chunk:
+    """Rows of some job dirs, encoded: a table, its key layouts, and the broken records."""
+
+    table: pa.Table
+    layouts: list[list[str]]
+    broken: dict[str, list[Any]]  # rel -> [signature, file, problem, hint]
+
+
+def encode_rows(items: list[tuple[str, str, bool, Any]]) -> Chunk:
+    """``(rel, signature, racy, row or RecordError)`` items -> a :class:`Chunk`."""
+    rows, rels, sigs, racy, hbs, layout_ids = [], [], [], [], [], []
+    layouts: dict[tuple[str, ...], int] = {}
+    broken: dict[str, list[Any]] = {}
+    for rel, sig, is_racy, row in items:
+        if isinstance(row, RecordError):
+            broken[rel] = [sig, str(row.path), row.problem, str(row).partition(" — ")[2]]
+            continue
+        hbs.append(row.pop(HB, None))
+        keys = tuple(row)
+        layout_ids.append(layouts.setdefault(keys, len(layouts)))
+        rows.append(row)
+        rels.append(rel)
+        sigs.append(sig)
+        racy.append(is_racy)
+    names: dict[str, None] = {}
+    for keys in layouts:
+        names.update(dict.fromkeys(keys))
+    arrays = [pa.array(rels, pa.string()), pa.array(sigs, pa.string()), pa.array(racy, pa.bool_()),
+              pa.array(hbs, pa.float64()), pa.array(layout_ids, pa.int32())]
+    arrays += [encode_values([row.get(name) for row in rows], name) for name in names]
+    table = pa.Table.from_arrays(arrays, names=[*INTERNAL, *names])
+    return Chunk(table, [list(keys) for keys in layouts], broken)
+
+
+def _to_json_column(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    if column.type == JSON_TYPE:
+        return column
+    values = column.to_pylist()
+    out = []
+    for v in values:
+        if v is None:
+            out.append(None)
+        elif hasattr(v, "isoformat"):
+            out.append(_dump_safe(v.isoformat()))
+        else:
+            out.append(_dump_safe(v))
+    return pa.chunked_array([pa.array(out, JSON_TYPE)], JSON_TYPE)
+
+
+def concat(tables: list[pa.Table]) -> pa.Table:
+    """Stack tables whose columns may differ in set and type (a type conflict makes JSON texts)."""
+    tables = [t for t in tables if t.num_rows] or tables[:1]
+    if len(tables) == 1:
+        return tables[0]
+    names: dict[str, None] = {}
+    for t in tables:
+        names.update(dict.fromkeys(t.column_names))
+    columns: dict[str, list[pa.ChunkedArray]] = {}
+    for name in names:
+        parts = [t.column(name) if name in t.column_names else None for t in tables]
+        types = {p.type for p in parts if p is not None and p.type != pa.null()}
+        if len(types) > 1:
+            parts = [_to_json_column(p) if p is not None else None for p in parts]
+            target = JSON_TYPE
+        else:
+            target = next(iter(types)) if types else pa.null()
+        columns[name] = [
+            pa.chunked_array([pa.nulls(t.num_rows, target)], target) if p is None
+            else (p if p.type == target else p.cast(target))
+            for p, t in zip(parts, tables)
+        ]
+    arrays = [pa.chunked_array([c for part in columns[name] for c in part.chunks], columns[name][0].type)
+              for name in names]
+    return pa.Table.from_arrays(arrays, names=list(names))
+
+
+# -- the index of one root -------------------------------------------------------------------
+
+
+@dataclass
+class RootIndex:
+    """The indexed state of one root: rows (walk order), key layouts, dir states, sweeps, broken records."""
+
+    root: str
+    table: pa.Table
+    layouts: list[list[str]]
+    dirs: dict[str, discover.DirState] = field(default_factory=dict)
+    sweeps: dict[str, list[Any]] = field(default_factory=dict)  # rel -> [signature, record or error text]
+    broken: dict[str, list[Any]] = field(default_factory=dict)
+
+
+def _empty_table() -> pa.Table:
+    return encode_rows([]).table
+
+
+def code_fingerprint() -> str:
+    from hydra_ledger import __version__
+
+    digest = hashlib.sha256(f"{INDEX_FORMAT}:{__version__}".encode())
+    here = Path(__file__).parent
+    for name in _CODE:
+        try:
+            digest.update((here / name).read_bytes())
+        except OSError:
+            digest.update(name.encode())
+    return digest.hexdigest()[:16]
+
+
+def cache_dir() -> Path | None:
+    """Where indexes live: ``$HYDRA_LEDGER_CACHE``, else the user's cache dir; None when turned off."""
+    setting = os.environ.get("HYDRA_LEDGER_CACHE")
+    if setting is not None and setting.strip().lower() in ("off", "0", "false", "no", ""):
+        return None
+    if setting:
+        return Path(setting).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "hydra-ledger" / "index"
+
+
+def cache_file(root: str) -> Path | None:
+    """The index file of ``root`` (an absolute path), or None when caching is off."""
+    directory = cache_dir()
+    if directory is None:
+        return None
+    return directory / f"{hashlib.sha256(root.encode()).hexdigest()[:24]}.parquet"
+
+
+def read_index(path: Path, root: str, fingerprint: str) -> RootIndex | None:
+    """The stored index of ``root``, or None: absent, stale code (silently), corrupt or foreign (a warning)."""
+    try:
+        parquet = pq.ParquetFile(path)
+    except FileNotFoundError:
+        return None
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises many types for a damaged file
+        _warn_rebuild(path, f"unreadable ({type(exc).__name__}: {exc})")
+        return None
+    try:
+        meta = orjson.loads((parquet.schema_arrow.metadata or {})[META_KEY])
+        if meta.get("format") != INDEX_FORMAT or meta.get("code") != fingerprint:
+            log.info("hydra-ledger: index %s was made by another version: rebuilding", path)
+            return None
+        if meta.get("root") != root:
+            _warn_rebuild(path, f"it indexes {meta.get('root')!r}, not {root!r}")
+            return None
+        table = parquet.read()
+        if table.column_names[:len(INTERNAL)] != list(INTERNAL):
+            raise ValueError("internal columns missing")
+        return RootIndex(root, table, meta["layouts"],
+                         {rel: discover.DirState.from_json(v) for rel, v in meta["dirs"].items()},
+                         meta["sweeps"], meta["broken"])
+    except Exception as exc:  # noqa: BLE001
+        _warn_rebuild(path, f"corrupt ({type(exc).__name__}: {exc})")
+        return None
+
+
+def _warn_rebuild(path: Path, problem: str) -> None:
+    warnings.warn(f"hydra-ledger: index {path} is {problem} — rebuilding it from the records (results are "
+                  "unaffected; delete the file to silence this)", IndexWarning, stacklevel=5)
+
+
+def write_index(path: Path, index: RootIndex, fingerprint: str) -> None:
+    """Atomically replace ``path``; failure (read-only, full disk) leaves the load in memory only."""
+    meta = {
+        "format": INDEX_FORMAT, "code": fingerprint, "root": index.root, "written_at": time.time(),
+        "layouts": index.layouts, "dirs": {rel: st.to_json() for rel, st in index.dirs.items()},
+        "sweeps": index.sweeps, "broken": index.broken,
+    }
+    table = index.table.replace_schema_metadata({META_KEY: orjson.dumps(meta)})
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(table, tmp, compression="lz4", use_dictionary=True, write_statistics=False)
+        os.replace(tmp, path)
+    except OSError as exc:
+        log.info("hydra-ledger: cannot write the index %s (%s): loading from memory", path, exc)
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+
+
+def _under(rel: str, prefixes: set[str]) -> bool:
+    if "" in prefixes:
+        return True
+    while True:
+        if rel in prefixes:
+            return True
+        if not rel:
+            return False
+        rel = discover.parent_of(rel)
+
+
+def update(root: str, prior: RootIndex | None, now: float) -> tuple[RootIndex, bool]:
+    """Bring the index of ``root`` up to date with the tree; ``(index, changed)``."""
+    if prior is None:
+        prior = RootIndex(root, _empty_table(), [])
+    table = prior.table
+    rels = table.column(REL).to_pylist()
+    known = dict(zip(rels, table.column(SIG).to_pylist()))
+    untrusted = set(prior.broken)
+    if table.num_rows:
+        doubt = pc.or_(pc.fill_null(table.column(RACY), True), pc.equal(table.column("status"), "RUNNING"))
+        untrusted.update(rels[i] for i in np.flatnonzero(doubt.to_numpy(zero_copy_only=False)))
+    for rel, (sig, *_rest) in prior.broken.items():
+        known[rel] = sig
+    scan = discover.walk(root, prior.dirs, known, untrusted, int(now * 1e9))
+    dropped = {rel for rel, _ in scan.to_read} | scan.not_jobs
+    if scan.gone:
+        dropped.update(rel for rel in known if _under(rel, scan.gone))
+    chunks = discover.read_jobs(root, scan.to_read, now) if scan.to_read else []
+    layouts = list(prior.layouts)
+    parts = [table.filter(pa.array([rel not in dropped for rel in rels], pa.bool_())) if dropped else table]
+    for chunk in chunks:
+        remap = np.array([_layout_id(layouts, keys) for keys in chunk.layouts] or [0], dtype=np.int32)
+        t = chunk.table
+        if t.num_rows:
+            ids = remap[t.column(LAYOUT).to_numpy()]
+            t = t.set_column(t.column_names.index(LAYOUT), LAYOUT, pa.array(ids, pa.int32()))
+        parts.append(t)
+    if chunks:
+        table = concat(parts)
+        keys = [discover.walk_key(r) for r in table.column(REL).to_pylist()]
+        order = sorted(range(len(keys)), key=keys.__getitem__)
+        table = table.take(pa.array(order, pa.int64()))
+    else:
+        table = parts[0]
+    broken = {rel: v for rel, v in prior.broken.items() if rel not in dropped}
+    for chunk in chunks:
+        broken.update(chunk.broken)
+    dirs = {rel: st for rel, st in prior.dirs.items() if rel not in scan.now_jobs}
+    if scan.gone:
+        dirs = {rel: st for rel, st in dirs.items() if not _under(rel, scan.gone)}
+    dirs.update(scan.dirs)
+    changed = scan.changed or dirs.keys() != prior.dirs.keys() or any(
+        prior.dirs.get(rel) is not st for rel, st in scan.dirs.items())
+    for rel, st in dirs.items():
+        st.subdirs = [n for n in st.subdirs if discover.join(rel, n) in dirs]
+    sweeps: dict[str, list[Any]] = {}
+    for rel, st in dirs.items():
+        if not st.sweep:
+            continue
+        old = prior.sweeps.get(rel)
+        sig = _stat_sig(root, rel)
+        if old is not None and old[0] == sig and sig:
+            sweeps[rel] = old
+        else:
+            sweeps[rel] = list(discover.read_sweep(root, rel))
+            changed = True
+    changed = changed or sweeps.keys() != prior.sweeps.keys()
+    used = sorted(set(table.column(LAYOUT).to_pylist())) if table.num_rows else []
+    if changed and len(used) < len(layouts):  # drop layouts no row uses any more
+        remap = np.zeros(len(layouts), dtype=np.int32)
+        remap[used] = np.arange(len(used), dtype=np.int32)
+        table = table.set_column(table.column_names.index(LAYOUT), LAYOUT,
+                                 pa.array(remap[table.column(LAYOUT).to_numpy()], pa.int32()))
+        layouts = [layouts[i] for i in used]
+    return RootIndex(root, table, layouts, dirs, sweeps, broken), changed
+
+
+def _layout_id(layouts: list[list[str]], keys: list[str]) -> int:
+    try:
+        return layouts.index(keys)
+    except ValueError:
+        layouts.append(keys)
+        return len(layouts) - 1
+
+
+def _stat_sig(root: str, rel: str) -> str:
+    from hydra_ledger.record import SweepPaths
+
+    try:
+        return discover.signature(os.stat(SweepPaths(os.path.join(root, rel) if rel else root).record))
+    except OSError:
+        return ""
+
+
+def load_root(root: str, *, rebuild: bool = False, now: float | None = None) -> RootIndex:
+    """The up-to-date index of ``root`` (absolute), read from and written back to the cache."""
+    now = time.time() if now is None else now
+    path = cache_file(root)
+    fingerprint = code_fingerprint()
+    prior = None if path is None or rebuild else read_index(path, root, fingerprint)
+    index, changed = update(root, prior, now)
+    if path is not None and (changed or prior is None):
+        write_index(path, index, fingerprint)
+    return index
+
+
+def load_file(record_file: str, now: float) -> RootIndex:
+    """A record file given directly: read it, no index."""
+    job_dir = os.path.dirname(os.path.dirname(os.path.abspath(record_file)))
+    try:
+        ledger = os.listdir(os.path.dirname(os.path.abspath(record_file)))
+    except OSError:
+        ledger = []
+    chunk = encode_rows([("", *discover.read_job(job_dir, "", ledger, now, Path(record_file)))])
+    return RootIndex(job_dir, chunk.table, chunk.layouts, broken=chunk.broken)
+
+
+def load_roots(paths: Sequence[str | os.PathLike[str]], now: float, cache: str = "auto") -> list[RootIndex]:
+    """The up-to-date index of each path (a record file given directly is just read)."""
+    out = []
+    for given in paths:
+        path = Path(given)
+        if not path.exists() and not path.is_symlink():
+            raise FileNotFoundError(f"hydra-ledger: no such file or directory: {path}")
+        if path.is_file():
+            out.append(load_file(str(path), now))
+        elif cache == "off":
+            out.append(update(os.path.abspath(path), None, now)[0])
+        else:
+            out.append(load_root(os.path.abspath(path), rebuild=cache == "rebuild"))
+    return out

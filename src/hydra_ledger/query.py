@@ -1,0 +1,358 @@
+"""From indexed rows to the DataFrame ``load_runs`` returns, reading only what a query needs.
+
+Gives the frame :func:`hydra_ledger.load.build_frame` would give from the same rows (columns,
+order, dtypes decided over all loaded rows), with statuses derived at load time (a RUNNING
+job's heartbeat; sacct's verdict; PENDING jobs of sweeps), and pushes down ``columns``,
+``status`` and ``where``: only the columns asked for (and those a filter reads) are turned
+into pandas, and only for the rows kept.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import warnings
+from collections.abc import Sequence
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from hydra_ledger import discover, slurm_status
+from hydra_ledger.index import HB, INTERNAL, JSON_TYPE, LAYOUT, REL, TIME_COLUMNS, RootIndex, concat
+from hydra_ledger.record import STATUSES, RecordError, loads
+
+_NATIVE = {pa.bool_(): bool, pa.int64(): int, pa.float64(): float, pa.string(): str}
+
+
+def report_broken(indexes: Sequence[RootIndex], errors: str) -> None:
+    """Warn about (or raise for) each broken record, in walk order, as the plain loader does."""
+    from hydra_ledger.load import LedgerLoadWarning
+
+    seen: set[str] = set()
+    for index in indexes:
+        for rel in sorted(index.broken, key=discover.walk_key):
+            _sig, path, problem, hint = index.broken[rel]
+            if path in seen:
+                continue
+            seen.add(path)
+            exc = RecordError(path, problem, hint)
+            if errors == "raise":
+                raise exc
+            if errors == "warn":
+                warnings.warn(str(exc), LedgerLoadWarning, stacklevel=4)
+
+
+def combine(indexes: Sequence[RootIndex]) -> tuple[pa.Table, list[list[str]]]:
+    """One table (roots in order, a job listed under two roots kept once) and its layouts."""
+    if len(indexes) == 1:
+        return indexes[0].table, indexes[0].layouts
+    layouts: list[list[str]] = []
+    tables = []
+    for index in indexes:
+        remap = []
+        for keys in index.layouts:
+            if keys not in layouts:
+                layouts.append(keys)
+            remap.append(layouts.index(keys))
+        t = index.table
+        if t.num_rows:
+            ids = np.array(remap, dtype=np.int32)[t.column(LAYOUT).to_numpy()]
+            t = t.set_column(t.column_names.index(LAYOUT), LAYOUT, pa.array(ids, pa.int32()))
+        tables.append(t)
+    table = concat(tables)
+    if table.num_rows:
+        seen: set[str] = set()
+        keep = []
+        for path in table.column("path").to_pylist():
+            keep.append(path not in seen)
+            seen.add(path)
+        if not all(keep):
+            table = table.filter(pa.array(keep, pa.bool_()))
+    return table, layouts
+
+
+def derive_statuses(table: pa.Table, now: float, stale_after: float | None) -> list[Any]:
+    """Each row's status: as indexed, but RUNNING re-derived from its heartbeat now."""
+    from hydra_ledger.load import derive_status
+
+    statuses = table.column("status").to_pylist() if "status" in table.column_names else [None] * table.num_rows
+    running = [i for i, s in enumerate(statuses) if s == "RUNNING"]
+    if running:
+        paths = table.column("path").take(running).to_pylist()
+        beats = table.column(HB).take(running).to_pylist()
+        starts = table.column("started_at").take(running).to_pylist() if "started_at" in table.column_names \
+            else [None] * len(running)
+        for i, path, beat, start in zip(running, paths, beats, starts):
+            record = {"status": "RUNNING", "heartbeat_s": beat, "started_at": _iso(start)}
+            statuses[i] = derive_status(record, Path(path), now, stale_after)
+    return statuses
+
+
+def _iso(value: Any) -> Any:
+    return value.isoformat() if hasattr(value, "isoformat") else value
+
+
+def sweep_candidates(indexes: Sequence[RootIndex], started: dict[str, set[int]]) -> list[tuple[Path, dict[str, Any]]]:
+    """The sweep records the plain loader would consult: the loaded jobs' sweeps, and sweeps
+    in the roots down to two levels (where a sweep with no started job lives)."""
+    import logging
+
+    from hydra_ledger.record import SWEEP_SCHEMA, SweepPaths, read_record
+
+    log = logging.getLogger("hydra_ledger.slurm_status")
+    candidates: dict[str, tuple[Path, Any]] = {}
+    for index in indexes:
+        for rel, (_sig, record) in index.sweeps.items():
+            path = Path(index.root, rel) if rel else Path(index.root)
+            key = os.path.realpath(path)
+            if key in started or rel.count("/") < 2:
+                candidates.setdefault(key, (path, record))
+    for key in started:
+        if key not in candidates and SweepPaths(key).record.is_file():
+            try:
+                candidates[key] = (Path(key), read_record(SweepPaths(key).record, SWEEP_SCHEMA))
+            except RecordError as exc:
+                candidates[key] = (Path(key), str(exc))
+    out = []
+    for key in sorted(candidates):
+        path, record = candidates[key]
+        if isinstance(record, str):
+            log.warning("%s", record)
+        else:
+            out.append((path, record))
+    return out
+
+
+def refine(indexes: Sequence[RootIndex], table: pa.Table, statuses: list[Any]) -> tuple[dict[int, str], list[dict]]:
+    """sacct's verdict on in-doubt rows (``{row: Slurm state}``, statuses updated in place) and PENDING rows."""
+    started: dict[str, set[int]] = {}
+    if table.num_rows and "sweep" in table.column_names and "job_num" in table.column_names:
+        by_sweep: dict[str, set[int]] = {}
+        for sweep, num in zip(table.column("sweep").to_pylist(), table.column("job_num").to_pylist()):
+            if sweep and num is not None:
+                by_sweep.setdefault(sweep, set()).add(int(num))
+        for sweep, nums in by_sweep.items():
+            started.setdefault(os.path.realpath(sweep), set()).update(nums)
+    sweeps = sweep_candidates(indexes, started)
+    doubt: list[dict[str, Any]] = []
+    if "slurm.job_id" in table.column_names and shutil.which("sacct"):
+        rows = [i for i, s in enumerate(statuses) if s in slurm_status.IN_DOUBT]
+        ids = table.column("slurm.job_id").take(rows).to_pylist() if rows else []
+        run_ids = table.column("run_id").take(rows).to_pylist() if rows else []
+        doubt = [{"#row": i, "run_id": r, "status": statuses[i], "slurm.job_id": j}
+                 for i, j, r in zip(rows, ids, run_ids) if j is not None]
+    refined = slurm_status.refine(doubt, [], sweeps=sweeps, started=started)
+    states: dict[int, str] = {}
+    pending = []
+    for row in refined:
+        if "#row" in row:
+            statuses[row["#row"]] = row["status"]
+            if "slurm.state" in row:
+                states[row["#row"]] = row["slurm.state"]
+        else:
+            pending.append(row)
+    return states, pending
+
+
+def column_order(table: pa.Table, keep: np.ndarray | None, layouts: list[list[str]],
+                 states: dict[int, str], pending: list[dict]) -> list[str]:
+    """The column order build_frame gives: base, then groups, each in first-seen order."""
+    from hydra_ledger.load import BASE_COLUMNS, _order_columns
+
+    names: dict[str, None] = dict.fromkeys(BASE_COLUMNS)
+    if table.num_rows:
+        ids = table.column(LAYOUT).to_numpy()
+        positions = np.flatnonzero(keep) if keep is not None else np.arange(len(ids))
+        uniq, first = np.unique(ids[positions], return_index=True)
+        events = sorted([(int(positions[f]), 0, int(u)) for u, f in zip(uniq, first)]
+                        + [(i, 1, 0) for i in states if keep is None or keep[i]])
+        for _pos, kind, layout in events:
+            names.update(dict.fromkeys(layouts[layout] if kind == 0 else ["slurm.state"]))
+    for row in pending:
+        names.update(dict.fromkeys(row))
+    return _order_columns(list(names))
+
+
+def sort_order(table: pa.Table, keep: np.ndarray | None) -> np.ndarray:
+    """Row positions by start time (stable, missing last), as build_frame sorts."""
+    positions = np.flatnonzero(keep) if keep is not None else np.arange(table.num_rows)
+    if "started_at" not in table.column_names or not len(positions):
+        return positions
+    column = table.column("started_at")
+    if column.type == pa.null():
+        return positions
+    values = column.cast(pa.int64()).fill_null(np.iinfo(np.int64).max).to_numpy()[positions]
+    return positions[np.argsort(values, kind="stable")]
+
+
+class Columns:
+    """Typed pandas columns for chosen rows, typed as build_frame types them over all rows."""
+
+    def __init__(self, table: pa.Table, statuses: list[Any], states: dict[int, str], pending: list[dict],
+                 rows: np.ndarray, pend_rows: np.ndarray) -> None:
+        self.table = table
+        self.statuses = statuses
+        self.states = states
+        self.pending = pending  # all PENDING rows: they count in every column's dtype
+        self.rows = rows  # table positions of the frame's rows, in frame order
+        self.pend_rows = pend_rows  # then these PENDING rows
+        self.cache: dict[str, pd.Series] = {}
+
+    def series(self, name: str) -> pd.Series:
+        series = self.cache.get(name)
+        if series is None:
+            series = self.cache[name] = self._build(name)
+        return series
+
+    def _build(self, name: str) -> pd.Series:
+        from hydra_ledger.load import _typed
+
+        pend = [row.get(name) for row in self.pending]
+        n = self.table.num_rows
+        if name == "status":
+            values = [self.statuses[i] for i in self.rows] + [pend[i] for i in self.pend_rows]
+            return pd.Series(pd.Categorical(values, categories=list(STATUSES)))
+        if name == "slurm.state" and self.states:
+            column = self.table.column(name).to_pylist() if name in self.table.column_names else [None] * n
+            for i, state in self.states.items():
+                column[i] = state
+            return _typed(column + pend, name).iloc[self._index()].reset_index(drop=True)
+        column = self.table.column(name) if name in self.table.column_names else pa.chunked_array([pa.nulls(n)])
+        kind = _NATIVE.get(column.type)
+        pend_kinds = {type(v) for v in pend if v is not None}
+        pend_missing = any(v is None for v in pend)
+        chosen = [pend[i] for i in self.pend_rows]
+        if pa.types.is_timestamp(column.type) and not pend_kinds:
+            taken = column.take(pa.array(self.rows, pa.int64())).to_pandas()
+            series = pd.Series(taken, dtype="datetime64[ns, UTC]").reset_index(drop=True)
+            if chosen:
+                extra = pd.Series([pd.NaT] * len(chosen), dtype="datetime64[ns, UTC]")
+                series = pd.concat([series, extra], ignore_index=True)
+            return series
+        if column.type == pa.null() and not pend_kinds:
+            return pd.Series([None] * (len(self.rows) + len(chosen)), dtype=object)
+        if kind is not None and pend_kinds <= {kind}:
+            has_missing = column.null_count > 0 or pend_missing
+            taken = column.take(pa.array(self.rows, pa.int64())).combine_chunks()
+            return _from_native(taken, kind, has_missing, chosen)
+        # JSON texts, text-typed times, or types mixed with PENDING rows': decode all, type as build_frame does
+        values = column.to_pylist()
+        if column.type == JSON_TYPE:
+            values = [None if v is None else loads(v) for v in values]
+        return _typed(values + pend, name).iloc[self._index()].reset_index(drop=True)
+
+    def _index(self) -> np.ndarray:
+        return np.concatenate([self.rows, self.table.num_rows + self.pend_rows]).astype(np.int64)
+
+
+def _from_native(taken: pa.Array, kind: type, has_missing: bool, pend: list[Any]) -> pd.Series:
+    mask = taken.is_null().to_numpy(zero_copy_only=False) if taken.null_count else None
+    if pend:
+        pend_mask = np.array([v is None for v in pend])
+        mask = np.concatenate([mask if mask is not None else np.zeros(len(taken), bool), pend_mask])
+    if kind is bool or kind is int:
+        filler = False if kind is bool else 0
+        values = taken.fill_null(filler).to_numpy(zero_copy_only=False)
+        if pend:
+            values = np.concatenate([values, np.array([filler if v is None else v for v in pend], values.dtype)])
+        if has_missing:
+            if mask is None:
+                mask = np.zeros(len(values), bool)
+            array = pd.arrays.BooleanArray(values, mask) if kind is bool else pd.arrays.IntegerArray(values, mask)
+            return pd.Series(array)
+        return pd.Series(values, dtype=bool if kind is bool else "int64")
+    if kind is float:
+        values = taken.to_numpy(zero_copy_only=False).astype("float64")
+        if pend:
+            values = np.concatenate([values, np.array([np.nan if v is None else v for v in pend], "float64")])
+        return pd.Series(values, dtype="float64")
+    values = taken.to_numpy(zero_copy_only=False).astype(object)
+    if pend:
+        values = np.concatenate([values, np.array(pend, dtype=object)])
+    return pd.Series(values, dtype=object)
+
+
+def referenced(expression: str, columns: Sequence[str]) -> tuple[str, list[str]]:
+    """``expression`` with its column names back-quoted, and those names; unknown names raise ValueError."""
+    from hydra_ledger.cli import CommandError
+    from hydra_ledger.cli._runs import quote_columns
+
+    try:
+        quoted = quote_columns(expression, columns)
+    except CommandError as exc:
+        raise ValueError(f"hydra-ledger: where={expression!r}: {exc}".replace("--where: ", "")) from None
+    return quoted, list(dict.fromkeys(re.findall(r"`([^`]*)`", quoted)))
+
+
+def choose(names: Sequence[str], patterns: Sequence[str]) -> list[str]:
+    """Column names matching glob ``patterns``, in frame order; a pattern matching none raises ValueError."""
+    import difflib
+
+    chosen = set()
+    for pattern in patterns:
+        hits = [n for n in names if fnmatchcase(n, pattern)]
+        if not hits and names:
+            close = difflib.get_close_matches(pattern, list(names), n=3, cutoff=0.6)
+            hint = f" (close names: {', '.join(close)})" if close else ""
+            raise ValueError(f"hydra-ledger: columns: no column matches {pattern!r}{hint}")
+        chosen.update(hits)
+    return [n for n in names if n in chosen]
+
+
+def build(indexes: Sequence[RootIndex], *, now: float, stale_after: float | None, include_debug: bool,
+          status: Sequence[str] | None, columns: Sequence[str] | None, where: str | None,
+          needed: Sequence[str] = (), scheduler: bool = True) -> pd.DataFrame:
+    """The frame of the indexed rows of ``indexes``, filtered and narrowed as asked.
+
+    ``scheduler``: ask sacct about in-doubt jobs and add PENDING rows (see :mod:`hydra_ledger.slurm_status`).
+    """
+    table, layouts = combine(indexes)
+    statuses = derive_statuses(table, now, stale_after)
+    states, pending = refine(indexes, table, statuses) if scheduler else ({}, [])
+    keep = None
+    if not include_debug and "debug" in table.column_names:
+        flags = table.column("debug")
+        if flags.type == pa.bool_():
+            keep = ~pc.fill_null(flags, False).to_numpy(zero_copy_only=False)
+        else:
+            keep = np.array([v != "true" for v in flags.to_pylist()], dtype=bool)
+    if keep is not None:  # rows left out count nowhere (dtypes, columns), as if never loaded
+        positions = np.flatnonzero(keep)
+        table = table.take(pa.array(positions, pa.int64()))
+        statuses = [statuses[i] for i in positions]
+        where_ = {int(i): n for n, i in enumerate(positions)}
+        states = {where_[i]: s for i, s in states.items() if i in where_}
+    names = column_order(table, None, layouts, states, pending)
+    rows = sort_order(table, None)
+    every = Columns(table, statuses, states, pending, rows, np.arange(len(pending)))
+    mask = np.ones(len(rows) + len(pending), dtype=bool)
+    if status is not None:
+        mask &= every.series("status").isin(list(status)).to_numpy()
+    if where:
+        quoted, used = referenced(where, names)
+        small = pd.DataFrame({n: every.series(n) for n in used}, columns=used)
+        if len(small):
+            try:
+                result = small.eval(quoted, engine="python")
+            except Exception as exc:  # noqa: BLE001 - pandas raises many types for a bad expression
+                raise ValueError(f"hydra-ledger: where={where!r} failed: {type(exc).__name__}: {exc}") from None
+            if not isinstance(result, pd.Series) or not pd.api.types.is_bool_dtype(result.dtype):
+                raise ValueError(f"hydra-ledger: where={where!r} must be a condition (true or false per run), "
+                                 "e.g. \"cfg.lr > 0.01 and status == 'COMPLETED'\"")
+            mask &= result.fillna(False).astype(bool).to_numpy()
+    wanted = names if columns is None else choose(names, columns)
+    wanted += [n for n in needed if n in names and n not in wanted]
+    if mask.all():
+        chosen = every
+    else:  # only the kept rows are turned into pandas
+        select = np.flatnonzero(mask)
+        chosen = Columns(table, statuses, states, pending, rows[select[select < len(rows)]],
+                         select[select >= len(rows)] - len(rows))
+        for name, series in every.cache.items():
+            chosen.cache[name] = series.iloc[select].reset_index(drop=True)
+    return pd.DataFrame({name: chosen.series(name) for name in wanted}, columns=wanted)
