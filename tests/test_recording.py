@@ -10,6 +10,7 @@ from pathlib import Path
 import hydra
 import pandas as pd
 import pytest
+from conftest import git
 
 import hydra_ledger
 from hydra_ledger.load import LedgerLoadWarning
@@ -343,10 +344,20 @@ def test_callback_is_picklable_after_multirun_start(tmp_path, monkeypatch):
 
 
 def test_rerun_into_the_same_dir_keeps_the_earlier_record(app, run_app):
-    assert run_app(app, LEDGER, "hydra.run.dir=out", "x=1").returncode == 0
+    (app / "app.py").write_text((app / "app.py").read_text() + "# dirty\n")
+    assert run_app(app, LEDGER, "hydra.run.dir=out", "x=1", "steps=2").returncode == 0
     first = record(app / "out")
-    assert run_app(app, LEDGER, "hydra.run.dir=out", "x=2").returncode == 0
+    first_metrics = (app / "out" / ".ledger" / "metrics.jsonl").read_text()
+    first_patch = (app / "out" / ".ledger" / "git.patch").read_text()
+    git(app, "checkout", "app.py")
+    assert run_app(app, LEDGER, "hydra.run.dir=out", "x=2", "steps=1").returncode == 0
     second = record(app / "out")
+    history = app / "out" / ".ledger" / "history"
+    assert (history / f"{first['run_id']}.metrics.jsonl").read_text() == first_metrics
+    assert (history / f"{first['run_id']}.git.patch").read_text() == first_patch
+    assert not (app / "out" / ".ledger" / "git.patch").exists()  # the second run's tree is clean
+    assert hydra_ledger.load_metrics(app / "out")["value"].tolist() == [1.0, 2]  # only the second run's
+    assert second["git"]["dirty"] is False
     assert second["run_id"] != first["run_id"]
     assert (second["summary"], len(second["attempts"])) == ({"value": 4}, 1)
     archived = json.loads((app / "out" / ".ledger" / "history" / f"{first['run_id']}.json").read_text())

@@ -367,7 +367,12 @@ class LedgerCallback(Callback):
             attempts = old.setdefault("attempts", [])
             signals.close_previous_attempt(old, read_heartbeat(paths))
             return old, len(attempts) + 1
-        write_atomic(paths.archived_record(str(old.get("run_id", new_id()))), paths.record.read_bytes())
+        old_id = str(old.get("run_id", new_id()))
+        write_atomic(paths.archived_record(old_id), paths.record.read_bytes())
+        # per-run files go with it: the new run must not inherit its metrics or its patch
+        for current in (paths.metrics, paths.patch):
+            if current.exists():
+                os.replace(current, paths.archived_file(old_id, current.name))
         return None, 1
 
     def _sweep_dir(self, hc: DictConfig) -> str:

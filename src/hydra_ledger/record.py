@@ -106,6 +106,10 @@ class RunPaths:
         """Where an earlier run's record goes when a new run reuses this output dir."""
         return self.ledger_dir / self.HISTORY / f"{run_id}.json"
 
+    def archived_file(self, run_id: str, name: str) -> Path:
+        """Where an earlier run's per-run file (metrics, patch) goes: ``history/<run_id>.<name>``."""
+        return self.ledger_dir / self.HISTORY / f"{run_id}.{name}"
+
     def __repr__(self) -> str:
         return f"RunPaths({str(self.job_dir)!r})"
 
