@@ -123,6 +123,7 @@ def test_broken_records_skipped_with_one_warning_each(sweep):
     foreign = _job(sweep, "foreign", b'{"hello": "world"}')
     newer = _job(sweep, "newer", json.dumps({**good, "version": 99}).encode())
     binary = _job(sweep, "binary", b"\x80\x81\xff")
+    malformed = _job(sweep, "malformed", json.dumps({**good, "job": "j", "config": [1]}).encode())
     dangling = sweep / "dangling" / ".ledger" / "run.json"
     dangling.parent.mkdir(parents=True)
     dangling.symlink_to(sweep / "nowhere.json")
@@ -131,7 +132,7 @@ def test_broken_records_skipped_with_one_warning_each(sweep):
         frame = hydra_ledger.load_runs(sweep)
     assert frame["job_num"].tolist() == [0, 1, 2]
     messages = sorted(str(w.message) for w in caught)
-    assert len(messages) == 6
+    assert len(messages) == 7
     expected_starts = sorted([
         f"hydra-ledger: cannot read record {truncated}: truncated or corrupt JSON (JSONDecodeError: ",
         f"hydra-ledger: cannot read record {empty}: empty file (the disk was full, or the copy is incomplete?)",
@@ -141,6 +142,8 @@ def test_broken_records_skipped_with_one_warning_each(sweep):
         "reads up to 1) — upgrade hydra-ledger: pip install -U hydra-ledger",
         f"hydra-ledger: cannot read record {binary}: truncated or corrupt JSON (UnicodeDecodeError: ",
         f"hydra-ledger: cannot read record {dangling}: unreadable (No such file or directory)",
+        f"hydra-ledger: cannot read record {malformed}: malformed record: field 'job' is a string, expected an "
+        "object — skipped; was it edited by hand? Restore it from history/ or rerun the job",
     ])
     for message, start in zip(messages, expected_starts):
         assert message.startswith(start), (message, start)

@@ -213,7 +213,35 @@ def parse_record(path: Path, data: bytes, schema: str = RUN_SCHEMA) -> dict[str,
             f"written by a newer hydra-ledger (schema version {version}, this one reads up to {SCHEMA_VERSION})",
             "upgrade hydra-ledger: pip install -U hydra-ledger",
         )
-    return upgrade(record)
+    record = upgrade(record)
+    if schema == RUN_SCHEMA:
+        _check_shape(path, record)
+    return record
+
+
+# The JSON types of a run record's fields, checked so that a hand-edited or damaged record is
+# one skipped file, never a loader that fails on every run. (None is always allowed.)
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    **dict.fromkeys(("job", "launch", "config", "choices", "host", "slurm", "summary", "git", "error",
+                     "unresolved"), (dict,)),
+    **dict.fromkeys(("overrides", "hydra_overrides", "attempts", "tags", "missing"), (list,)),
+    **dict.fromkeys(("run_id", "status", "started_at", "ended_at", "note"), (str,)),
+    **dict.fromkeys(("duration_s", "heartbeat_s"), (int, float)),
+}
+_JSON_TYPE_NAMES = {dict: "an object", list: "a list", str: "a string", int: "a number", float: "a number",
+                    bool: "a boolean"}
+
+
+def _check_shape(path: Path, record: dict[str, Any]) -> None:
+    for name, types in _FIELD_TYPES.items():
+        value = record.get(name)
+        if value is not None and (not isinstance(value, types) or isinstance(value, bool) and bool not in types):
+            raise RecordError(
+                path,
+                f"malformed record: field {name!r} is {_JSON_TYPE_NAMES.get(type(value), type(value).__name__)}, "
+                f"expected {_JSON_TYPE_NAMES[types[0]]}",
+                "skipped; was it edited by hand? Restore it from history/ or rerun the job",
+            )
 
 
 def upgrade(record: dict[str, Any]) -> dict[str, Any]:
