@@ -363,3 +363,11 @@ def test_rerun_into_the_same_dir_keeps_the_earlier_record(app, run_app):
     archived = json.loads((app / "out" / ".ledger" / "history" / f"{first['run_id']}.json").read_text())
     assert archived == first
     assert hydra_ledger.load_runs(app / "out")["run_id"].tolist() == [second["run_id"]]
+
+
+def test_launch_as_module(app, run_app):
+    proc = run_app(app, "app", LEDGER, "hydra.run.dir=out", script="-m")
+    assert proc.returncode == 0, proc.stderr
+    launch = record(app / "out")["launch"]
+    assert (launch["module"], launch["script"], launch["function"]) == ("app", str((app / "app.py").resolve()), "main")
+    assert launch["argv"] == [str((app / "app.py").resolve()), LEDGER, "hydra.run.dir=out"]
