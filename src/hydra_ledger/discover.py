@@ -70,6 +70,14 @@ class Scan:
     gone: set[str] = field(default_factory=set)  # dirs whose whole sub-tree vanished
     not_jobs: set[str] = field(default_factory=set)  # known job dirs whose record is gone
     now_jobs: set[str] = field(default_factory=set)  # known plain dirs that now hold a record
+    frontier: list[str] = field(default_factory=list)  # dirs not walked (below the depth asked)
+
+    def merge(self, other: Scan) -> None:
+        self.dirs.update(other.dirs)
+        self.to_read += other.to_read
+        self.gone |= other.gone
+        self.not_jobs |= other.not_jobs
+        self.now_jobs |= other.now_jobs
 
     @property
     def changed(self) -> bool:
@@ -122,7 +130,7 @@ def job_signature(job_dir: str, ledger: Iterable[str]) -> tuple[str, int]:
 
 
 def walk(root: str, previous: Mapping[str, DirState], known: Mapping[str, str], untrusted: set[str],
-         now_ns: int) -> Scan:
+         now_ns: int, start: Iterable[str] = ("",), depth: int | None = None) -> Scan:
     """Walk ``root`` against the previous state, reading as little as the rules allow.
 
     ``previous``: states of plain dirs; ``known``: job dir -> signature of what the index
@@ -130,15 +138,19 @@ def walk(root: str, previous: Mapping[str, DirState], known: Mapping[str, str], 
     broken). A plain dir whose mtime is unchanged (and was not racy) has the same entries:
     its job dirs stand as indexed, its plain subdirs are checked the same way. A changed or
     new dir is listed again and each job dir in it has its record's signature compared.
+    ``start``: the dirs to walk from; ``depth``: go no deeper (the dirs left are in ``scan.frontier``).
     """
     scan = Scan()
     by_parent: dict[str, list[str]] = {}
     for rel in untrusted:
         by_parent.setdefault(parent_of(rel), []).append(rel)
     known_children: dict[str, list[str]] | None = None
-    stack: list[tuple[str, bool]] = [("", "" in previous)]  # (rel, check mtime first)
+    stack: list[tuple[str, bool]] = [(rel, rel in previous) for rel in start]  # (rel, check mtime first)
     while stack:
         rel, check = stack.pop()
+        if depth is not None and rel.count("/") + bool(rel) > depth:
+            scan.frontier.append(rel)
+            continue
         path = os.path.join(root, rel) if rel else root
         old = previous.get(rel)
         if check and old is not None:
@@ -153,8 +165,8 @@ def walk(root: str, previous: Mapping[str, DirState], known: Mapping[str, str], 
                 stack.extend((job, False) for job in by_parent.get(rel, ()) if job != rel)
                 continue
         try:
-            mtime_ns = os.stat(path).st_mtime_ns
             subdirs, ledger, record = _scandir(path)
+            mtime_ns = 0 if record else os.stat(path).st_mtime_ns  # a job dir's own mtime tells nothing
         except OSError:
             scan.gone.add(rel)
             continue
@@ -271,6 +283,57 @@ def read_jobs(root: str, jobs: list[tuple[str, list[str]]], now: float) -> list[
     except (OSError, RuntimeError) as exc:  # no worker processes here (a sandbox?): read in this one
         log.info("hydra-ledger: reading %d records in one process (%s)", len(jobs), exc)
         return [encode_rows([(rel, *read_job(root, rel, ledger, now)) for rel, ledger in jobs])]
+
+
+def _walk_and_read(root: str, units: list[str], now: float) -> tuple[Scan, Any]:
+    """Worker process: walk some sub-trees of a root not indexed yet, and read their records."""
+    from hydra_ledger.index import encode_rows
+
+    scan = walk(root, {}, {}, set(), int(now * 1e9), start=list(reversed(units)))
+    chunk = encode_rows([(rel, *read_job(root, rel, ledger, now)) for rel, ledger in scan.to_read])
+    scan.to_read = []
+    return scan, chunk
+
+
+def cold_scan(root: str, now: float) -> tuple[Scan, list[Any]]:
+    """Walk and read a whole root with no index yet: the sub-trees are shared among worker processes."""
+    from hydra_ledger.index import encode_rows
+
+    now_ns = int(now * 1e9)
+    workers = min(_cores(), 8)
+    scan = walk(root, {}, {}, set(), now_ns, depth=0 if workers > 1 else None)
+    while workers > 1 and 0 < len(scan.frontier) < 16 * workers:  # fewer sub-trees than to share well
+        deeper = walk(root, {}, {}, set(), now_ns, start=list(reversed(scan.frontier)),
+                      depth=max(f.count("/") + 1 for f in scan.frontier))
+        scan.frontier = []
+        scan.merge(deeper)
+        scan.frontier = deeper.frontier
+        if not deeper.frontier:
+            break
+    units = sorted(scan.frontier, key=walk_key)
+    scan.frontier = []
+    chunks = read_jobs(root, scan.to_read, now) if scan.to_read else []
+    scan.to_read = []
+    if not units:
+        return scan, chunks
+    if workers < 2 or len(units) < 2:
+        rest, chunk = _walk_and_read(root, units, now)
+        scan.merge(rest)
+        return scan, [*chunks, chunk]
+    groups = [units[i::workers * 4] for i in range(min(len(units), workers * 4))]
+    try:
+        import multiprocessing
+
+        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method)) as pool:
+            results = list(pool.map(_walk_and_read, [root] * len(groups), groups, [now] * len(groups)))
+    except (OSError, RuntimeError) as exc:  # no worker processes here (a sandbox?): all in this one
+        log.info("hydra-ledger: reading records in one process (%s)", exc)
+        results = [_walk_and_read(root, units, now)]
+    for rest, chunk in results:
+        scan.merge(rest)
+        chunks.append(chunk)
+    return scan, chunks
 
 
 def _cores() -> int:

@@ -311,11 +311,14 @@ def update(root: str, prior: RootIndex | None, now: float) -> tuple[RootIndex, b
         untrusted.update(rels[i] for i in np.flatnonzero(doubt.to_numpy(zero_copy_only=False)))
     for rel, (sig, *_rest) in prior.broken.items():
         known[rel] = sig
-    scan = discover.walk(root, prior.dirs, known, untrusted, int(now * 1e9))
+    if not known and not prior.dirs:  # nothing indexed yet: walk and read in worker processes
+        scan, chunks = discover.cold_scan(root, now)
+    else:
+        scan = discover.walk(root, prior.dirs, known, untrusted, int(now * 1e9))
+        chunks = discover.read_jobs(root, scan.to_read, now) if scan.to_read else []
     dropped = {rel for rel, _ in scan.to_read} | scan.not_jobs
     if scan.gone:
         dropped.update(rel for rel in known if _under(rel, scan.gone))
-    chunks = discover.read_jobs(root, scan.to_read, now) if scan.to_read else []
     layouts = list(prior.layouts)
     parts = [table.filter(pa.array([rel not in dropped for rel in rels], pa.bool_())) if dropped else table]
     for chunk in chunks:
@@ -339,7 +342,7 @@ def update(root: str, prior: RootIndex | None, now: float) -> tuple[RootIndex, b
     if scan.gone:
         dirs = {rel: st for rel, st in dirs.items() if not _under(rel, scan.gone)}
     dirs.update(scan.dirs)
-    changed = scan.changed or dirs.keys() != prior.dirs.keys() or any(
+    changed = scan.changed or bool(chunks) or dirs.keys() != prior.dirs.keys() or any(
         prior.dirs.get(rel) is not st for rel, st in scan.dirs.items())
     for rel, st in dirs.items():
         st.subdirs = [n for n in st.subdirs if discover.join(rel, n) in dirs]

@@ -89,7 +89,7 @@ def read_records(paths: Iterable[str | os.PathLike[str]], errors: Errors = "warn
             _handle(exc, errors)
 
 
-def derive_status(record: Mapping[str, Any], job_dir: Path, now: float, stale_after: float | None) -> str:
+def derive_status(record: Mapping[str, Any], job_dir: str | Path, now: float, stale_after: float | None) -> str:
     """The record's status, with RUNNING turned into DIED once its heartbeat has gone stale."""
     status = str(record.get("status"))
     if status != "RUNNING":
@@ -114,11 +114,12 @@ def record_to_row(record: Mapping[str, Any], record_file: Path, now: float, stal
 
     ``ledger_names``: the file names in the run's ``.ledger/`` if known (sidecars are read only if there).
     """
-    job_dir = Path(os.path.abspath(os.path.dirname(os.path.dirname(record_file))))
+    # plain strings, not Paths: this runs once per record and pathlib's parsing cost a third of it
+    job_dir = os.path.abspath(os.path.dirname(os.path.dirname(record_file)))
     job = record.get("job") or {}
     row: dict[str, Any] = {
         "run_id": record.get("run_id"),
-        "path": str(job_dir),
+        "path": job_dir,
         "sweep": _sweep_dir(job_dir, job),
         "job_num": job.get("num"),
         "status": derive_status(record, job_dir, now, stale_after),
@@ -140,7 +141,7 @@ def record_to_row(record: Mapping[str, Any], record_file: Path, now: float, stal
     for prefix in GROUPS:
         # an empty mapping means "nothing", except in a config
         flatten(groups[prefix], prefix + ".", row, keep_empty=prefix == "cfg")
-    tags, note = annotate(record, RunPaths(job_dir), ledger_names)  # launch values + `hydra-ledger tag/note` sidecars
+    tags, note = annotate(record, job_dir, ledger_names)  # launch values + `hydra-ledger tag/note` sidecars
     if tags:
         row["tags"] = tags
     if note:
@@ -152,16 +153,31 @@ def record_to_row(record: Mapping[str, Any], record_file: Path, now: float, stal
     return row
 
 
-def _sweep_dir(job_dir: Path, job: Mapping[str, Any]) -> str | None:
+def _sweep_dir(job_dir: str | Path, job: Mapping[str, Any]) -> str | None:
     """Where the job's sweep dir is now: the recorded absolute paths may predate a copy/rsync."""
     sweep, output = job.get("sweep_dir"), job.get("output_dir")
     if not sweep or not output:
         return None
+    if isinstance(sweep, str) and isinstance(output, str) and _plain(sweep) and _plain(output):
+        if output == sweep:  # the common cases in string operations (pathlib would give the same)
+            return str(job_dir)
+        if output.startswith(sweep + "/"):
+            found = str(job_dir)
+            for _ in range(output.count("/") - sweep.count("/")):
+                found = os.path.dirname(found)
+            return found
+    job_dir = Path(job_dir)
     try:
         depth = len(Path(output).relative_to(sweep).parts)
     except ValueError:
         return sweep
     return str(job_dir.parents[depth - 1]) if depth > 0 else str(job_dir)
+
+
+def _plain(path: str) -> bool:
+    """A POSIX path that pathlib would not normalise (no '//', '/./', trailing '/' or '.' parts)."""
+    return os.sep == "/" and "//" not in path and "/./" not in path and not path.endswith(("/", "/.")) \
+        and not path.startswith("./") and path != "."
 
 
 def load_runs(

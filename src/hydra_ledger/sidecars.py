@@ -97,7 +97,7 @@ def effective_note(record_note: Any, paths: RunPaths) -> str | None:
     return "\n".join(texts) if texts else None
 
 
-def annotate(record: Mapping[str, Any], paths: RunPaths,
+def annotate(record: Mapping[str, Any], paths: RunPaths | str,
              present: Collection[str] | None = None) -> tuple[list[str], str | None]:
     """``(tags, note)`` of a run: its record's values merged with the sidecars.
 
@@ -108,4 +108,6 @@ def annotate(record: Mapping[str, Any], paths: RunPaths,
         tags = list(dict.fromkeys(str(t) for t in record.get("tags") or ()))
         note = record.get("note")
         return tags, str(note) if note else None
+    if not isinstance(paths, RunPaths):  # a job dir
+        paths = RunPaths(paths)
     return effective_tags(record.get("tags") or (), paths), effective_note(record.get("note"), paths)
