@@ -151,8 +151,10 @@ def test_patch_over_cap_not_saved(make_app, run_app):
     )
 
 
-def test_git_disabled(make_app, run_app):
+def test_git_and_packages_disabled(make_app, run_app):
     app = make_app("ledger_app")
-    proc = run_app(app, LEDGER, "hydra.callbacks.ledger.git=false", "hydra.run.dir=out")
+    proc = run_app(app, LEDGER, "hydra.callbacks.ledger.git=false", "hydra.callbacks.ledger.packages=false",
+                   "hydra.run.dir=out")
     assert proc.returncode == 0, proc.stderr
     assert record(app / "out")["git"] == {"state": "disabled"}
+    assert not (app / "out" / ".ledger" / "packages.json").exists()
