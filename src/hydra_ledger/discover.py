@@ -239,19 +239,25 @@ def read_job(root: str, rel: str, ledger: Iterable[str], now: float,
     return ";".join(parts), racy, row
 
 
-def read_sweep(root: str, rel: str) -> tuple[str, dict[str, Any] | str]:
-    """``(signature, record or the error message)`` of a sweep dir's record."""
+def read_sweep(root: str, rel: str) -> list[Any]:
+    """``[signature, job nums or None, error or None]`` of a sweep dir's record: what tells
+    whether it can have PENDING jobs (None: read it to know); the record is read when needed."""
     path = SweepPaths(os.path.join(root, rel) if rel else root).record
     try:
         with open(path, "rb") as f:
             sig = signature(os.fstat(f.fileno()))
             data = f.read()
     except OSError as exc:
-        return "", str(RecordError(path, f"unreadable ({exc.strerror or exc})", "check its permissions"))
+        return ["", None, str(RecordError(path, f"unreadable ({exc.strerror or exc})", "check its permissions"))]
     try:
-        return sig, parse_record(path, data, SWEEP_SCHEMA)
+        record = parse_record(path, data, SWEEP_SCHEMA)
     except RecordError as exc:
-        return sig, str(exc)
+        return [sig, None, str(exc)]
+    jobs = record.get("jobs")
+    if not isinstance(jobs, list):
+        return [sig, [], None]
+    nums = [job.get("num") for job in jobs if isinstance(job, dict)]
+    return [sig, nums if all(type(n) is int for n in nums) else None, None]
 
 
 def _read_chunk(root: str, jobs: list[tuple[str, list[str]]], now: float) -> Any:

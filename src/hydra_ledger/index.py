@@ -2,7 +2,7 @@
 
 The per-job files stay the truth; the index is a cache that deleting changes no result of.
 
-- **What**: one Parquet file per root (absolute path), holding a row per job dir as the
+- **What**: one Arrow IPC file (LZ4-compressed) per root (absolute path), holding a row per job dir as the
   loader flattens it (``cfg.``, ``summary.``... columns, typed natively where a column's
   values share one type, JSON text otherwise), plus what is needed to tell what changed:
   each record's signature (size, mtime, inode of ``run.json`` and its sidecars), the mtimes
@@ -31,7 +31,7 @@ import shutil
 import threading
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -42,7 +42,6 @@ import orjson
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from hydra_ledger import discover
 from hydra_ledger.record import STATUSES, RecordError, loads
@@ -193,7 +192,7 @@ class RootIndex:
     table: pa.Table
     layouts: list[list[str]]
     dirs: dict[str, discover.DirState] = field(default_factory=dict)
-    sweeps: dict[str, list[Any]] = field(default_factory=dict)  # rel -> [signature, record or error text]
+    sweeps: dict[str, list[Any]] = field(default_factory=dict)  # rel -> [signature, job nums, error text]
     broken: dict[str, list[Any]] = field(default_factory=dict)
 
 
@@ -230,33 +229,34 @@ def cache_file(root: str) -> Path | None:
     directory = cache_dir()
     if directory is None:
         return None
-    return directory / f"{hashlib.sha256(root.encode()).hexdigest()[:24]}.parquet"
+    return directory / f"{hashlib.sha256(root.encode()).hexdigest()[:24]}.arrow"
 
 
 def read_index(path: Path, root: str, fingerprint: str) -> RootIndex | None:
     """The stored index of ``root``, or None: absent, stale code (silently), corrupt or foreign (a warning)."""
     try:
-        parquet = pq.ParquetFile(path)
+        source = pa.memory_map(str(path), "r")
     except FileNotFoundError:
         return None
-    except Exception as exc:  # noqa: BLE001 - pyarrow raises many types for a damaged file
-        _warn_rebuild(path, f"unreadable ({type(exc).__name__}: {exc})")
+    except OSError as exc:
+        _warn_rebuild(path, f"unreadable ({exc})")
         return None
     try:
-        meta = orjson.loads((parquet.schema_arrow.metadata or {})[META_KEY])
+        reader = pa.ipc.open_file(source)
+        meta = orjson.loads((reader.schema.metadata or {})[META_KEY])
         if meta.get("format") != INDEX_FORMAT or meta.get("code") != fingerprint:
             log.info("hydra-ledger: index %s was made by another version: rebuilding", path)
             return None
         if meta.get("root") != root:
-            _warn_rebuild(path, f"it indexes {meta.get('root')!r}, not {root!r}")
+            _warn_rebuild(path, f"an index of {meta.get('root')!r}, not of {root!r}")
             return None
-        table = parquet.read()
+        table = reader.read_all()
         if table.column_names[:len(INTERNAL)] != list(INTERNAL):
             raise ValueError("internal columns missing")
         return RootIndex(root, table, meta["layouts"],
                          {rel: discover.DirState.from_json(v) for rel, v in meta["dirs"].items()},
                          meta["sweeps"], meta["broken"])
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises many types for a damaged file
         _warn_rebuild(path, f"corrupt ({type(exc).__name__}: {exc})")
         return None
 
@@ -277,7 +277,9 @@ def write_index(path: Path, index: RootIndex, fingerprint: str) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(table, tmp, compression="lz4", use_dictionary=True, write_statistics=False)
+        with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(
+                sink, table.schema, options=pa.ipc.IpcWriteOptions(compression="lz4")) as writer:
+            writer.write_table(table)
         os.replace(tmp, path)
     except OSError as exc:
         log.info("hydra-ledger: cannot write the index %s (%s): loading from memory", path, exc)
@@ -303,15 +305,13 @@ def update(root: str, prior: RootIndex | None, now: float) -> tuple[RootIndex, b
     if prior is None:
         prior = RootIndex(root, _empty_table(), [])
     table = prior.table
-    rels = table.column(REL).to_pylist()
-    known = dict(zip(rels, table.column(SIG).to_pylist()))
+    known = _Known(table, prior.broken)
     untrusted = set(prior.broken)
     if table.num_rows:
         doubt = pc.or_(pc.fill_null(table.column(RACY), True), pc.equal(table.column("status"), "RUNNING"))
-        untrusted.update(rels[i] for i in np.flatnonzero(doubt.to_numpy(zero_copy_only=False)))
-    for rel, (sig, *_rest) in prior.broken.items():
-        known[rel] = sig
-    if not known and not prior.dirs:  # nothing indexed yet: walk and read in worker processes
+        positions = np.flatnonzero(pc.fill_null(doubt, True).to_numpy(zero_copy_only=False))
+        untrusted.update(table.column(REL).take(pa.array(positions, pa.int64())).to_pylist())
+    if not table.num_rows and not prior.broken and not prior.dirs:  # nothing indexed yet: walk and read in worker processes
         scan, chunks = discover.cold_scan(root, now)
     else:
         scan = discover.walk(root, prior.dirs, known, untrusted, int(now * 1e9))
@@ -320,7 +320,8 @@ def update(root: str, prior: RootIndex | None, now: float) -> tuple[RootIndex, b
     if scan.gone:
         dropped.update(rel for rel in known if _under(rel, scan.gone))
     layouts = list(prior.layouts)
-    parts = [table.filter(pa.array([rel not in dropped for rel in rels], pa.bool_())) if dropped else table]
+    parts = [table.filter(pc.invert(pc.is_in(table.column(REL), pa.array(sorted(dropped), pa.string()))))
+             if dropped else table]
     for chunk in chunks:
         remap = np.array([_layout_id(layouts, keys) for keys in chunk.layouts] or [0], dtype=np.int32)
         t = chunk.table
@@ -355,7 +356,7 @@ def update(root: str, prior: RootIndex | None, now: float) -> tuple[RootIndex, b
         if old is not None and old[0] == sig and sig:
             sweeps[rel] = old
         else:
-            sweeps[rel] = list(discover.read_sweep(root, rel))
+            sweeps[rel] = discover.read_sweep(root, rel)
             changed = True
     changed = changed or sweeps.keys() != prior.sweeps.keys()
     used = sorted(set(table.column(LAYOUT).to_pylist())) if table.num_rows else []
@@ -366,6 +367,32 @@ def update(root: str, prior: RootIndex | None, now: float) -> tuple[RootIndex, b
                                  pa.array(remap[table.column(LAYOUT).to_numpy()], pa.int32()))
         layouts = [layouts[i] for i in used]
     return RootIndex(root, table, layouts, dirs, sweeps, broken), changed
+
+
+class _Known(Mapping):
+    """Job dir -> signature of the indexed rows and broken records, built on first use: a warm
+    load that finds nothing changed never needs it."""
+
+    def __init__(self, table: pa.Table, broken: dict[str, list[Any]]) -> None:
+        self._table, self._broken, self._map = table, broken, None
+
+    def _get(self) -> dict[str, str]:
+        if self._map is None:
+            self._map = dict(zip(self._table.column(REL).to_pylist(), self._table.column(SIG).to_pylist()))
+            self._map.update((rel, v[0]) for rel, v in self._broken.items())
+        return self._map
+
+    def __getitem__(self, rel: str) -> str:
+        return self._get()[rel]
+
+    def __contains__(self, rel: object) -> bool:
+        return rel in self._get()
+
+    def __iter__(self) -> Any:
+        return iter(self._get())
+
+    def __len__(self) -> int:
+        return len(self._get())
 
 
 def _layout_id(layouts: list[list[str]], keys: list[str]) -> int:

@@ -121,24 +121,26 @@ def sweep_candidates(indexes: Sequence[RootIndex], started: dict[str, set[int]],
     log = logging.getLogger("hydra_ledger.slurm_status")
     candidates: dict[str, tuple[Path, Any]] = {}
     for index in indexes:
-        for rel, (_sig, record) in index.sweeps.items():
+        for rel, (_sig, nums, error) in index.sweeps.items():
             path = Path(index.root, rel) if rel else Path(index.root)
             key = _realpath(str(path), memo)
             if key in started or rel.count("/") < 2:
-                candidates.setdefault(key, (path, record))
+                if error is None and nums is not None and set(nums) <= started.get(key, set()):
+                    continue  # every job has a record: no PENDING row can come of it
+                candidates.setdefault(key, (path, error))
     for key in started:
         if key not in candidates and SweepPaths(key).record.is_file():
-            try:
-                candidates[key] = (Path(key), read_record(SweepPaths(key).record, SWEEP_SCHEMA))
-            except RecordError as exc:
-                candidates[key] = (Path(key), str(exc))
+            candidates[key] = (Path(key), None)
     out = []
     for key in sorted(candidates):
-        path, record = candidates[key]
-        if isinstance(record, str):
-            log.warning("%s", record)
-        else:
-            out.append((path, record))
+        path, error = candidates[key]
+        if error is not None:
+            log.warning("%s", error)
+            continue
+        try:
+            out.append((path, read_record(SweepPaths(path).record, SWEEP_SCHEMA)))
+        except RecordError as exc:
+            log.warning("%s", exc)
     return out
 
 
@@ -282,12 +284,36 @@ def _values(column: pa.ChunkedArray) -> list[Any]:
 
 
 def decode(column: pa.ChunkedArray) -> list[Any]:
-    """A column of JSON texts as Python values: one parse of ``[t1,t2,...]`` instead of one per row."""
-    texts = column.fill_null("null").to_pylist()
+    """A column of JSON texts as Python values, each row its own object (as if parsed row by row).
+
+    Rows mostly repeat a few texts (overrides, lists in configs): each distinct text is parsed
+    once, and rows get copies; nested values are parsed per row.
+    """
+    encoded = column.combine_chunks().dictionary_encode()
+    texts = encoded.dictionary.to_pylist()
     try:
-        return loads(("[" + ",".join(texts) + "]").encode()) if texts else []
-    except ValueError:  # a damaged text: parse one by one, to find it
-        return [loads(t) for t in texts]
+        unique = loads(("[" + ",".join(texts) + "]").encode()) if texts else []
+    except ValueError:  # a damaged text: parse one by one
+        unique = [loads(t) for t in texts]
+    copiers = [_copier(v) for v in unique]
+    out: list[Any] = []
+    append = out.append
+    for i in encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).tolist():
+        if i < 0:
+            append(None)
+        else:
+            copier = copiers[i]
+            append(unique[i] if copier is None else copier(unique[i]) if copier is not loads else loads(texts[i]))
+    return out
+
+
+def _copier(value: Any) -> Any:
+    """How a row gets its own copy of a parsed value: None (immutable), list, dict, or parse again."""
+    if isinstance(value, list):
+        return list if all(not isinstance(v, (list, dict)) for v in value) else loads
+    if isinstance(value, dict):
+        return dict if all(not isinstance(v, (list, dict)) for v in value.values()) else loads
+    return None
 
 
 def _from_native(taken: pa.Array, kind: type, has_missing: bool, pend: list[Any]) -> pd.Series:
@@ -311,7 +337,11 @@ def _from_native(taken: pa.Array, kind: type, has_missing: bool, pend: list[Any]
         if pend:
             values = np.concatenate([values, np.array([np.nan if v is None else v for v in pend], "float64")])
         return pd.Series(values, dtype="float64")
-    values = taken.to_numpy(zero_copy_only=False).astype(object)
+    # text: each distinct string becomes one Python object, shared by its rows (as pyarrow's
+    # deduplicate_objects): fast, and small when hosts, branches, names repeat
+    encoded = taken.dictionary_encode()
+    unique = np.array(encoded.dictionary.to_pylist() + [None], dtype=object)
+    values = unique[encoded.indices.fill_null(len(unique) - 1).to_numpy(zero_copy_only=False)]
     if pend:
         values = np.concatenate([values, np.array(pend, dtype=object)])
     return pd.Series(values, dtype=object)
