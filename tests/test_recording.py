@@ -167,7 +167,7 @@ RETURNS = {
 
 @pytest.mark.parametrize("kind", list(RETURNS), ids=list(RETURNS))
 def test_return_value_becomes_summary(app, run_app, kind):
-    proc = run_app(app, f"--config-name=explicit", "hydra.run.dir=out", f"kind={kind}")
+    proc = run_app(app, "--config-name=explicit", "hydra.run.dir=out", f"kind={kind}")
     assert proc.returncode == 0, proc.stderr
     assert record(app / "out")["summary"] == RETURNS[kind]
     assert probe(app / "out")["status"] == "COMPLETED"  # Hydra and other callbacks see the same job
