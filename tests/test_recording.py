@@ -371,3 +371,12 @@ def test_launch_as_module(app, run_app):
     launch = record(app / "out")["launch"]
     assert (launch["module"], launch["script"], launch["function"]) == ("app", str((app / "app.py").resolve()), "main")
     assert launch["argv"] == [str((app / "app.py").resolve()), LEDGER, "hydra.run.dir=out"]
+
+
+def test_exception_whose_str_raises_is_recorded(app, run_app):
+    proc = run_app(app, LEDGER, "hydra.run.dir=out", "fail_on=[1]", "kind=unprintable")
+    assert proc.returncode == 1
+    rec = record(app / "out")
+    assert rec["status"] == "FAILED"
+    assert (rec["error"]["type"], rec["error"]["message"]) == ("Unprintable", "<exception str() failed: Unprintable>")
+    assert rec["error"]["traceback"].endswith("Unprintable: <exception str() failed>\n")

@@ -36,9 +36,15 @@ def _seconds_between(start_iso: str, end_iso: str) -> float:
 
 
 def error_info(exc: BaseException) -> dict[str, str]:
+    """Type, message and traceback of the job's exception; an exception whose ``str()`` itself
+    raises still gives a record (as Python's own traceback printing does)."""
+    try:
+        message = str(exc)
+    except Exception:  # noqa: BLE001
+        message = f"<exception str() failed: {type(exc).__name__}>"
     return {
         "type": type(exc).__name__,
-        "message": str(exc),
+        "message": message,
         "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
     }
 

@@ -30,6 +30,11 @@ class Color(enum.Enum):
     RED = 1
 
 
+class Unprintable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("no str for you")
+
+
 class Opaque:
     def __repr__(self) -> str:
         return "Opaque(42)"
@@ -72,6 +77,8 @@ def main(cfg: DictConfig):
 
         time.sleep(cfg.sleep)
     if cfg.x in cfg.fail_on:
+        if cfg.kind == "unprintable":
+            raise Unprintable()
         raise ValueError(f"x={cfg.x} is bad")
     if cfg.exit_code is not None:
         raise SystemExit(cfg.exit_code)
