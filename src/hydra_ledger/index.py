@@ -236,7 +236,7 @@ def read_index(path: Path, root: str, fingerprint: str) -> RootIndex | None:
     """The stored index of ``root``, or None: absent, stale code (silently), corrupt or foreign (a warning)."""
     try:
         source = pa.memory_map(str(path), "r")
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return None
     except OSError as exc:
         _warn_rebuild(path, f"unreadable ({exc})")
