@@ -161,6 +161,8 @@ RETURNS = {
     "enum": {"value": "RED"},
     "bytes": {"value": "raw\x00"},
     "object": {"value": "Opaque(42)"},
+    "unrepresentable": {"value": "<Unrepresentable object: repr() failed>"},
+    "unrepresentable-in-dict": {"ok": 1, "bad": "<Unrepresentable object: repr() failed>"},
     "none": {},
 }
 

@@ -39,7 +39,10 @@ _MAX_REPR = 500
 
 
 def _short_repr(value: Any) -> str:
-    text = reprlib.repr(value) if isinstance(value, (list, tuple)) else repr(value)
+    try:
+        text = reprlib.repr(value) if isinstance(value, (list, tuple)) else repr(value)
+    except Exception:  # noqa: BLE001 - a broken __repr__ is not the job's failure
+        return f"<{type(value).__name__} object: repr() failed>"
     return text if len(text) <= _MAX_REPR else text[: _MAX_REPR - 3] + "..."
 
 

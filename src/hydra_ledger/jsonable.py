@@ -41,4 +41,7 @@ def to_jsonable(value: Any) -> Any:
             return item()
         except Exception:
             pass
-    return repr(value)
+    try:
+        return repr(value)
+    except Exception:  # noqa: BLE001 - a broken __repr__ must not lose the record
+        return f"<{type(value).__name__} object: repr() failed>"

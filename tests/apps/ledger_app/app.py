@@ -35,6 +35,11 @@ class Unprintable(Exception):
         raise RuntimeError("no str for you")
 
 
+class Unrepresentable:
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr for you")
+
+
 class Opaque:
     def __repr__(self) -> str:
         return "Opaque(42)"
@@ -61,6 +66,10 @@ def make_return(kind: str, x: float):
         return b"raw\x00"
     if kind == "object":
         return Opaque()
+    if kind == "unrepresentable":
+        return Unrepresentable()
+    if kind == "unrepresentable-in-dict":
+        return {"ok": 1, "bad": Unrepresentable()}
     return None
 
 

@@ -8,5 +8,9 @@ from hydra.experimental.callback import Callback
 class Probe(Callback):
     def on_job_end(self, config, job_return, **kwargs) -> None:
         value = job_return._return_value
-        out = {"status": job_return.status.name, "return": repr(value)}
+        try:
+            text = repr(value)
+        except Exception:
+            text = "<repr() failed>"
+        out = {"status": job_return.status.name, "return": text}
         Path(config.hydra.runtime.output_dir, "probe.json").write_text(json.dumps(out))
