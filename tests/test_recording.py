@@ -203,11 +203,12 @@ def test_log_metrics_and_load_metrics(app, run_app):
     # a line cut short by a killed job is skipped with one warning naming the file
     metrics_file = app / "sweep" / "1" / ".ledger" / "metrics.jsonl"
     with open(metrics_file, "a") as f:
-        f.write('{"step": 3, "time": 1.0, "val')
+        f.write('[1, 2]\n{"step": 3, "values": [1]}\n{"step": 3, "time": 1.0, "val')
     with pytest.warns(LedgerLoadWarning) as caught:
         again = hydra_ledger.load_metrics(app / "sweep")
     assert [str(w.message) for w in caught] == [
-        f"hydra-ledger: cannot read record {metrics_file}: line 4 is corrupt or truncated — line skipped"
+        f"hydra-ledger: cannot read record {metrics_file}: line {n} is corrupt or truncated — line skipped"
+        for n in (4, 5, 6)
     ]
     assert len(again) == 12
 

@@ -386,6 +386,8 @@ def load_metrics(
             try:
                 entry = json.loads(line)
                 row_values = entry["values"]
+                if not isinstance(row_values, dict):
+                    raise TypeError("values is not an object")
             except (ValueError, KeyError, TypeError):
                 if line.strip():
                     _handle(RecordError(metrics_file, f"line {number} is corrupt or truncated", "line skipped"), errors)
