@@ -25,6 +25,7 @@ def test_job_chdir(make_app, run_app, chdir):
     assert rec["job"]["output_dir"] == str(out)
     assert rec["job"]["working_dir"] == str(out if chdir else app.resolve())
     assert rec["launch"]["cwd"] == str(app.resolve())
+    assert (app / "out" / "started").read_text() == str(out)  # hydra_ledger.run_dir() inside the task
     assert (rec["git"]["state"], rec["git"]["root"], rec["git"]["untracked"]) == ("ok", str(app.resolve()), [])
     assert rec["status"] == "COMPLETED"
 

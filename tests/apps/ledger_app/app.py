@@ -76,7 +76,7 @@ def make_return(kind: str, x: float):
 @hydra.main(config_path=".", config_name="config", **MAIN_KWARGS)
 def main(cfg: DictConfig):
     # marks "the task is running" for tests that signal the process
-    Path(HydraConfig.get().runtime.output_dir, "started").touch()
+    Path(HydraConfig.get().runtime.output_dir, "started").write_text(str(hydra_ledger.run_dir()))
     for step in range(cfg.steps):
         hydra_ledger.log_metrics({"loss": 1.0 / (step + 1), "x": cfg.x}, step=step)
     if cfg.log_summary:
