@@ -2,7 +2,12 @@
 
 Each clone gets its own run id, config values, overrides, summary and Hydra files
 (``.hydra/config.yaml``, ``overrides.yaml``), written with the project's own record writer,
-so the loader and the naive baselines read what real jobs leave on disk.
+so the loader and the naive baselines read what real jobs leave on disk. Jobs are grouped
+100 per sweep dir, each sweep with its ``.ledger/sweep.json`` listing its jobs, as a
+launcher writes it.
+
+Run: python bench/make_runs.py ROOT --runs 100000          (a new root)
+     python bench/make_runs.py ROOT --runs 1000 --add      (1,000 more jobs in new sweeps)
 """
 from __future__ import annotations
 
@@ -18,7 +23,7 @@ import yaml
 
 from _common import make_repo, run_app
 from hydra_ledger.callback import new_id
-from hydra_ledger.record import RunPaths, read_record, write_json_atomic
+from hydra_ledger.record import SWEEP_SCHEMA, RunPaths, SweepPaths, read_record, write_json_atomic
 
 JOBS_PER_SWEEP = 100
 
@@ -30,15 +35,25 @@ def record_template(work: Path) -> Path:
     return repo / "template" / "0"
 
 
-def make_runs(root: Path, count: int, seed: int = 0) -> Path:
-    rng = random.Random(seed)
+def next_sweep(root: Path) -> int:
+    """The number of the first sweep dir not made yet under ``root``."""
+    numbers = [int(p.name.split("_")[1]) for p in root.glob("sweep_*")] if root.is_dir() else []
+    return max(numbers) + 1 if numbers else 0
+
+
+def make_runs(root: Path, count: int, seed: int = 0, first_sweep: int = 0) -> Path:
+    """``count`` job dirs under ``root``, in sweeps ``sweep_<first_sweep>``, ``sweep_<first_sweep + 1>``..."""
+    rng = random.Random(seed + first_sweep)
     with tempfile.TemporaryDirectory() as tmp:
         template = record_template(Path(tmp))
         record = read_record(RunPaths(template).record)
+        sweep_record = read_record(SweepPaths(template.parent).record, SWEEP_SCHEMA)
         config = yaml.safe_load((template / ".hydra" / "config.yaml").read_text())
+        jobs: list[dict] = []
         for i in range(count):
             sweep, num = divmod(i, JOBS_PER_SWEEP)
-            job_dir = root / f"sweep_{sweep:04d}" / str(num)
+            sweep_dir = root / f"sweep_{first_sweep + sweep:04d}"
+            job_dir = sweep_dir / str(num)
             shutil.copytree(template, job_dir)
             lr, depth, seed_value = rng.choice([0.1, 0.01, 0.001]), rng.choice([2, 4, 8]), num % 5
             config["seed"], config["model"]["lr"], config["model"]["depth"] = seed_value, lr, depth
@@ -49,22 +64,29 @@ def make_runs(root: Path, count: int, seed: int = 0) -> Path:
             record["config"] = config
             record["overrides"] = overrides
             record["job"] = {**record["job"], "num": num, "id": str(num),
-                             "output_dir": str(job_dir), "sweep_dir": str(job_dir.parent)}
+                             "output_dir": str(job_dir), "sweep_dir": str(sweep_dir)}
             record["summary"] = {"val_loss": rng.random(), "train_loss": rng.random(), "accuracy": rng.random(),
                                  "epochs": rng.randint(1, 10), "best_step": rng.randint(0, 1000)}
             write_json_atomic(RunPaths(job_dir).record, record)
+            jobs.append({"num": num, "overrides": overrides})
+            if num == JOBS_PER_SWEEP - 1 or i == count - 1:
+                write_json_atomic(SweepPaths(sweep_dir).record,
+                                  {**sweep_record, "sweep_id": new_id(), "sweep_dir": str(sweep_dir), "jobs": jobs})
+                jobs = []
     return root
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("root", type=Path)
     parser.add_argument("--runs", type=int, default=10_000)
+    parser.add_argument("--add", action="store_true", help="add the jobs in new sweeps of an existing root")
     args = parser.parse_args()
-    if args.root.exists():
-        sys.exit(f"{args.root} exists; give a new directory")
-    make_runs(args.root, args.runs)
-    print(json.dumps({"root": str(args.root), "runs": args.runs}))
+    if args.root.exists() and not args.add:
+        sys.exit(f"{args.root} exists; give a new directory, or --add to add jobs to it")
+    first = next_sweep(args.root) if args.add else 0
+    make_runs(args.root, args.runs, first_sweep=first)
+    print(json.dumps({"root": str(args.root), "runs": args.runs, "first_sweep": first}))
 
 
 if __name__ == "__main__":
