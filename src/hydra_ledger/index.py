@@ -84,7 +84,8 @@ def _dump_safe(value: Any) -> str:
 
 def encode_values(values: list[Any], name: str) -> pa.Array:
     """A column of Python values as Arrow: native when they share one type, JSON texts otherwise."""
-    kinds = {type(v) for v in values if v is not None}
+    kinds = set(map(type, values))
+    kinds.discard(type(None))
     if not kinds:
         return pa.nulls(len(values))
     if kinds == {str} and name in TIME_COLUMNS:
@@ -134,9 +135,25 @@ def encode_rows(items: list[tuple[str, str, bool, Any]]) -> Chunk:
         names.update(dict.fromkeys(keys))
     arrays = [pa.array(rels, pa.string()), pa.array(sigs, pa.string()), pa.array(racy, pa.bool_()),
               pa.array(hbs, pa.float64()), pa.array(layout_ids, pa.int32())]
-    arrays += [encode_values([row.get(name) for row in rows], name) for name in names]
+    arrays += [encode_values(values, name) for name, values in _transpose(rows, layout_ids, layouts, names).items()]
     table = pa.Table.from_arrays(arrays, names=[*INTERNAL, *names])
     return Chunk(table, [list(keys) for keys in layouts], broken)
+
+
+def _transpose(rows: list[dict[str, Any]], layout_ids: list[int], layouts: dict[tuple[str, ...], int],
+               names: dict[str, None]) -> dict[str, list[Any]]:
+    """Rows -> columns; rows sharing a key layout are transposed at once (``zip(*...)``, in C)."""
+    if len(layouts) == 1:
+        keys = next(iter(layouts))
+        return dict(zip(keys, map(list, zip(*(row.values() for row in rows))))) if rows else {}
+    columns: dict[str, list[Any]] = {name: [None] * len(rows) for name in names}
+    for keys, layout in layouts.items():
+        positions = [i for i, lid in enumerate(layout_ids) if lid == layout]
+        for name, values in zip(keys, zip(*(rows[i].values() for i in positions))):
+            column = columns[name]
+            for i, value in zip(positions, values):
+                column[i] = value
+    return columns
 
 
 def _to_json_column(column: pa.ChunkedArray) -> pa.ChunkedArray:
