@@ -291,9 +291,11 @@ def test_structured_config_rejects_bad_options(app, run_app, override, message):
 
 
 def test_disabled_records_nothing(app, run_app):
-    proc = run_app(app, LEDGER, "hydra.callbacks.ledger.enabled=false", "hydra.run.dir=out")
+    proc = run_app(app, LEDGER, "hydra.callbacks.ledger.enabled=false", "hydra.run.dir=out", "steps=1",
+                   "log_summary=true")
     assert proc.returncode == 0, proc.stderr
     assert not (app / "out" / ".ledger").exists()
+    assert "WARNING" not in (app / "out" / "app.log").read_text()  # log_metrics()/log_summary() stay quiet
 
 
 # -- never in the way -------------------------------------------------------------------------------

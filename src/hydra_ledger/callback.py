@@ -221,6 +221,7 @@ class LedgerCallback(Callback):
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         """Job process: write the RUNNING record with everything known before the task runs."""
         if not self.enabled:
+            runtime.quiet_unrecorded()  # switched off on purpose: log_summary() etc. need not say so
             return
         previous = runtime.active_run()
         if previous is not None:  # a job of this process ended without on_job_end
