@@ -29,6 +29,7 @@ from hydra_ledger.capture.environment import capture_host, installed_packages
 from hydra_ledger.capture.git import capture_git
 from hydra_ledger.capture.slurm import capture_slurm
 from hydra_ledger.flatten import summarize_return
+from hydra_ledger.latest import link_run, link_sweep, template_prefix
 from hydra_ledger.lineage import rerun_of, resumed_sweep_record
 from hydra_ledger.record import (
     RUN_SCHEMA,
@@ -201,8 +202,6 @@ class LedgerCallback(Callback):
         paths = SweepPaths(sweep_dir)
         existing = read_record(paths.record, SWEEP_SCHEMA) if paths.record.exists() else None
         write_json_atomic(paths.record, resumed_sweep_record(existing, record, sweep_dir))
-        from hydra_ledger.latest import link_sweep
-
         link_sweep(hc, sweep_dir, os.getcwd())
 
     @_guarded
@@ -311,8 +310,6 @@ class LedgerCallback(Callback):
 
             output_capture.start(paths.stdout, paths.stderr)
         if not multirun:
-            from hydra_ledger.latest import link_run
-
             link_run(hc, paths.job_dir)
 
     @_guarded
@@ -390,7 +387,7 @@ class LedgerCallback(Callback):
         # would cost milliseconds of interpolation parsing per job.
         outputs = [paths.job_dir]
         for node in (hc.run, hc.sweep):
-            prefix = _literal_prefix(node, "dir")
+            prefix = template_prefix(node, "dir")
             if prefix:
                 outputs.append(Path(hc.runtime.cwd, prefix))
         launch_dirs = [Path(hc.runtime.cwd), Path(start)]
@@ -413,16 +410,6 @@ class LedgerCallback(Callback):
 
     def __repr__(self) -> str:
         return f"LedgerCallback(enabled={self.enabled}, heartbeat_s={self.heartbeat_s})"
-
-
-def _literal_prefix(node: DictConfig, key: str) -> str | None:
-    """The part of a dir template before its first interpolation: ``outputs/`` of ``outputs/${now:...}``."""
-    raw = node._get_node(key)
-    text = None if raw is None else raw._value()
-    if not isinstance(text, str):
-        return None
-    prefix = text.split("${", 1)[0].rstrip("/")
-    return prefix or None
 
 
 def _is_within(path: Path, parent: Path) -> bool:

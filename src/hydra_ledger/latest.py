@@ -68,7 +68,7 @@ def update_latest(root: str | os.PathLike[str], target: str | os.PathLike[str]) 
     return link
 
 
-def _template_prefix(node: object, key: str) -> str | None:
+def template_prefix(node: object, key: str) -> str | None:
     """The literal start of a dir template, before its first interpolation (no resolving)."""
     try:
         raw = node._get_node(key)  # type: ignore[attr-defined]
@@ -83,17 +83,17 @@ def _template_prefix(node: object, key: str) -> str | None:
 def link_run(hydra_cfg: object, job_dir: str | os.PathLike[str]) -> Path | None:
     """Job process of a single run: ``<run root>/latest`` -> this run's dir."""
     cwd = str(hydra_cfg.runtime.cwd)  # type: ignore[attr-defined]
-    root = link_root(job_dir, _template_prefix(hydra_cfg.run, "dir"), cwd)  # type: ignore[attr-defined]
+    root = link_root(job_dir, template_prefix(hydra_cfg.run, "dir"), cwd)  # type: ignore[attr-defined]
     if root is None:
-        log.info("hydra-ledger: the run dir %s is the launch dir or above it; no 'latest' link", job_dir)
+        log.info("hydra-ledger: no 'latest' link for %s: it would go in the launch dir or above it", job_dir)
         return None
     return update_latest(root, job_dir)
 
 
 def link_sweep(hydra_cfg: object, sweep_dir: str | os.PathLike[str], cwd: str | os.PathLike[str]) -> Path | None:
     """Launching process of a sweep: ``<sweep root>/latest`` -> this sweep's dir."""
-    root = link_root(sweep_dir, _template_prefix(hydra_cfg.sweep, "dir"), cwd)  # type: ignore[attr-defined]
+    root = link_root(sweep_dir, template_prefix(hydra_cfg.sweep, "dir"), cwd)  # type: ignore[attr-defined]
     if root is None:
-        log.info("hydra-ledger: the sweep dir %s is the launch dir or above it; no 'latest' link", sweep_dir)
+        log.info("hydra-ledger: no 'latest' link for %s: it would go in the launch dir or above it", sweep_dir)
         return None
     return update_latest(root, sweep_dir)
