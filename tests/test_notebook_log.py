@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import time
 from pathlib import Path
 
@@ -19,6 +20,20 @@ def in_repo(notebook, monkeypatch):
     monkeypatch.setenv("TZ", "UTC")
     time.tzset()
     yield notebook["repo"]
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.fixture
+def in_copy(notebook, monkeypatch, tmp_path):
+    """A copy of the shared repo (git and runs; not the 1 GB input) for a test that adds to it:
+    the shared runs stay as recorded for the other tests, whatever their order."""
+    repo = tmp_path / "repo"
+    shutil.copytree(notebook["repo"], repo, symlinks=True, ignore=shutil.ignore_patterns("big.bin"))
+    monkeypatch.chdir(repo)
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield repo
     monkeypatch.undo()
     time.tzset()
 
@@ -63,8 +78,8 @@ def parse_org(text: str) -> list[dict]:
     return entries
 
 
-def test_conclude_twice_then_the_log_in_every_format(in_repo, notebook, capsys):
-    repo = in_repo
+def test_conclude_twice_then_the_log_in_every_format(in_copy, notebook, capsys):
+    repo = in_copy
     sweep = json.loads((repo / "multirun/a/.ledger/sweep.json").read_text())
     ref = f"e{sweep['sweep_id']}"
     conclusions = repo / "multirun/a/.ledger/conclusions.jsonl"
@@ -129,6 +144,7 @@ def test_conclude_twice_then_the_log_in_every_format(in_repo, notebook, capsys):
                  f"- [{t2[:10]} {time.strftime('%a', time.strptime(t2[:10], '%Y-%m-%d'))} {t2[11:]}] "
                  "only with warm-up"],
     }
+    assert not (notebook["repo"] / "multirun/a/.ledger/conclusions.jsonl").exists()  # the shared runs: untouched
 
 
 def test_log_selects_by_commit_branch_and_debug(in_repo, notebook, capsys):

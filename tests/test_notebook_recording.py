@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -37,17 +38,21 @@ def test_launch_note_and_tags_reach_every_job_of_the_sweep(notebook):
     assert (sweep["note"], sweep["tags"], sweep["debug"]) == ("does ABC help XYZ?", ["abc", "xyz"], False)
 
 
-def test_tags_and_notes_added_later_join_the_launch_ones(notebook, capsys, monkeypatch):
-    repo = notebook["repo"]
-    monkeypatch.chdir(repo)
+def test_tags_and_notes_added_later_join_the_launch_ones(notebook, capsys, monkeypatch, tmp_path):
+    # on a copy of the single run: the shared runs stay as recorded for the other tests
+    shutil.copytree(notebook["repo"] / "outputs", tmp_path / "outputs", symlinks=True)
+    monkeypatch.chdir(tmp_path)
     single = hydra_ledger.load_runs("outputs")
     assert (single["tags"].tolist(), single["note"].tolist()) == ([["single"]], ["single note"])
     job_dir = single["path"][0]
+    assert job_dir.startswith(str(tmp_path))
     assert main(["tag", job_dir, "best"]) == 0
     assert main(["note", job_dir, "later"]) == 0
     capsys.readouterr()
     again = hydra_ledger.load_runs("outputs")
     assert (again["tags"].tolist(), again["note"].tolist()) == ([["single", "best"]], ["single note\nlater"])
+    shared = hydra_ledger.load_runs(notebook["repo"] / "outputs")
+    assert (shared["tags"].tolist(), shared["note"].tolist()) == ([["single"]], ["single note"])
 
 
 def test_inputs_are_fingerprinted_and_hashed_once_across_the_sweep(notebook):
@@ -145,8 +150,6 @@ def test_show_lists_inputs_and_artifacts_and_diff_names_the_changed_input(notebo
     assert "\nartifacts\n" in shown
     # the same job, as if run on another version of the training file
     other = tmp_path / "other"
-    import shutil
-
     shutil.copytree(job, other)
     record = json.loads((other / ".ledger" / "run.json").read_text())
     record["run_id"] = "0ther0ther00"

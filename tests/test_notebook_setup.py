@@ -5,6 +5,8 @@ files, a 1 GB sparse file; ``labels.csv`` is missing), then, in this order:
 - on ``main``: sweep ``a`` of 20 jobs with a note, tags, the four inputs and output capture;
 - on branch ``exp`` (one more commit): debug sweep ``b`` of 2 jobs, a disabled run in
   ``outputs/disabled``, and a single run under ``outputs/<date>/<time>`` with a note and a tag.
+Tests only read these runs, in any order and on any worker; a test that adds to them (tags,
+notes, conclusions) works on its own copy (``shutil.copytree`` into its ``tmp_path``).
 """
 from __future__ import annotations
 
