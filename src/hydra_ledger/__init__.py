@@ -17,6 +17,8 @@ __version__ = "0.1.0"
 # `@hydra.main(..., execution_whitelist=(*your_targets, *hydra_ledger.EXECUTION_WHITELIST))`.
 EXECUTION_WHITELIST = ("hydra_ledger.LedgerCallback",)
 
+# `open` (hydra_ledger.open("model.pt", "wb")) is public but left out of __all__, so that
+# `from hydra_ledger import *` never shadows the builtin.
 __all__ = [
     "EXECUTION_WHITELIST",
     "LedgerCallback",
@@ -26,7 +28,6 @@ __all__ = [
     "log_metrics",
     "log_summary",
     "only_changed",
-    "open",
     "rerun",
     "resume",
     "run_dir",

@@ -7,6 +7,7 @@ job's failure.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 import logging
@@ -14,7 +15,6 @@ import os
 import socket
 import sys
 import uuid
-import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -22,6 +22,8 @@ from typing import Any, TypeVar
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
+
+from hydra_plugins.hydra_ledger import LedgerConf
 
 from hydra_ledger import runtime, signals
 from hydra_ledger.capture.config import resolve_task_config
@@ -52,22 +54,12 @@ log = logging.getLogger(__name__)
 
 _F = TypeVar("_F", bound=Callable[..., None])
 
-# Defaults, duplicated from the plugin's LedgerConf so that the explicit
-# `_target_: hydra_ledger.LedgerCallback` form (no structured config) behaves the same.
+# The options and their defaults come from the plugin's structured config, so that the
+# explicit `_target_: hydra_ledger.LedgerCallback` form (no structured config) behaves the same.
 _OPTIONS: dict[str, Any] = {
-    "enabled": True,
-    "heartbeat_s": 10.0,
-    "git": True,
-    "patch_max_bytes": 5_000_000,
-    "redact_keys": None,
-    "env_vars": None,
-    "packages": True,
-    "note": None,
-    "tags": (),
-    "inputs": (),
-    "capture_output": False,
-    "debug": False,
-    "artifact_hash_max_bytes": 50_000_000,
+    f.name: f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default  # type: ignore[misc]
+    for f in dataclasses.fields(LedgerConf)
+    if f.name != "_target_"
 }
 
 
@@ -79,9 +71,7 @@ def _as_bool(value: Any) -> bool:
     raise ValueError("not a boolean")
 
 
-def _as_list(value: Any) -> list[str] | None:
-    if value is None:
-        return None
+def _as_list(value: Any) -> list[str]:
     if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
         raise ValueError("not a list")
     return [str(v) for v in value]
@@ -101,7 +91,7 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     "enabled": _as_bool, "git": _as_bool, "packages": _as_bool, "capture_output": _as_bool, "debug": _as_bool,
     "heartbeat_s": _as_seconds, "patch_max_bytes": int, "artifact_hash_max_bytes": int,
     "redact_keys": _as_list, "env_vars": _as_list,
-    "tags": lambda v: _as_list(v) or [], "inputs": lambda v: _as_list(v) or [],
+    "tags": _as_list, "inputs": _as_list,
     "note": lambda v: None if v is None else str(v),
 }
 
@@ -130,12 +120,12 @@ class LedgerCallback(Callback):
     """Records every Hydra job into ``<output_dir>/.ledger/``: enable with ``hydra/callbacks=ledger``."""
 
     def __init__(self, **options: Any) -> None:
+        # log, not warnings.warn: under `python -W error` a warning would raise here, and Hydra
+        # does not catch a callback's __init__ failing (the app could not start)
         unknown = sorted(set(options) - set(_OPTIONS))
         if unknown:
-            warnings.warn(
-                f"hydra-ledger: unknown option(s) {', '.join(unknown)} ignored; valid options: {', '.join(_OPTIONS)}",
-                stacklevel=2,
-            )
+            log.warning("hydra-ledger: unknown option(s) %s ignored; valid options: %s",
+                        ", ".join(unknown), ", ".join(_OPTIONS))
         merged = dict(_OPTIONS)
         for name, value in options.items():
             if name not in _OPTIONS:
@@ -143,18 +133,16 @@ class LedgerCallback(Callback):
             try:
                 merged[name] = _CHECKS.get(name, lambda v: v)(value)
             except (TypeError, ValueError) as exc:
-                warnings.warn(
-                    f"hydra-ledger: option {name}={value!r} ignored ({exc}); using the default {_OPTIONS[name]!r}",
-                    stacklevel=2,
-                )
-        from hydra_plugins.hydra_ledger import DEFAULT_ENV_VARS, DEFAULT_REDACT_KEYS
+                log.warning("hydra-ledger: option %s=%r ignored (%s); using the default %r",
+                            name, value, exc, _OPTIONS[name])
 
         self.enabled = bool(merged["enabled"])
         self.heartbeat_s = max(float(merged["heartbeat_s"]), 0.05)
         self.git = bool(merged["git"])
         self.patch_max_bytes = int(merged["patch_max_bytes"])
-        self.redact_keys = [str(k) for k in (merged["redact_keys"] or DEFAULT_REDACT_KEYS)]
-        self.env_vars = [str(k) for k in (merged["env_vars"] or DEFAULT_ENV_VARS)]
+        # an empty list is a choice (record no environment variables), not "use the defaults"
+        self.redact_keys = [str(k) for k in merged["redact_keys"]]
+        self.env_vars = [str(k) for k in merged["env_vars"]]
         self.packages = bool(merged["packages"])
         self.note = None if merged["note"] is None else str(merged["note"])
         self.tags = [str(t) for t in merged["tags"]]
@@ -209,8 +197,7 @@ class LedgerCallback(Callback):
         """Launching process, only when every job succeeded (Hydra skips it otherwise)."""
         if not self.enabled or self.sweep_id is None:
             return
-        sweep_dir = Path(os.getcwd()) / str(config.hydra.sweep.dir)
-        paths = SweepPaths(sweep_dir)
+        paths = SweepPaths(self.sweep_dir or Path(os.getcwd(), str(config.hydra.sweep.dir)))
         record = read_record(paths.record, SWEEP_SCHEMA)
         record["ended_at"] = runtime.utc_now()
         write_json_atomic(paths.record, record)
@@ -249,7 +236,10 @@ class LedgerCallback(Callback):
             **{k: slurm[k] for k in _ATTEMPT_SLURM_KEYS if k in slurm},
         })
 
-        resolved, missing, unresolved = resolve_task_config(config)
+        try:
+            resolved, missing, unresolved = resolve_task_config(config)
+        except Exception as exc:  # noqa: BLE001 - an OmegaConf surprise must not lose the whole record
+            resolved, missing, unresolved = {}, [], {"*": f"{type(exc).__name__}: {exc}"}
         if missing:
             log.warning("hydra-ledger: config values still missing (???), recorded as '???': %s", ", ".join(missing))
         if unresolved:
@@ -318,27 +308,18 @@ class LedgerCallback(Callback):
         run = runtime.active_run()
         if not self.enabled or run is None:
             return
+        status, error = _outcome(run.record, job_return)
         try:
             from hydra_ledger.artifacts import record_artifacts
 
             record_artifacts(run.record, run.paths.job_dir, str(config.hydra.job.name), self.artifact_hash_max_bytes)
-            if job_return.status == JobStatus.COMPLETED:
+            if status == "COMPLETED":
                 # the return value has the last word over values logged while running
                 with run._lock:
                     run.record.setdefault("summary", {}).update(summarize_return(job_return._return_value))
-                run.finish("COMPLETED")
-            else:
-                exc = job_return._return_value  # `.return_value` re-raises for FAILED jobs
-                if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-                    # Hydra >= 1.4 reports these as FAILED (hydra-ecosystem/hydra#3262); 1.3 calls
-                    # no end hook and the runtime's exit hooks record them the same way.
-                    run.finish("INTERRUPTED", runtime.error_info(exc))
-                elif isinstance(exc, BaseException):
-                    # TIMEOUT when submitit gave up after its time-out signal (UncompletedJobError)
-                    run.finish(signals.failure_status(run.record, exc), runtime.error_info(exc))
-                else:
-                    run.finish("FAILED", {"type": "Unknown", "message": repr(exc), "traceback": ""})
         finally:
+            # even when listing artifacts or the summary failed (a warning), the job's outcome lands
+            run.finish(status, error)
             runtime.deactivate(run)
             if self.capture_output:
                 from hydra_ledger import output_capture
@@ -367,10 +348,11 @@ class LedgerCallback(Callback):
             return old, len(attempts) + 1
         old_id = str(old.get("run_id", new_id()))
         write_atomic(paths.archived_record(old_id), paths.record.read_bytes())
-        # per-run files go with it: the new run must not inherit its metrics or its patch
-        for current in (paths.metrics, paths.patch):
-            if current.exists():
-                os.replace(current, paths.archived_file(old_id, current.name))
+        # per-run files go with it: the new run must not inherit metrics, patch, tags or notes
+        for name in RunPaths.PER_RUN:
+            current = paths.ledger_dir / name
+            if os.path.lexists(current):
+                os.replace(current, paths.archived_file(old_id, name))
         return None, 1
 
     def _sweep_dir(self, hc: DictConfig) -> str:
@@ -401,8 +383,12 @@ class LedgerCallback(Callback):
         if info.get("untracked"):
             info.update(save_untracked(info["root"], info["untracked"], paths.untracked, self.patch_max_bytes))
         if patch is not None:
-            write_atomic(paths.patch, patch)
-            info["patch"] = RunPaths.PATCH
+            try:
+                write_atomic(paths.patch, patch)
+                info["patch"] = RunPaths.PATCH
+            except OSError as exc:  # e.g. a disk quota: the record matters more than the patch
+                info["patch_skipped"] = f"cannot write {paths.patch}: {exc.strerror or exc}"
+                log.warning("hydra-ledger: uncommitted diff not saved: %s", info["patch_skipped"])
         elif "patch_skipped" in info:
             log.warning("hydra-ledger: uncommitted diff not saved: %s (raise hydra.callbacks.ledger.patch_max_bytes)",
                         info["patch_skipped"])
@@ -410,6 +396,21 @@ class LedgerCallback(Callback):
 
     def __repr__(self) -> str:
         return f"LedgerCallback(enabled={self.enabled}, heartbeat_s={self.heartbeat_s})"
+
+
+def _outcome(record: dict[str, Any], job_return: JobReturn) -> tuple[str, dict[str, Any] | None]:
+    """The final status and error of a job from Hydra's JobReturn."""
+    if job_return.status == JobStatus.COMPLETED:
+        return "COMPLETED", None
+    exc = job_return._return_value  # `.return_value` re-raises for FAILED jobs
+    if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+        # Hydra >= 1.4 reports these as FAILED (hydra-ecosystem/hydra#3262); 1.3 calls no end
+        # hook and the runtime's exit hooks record them the same way.
+        return "INTERRUPTED", runtime.error_info(exc)
+    if isinstance(exc, BaseException):
+        # TIMEOUT when submitit gave up after its time-out signal (UncompletedJobError)
+        return signals.failure_status(record, exc), runtime.error_info(exc)
+    return "FAILED", {"type": "Unknown", "message": repr(exc), "traceback": ""}
 
 
 def _is_within(path: Path, parent: Path) -> bool:

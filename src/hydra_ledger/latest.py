@@ -85,7 +85,7 @@ def link_run(hydra_cfg: object, job_dir: str | os.PathLike[str]) -> Path | None:
     cwd = str(hydra_cfg.runtime.cwd)  # type: ignore[attr-defined]
     root = link_root(job_dir, template_prefix(hydra_cfg.run, "dir"), cwd)  # type: ignore[attr-defined]
     if root is None:
-        log.info("hydra-ledger: no 'latest' link for %s: it would go in the launch dir or above it", job_dir)
+        log.debug("hydra-ledger: no 'latest' link for %s: it would go in the launch dir or above it", job_dir)
         return None
     return update_latest(root, job_dir)
 
@@ -94,6 +94,6 @@ def link_sweep(hydra_cfg: object, sweep_dir: str | os.PathLike[str], cwd: str | 
     """Launching process of a sweep: ``<sweep root>/latest`` -> this sweep's dir."""
     root = link_root(sweep_dir, template_prefix(hydra_cfg.sweep, "dir"), cwd)  # type: ignore[attr-defined]
     if root is None:
-        log.info("hydra-ledger: no 'latest' link for %s: it would go in the launch dir or above it", sweep_dir)
+        log.debug("hydra-ledger: no 'latest' link for %s: it would go in the launch dir or above it", sweep_dir)
         return None
     return update_latest(root, sweep_dir)

@@ -48,6 +48,8 @@ class RunPaths:
     CONCLUSIONS = "conclusions.jsonl"
     STDOUT = "stdout.log"
     STDERR = "stderr.log"
+    # Everything that belongs to one run: moved to history/ when a new run reuses the output dir.
+    PER_RUN = (METRICS, PATCH, UNTRACKED, TAGS, NOTES, CONCLUSIONS, STDOUT, STDERR)
 
     def __init__(self, job_dir: str | os.PathLike[str]) -> None:
         self.job_dir = Path(job_dir)
@@ -107,7 +109,7 @@ class RunPaths:
         return self.ledger_dir / self.HISTORY / f"{run_id}.json"
 
     def archived_file(self, run_id: str, name: str) -> Path:
-        """Where an earlier run's per-run file (metrics, patch) goes: ``history/<run_id>.<name>``."""
+        """Where an earlier run's per-run file (metrics, patch, ...) goes: ``history/<run_id>.<name>``."""
         return self.ledger_dir / self.HISTORY / f"{run_id}.{name}"
 
     def __repr__(self) -> str:

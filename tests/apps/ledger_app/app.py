@@ -4,6 +4,7 @@ import os
 import pathlib
 import signal
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import hydra
@@ -40,6 +41,19 @@ class Unrepresentable:
         raise RuntimeError("no repr for you")
 
 
+class BrokenMapping(Mapping):
+    """A mapping that cannot be read: summarising it fails inside the ledger's end hook."""
+
+    def __getitem__(self, key):
+        raise RuntimeError("unreadable")
+
+    def __iter__(self):
+        raise RuntimeError("unreadable")
+
+    def __len__(self) -> int:
+        return 1
+
+
 class Opaque:
     def __repr__(self) -> str:
         return "Opaque(42)"
@@ -66,6 +80,8 @@ def make_return(kind: str, x: float):
         return b"raw\x00"
     if kind == "object":
         return Opaque()
+    if kind == "broken-mapping":
+        return BrokenMapping()
     if kind == "unrepresentable":
         return Unrepresentable()
     if kind == "unrepresentable-in-dict":
