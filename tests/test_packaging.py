@@ -1,6 +1,9 @@
 """The built wheel: its file set, and Hydra discovering the plugin from an installed (non-editable) copy."""
 from __future__ import annotations
 
+import fcntl
+import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -11,28 +14,69 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("dist")
-    subprocess.run(
-        [sys.executable, "-m", "build", "--wheel", "--outdir", str(out), str(ROOT)],
-        check=True, capture_output=True, text=True,
-    )
-    (found,) = out.glob("hydra_ledger-*.whl")
-    return found
+def source_files() -> list[str]:
+    """The source tree as a checkout holds it, uncommitted work included: tracked and untracked
+    files, without what .gitignore leaves out (build/, *.egg-info, caches)."""
+    listed = subprocess.run(["git", "-C", str(ROOT), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                            check=True, capture_output=True, text=True).stdout
+    return sorted(name for name in set(listed.split("\0")) if name and (ROOT / name).is_file())
+
+
+def build_from_sdist(work: Path) -> Path:
+    """Build the sdist, then the wheel from the sdist, of a copy of the source tree.
+
+    The copy holds no build/ nor egg-info, so nothing stale (an old build/lib, an old
+    SOURCES.txt) can reach the wheel; and setuptools writes its egg-info and release tree into
+    the copy, not into a source tree that other builds use at the same time.
+    """
+    tree = work / "tree"
+    for name in source_files():
+        (tree / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, tree / name)
+    out = work / "building"
+    proc = subprocess.run([sys.executable, "-m", "build", "--outdir", str(out), str(tree)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Building wheel from sdist" in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+    os.replace(out, work / "dist")
+    return work / "dist"
+
+
+@pytest.fixture(scope="session")
+def wheel(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
+    """The wheel as pip and PyPI users get it: built from the sdist, once per test session."""
+    base = tmp_path_factory.getbasetemp()
+    work = (base.parent if worker_id != "master" else base) / "packaging"
+    work.mkdir(exist_ok=True)
+    with open(work.parent / "packaging.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the first worker builds, the others wait and reuse
+        dist = work / "dist"
+        if not dist.exists():
+            shutil.rmtree(work / "tree", ignore_errors=True)  # an earlier worker's failed attempt
+            build_from_sdist(work)
+    assert sorted(p.name for p in dist.iterdir()) == ["hydra_ledger-0.1.0-py3-none-any.whl",
+                                                      "hydra_ledger-0.1.0.tar.gz"]
+    return dist / "hydra_ledger-0.1.0-py3-none-any.whl"
+
+
+def shipped_source_files() -> set[str]:
+    """Every file of the package (modules and data) and every module of the plugin, as wheel paths."""
+    files = source_files()
+    return ({name[len("src/"):] for name in files if name.startswith("src/hydra_ledger/")}
+            | {name for name in files if name.startswith("hydra_plugins/hydra_ledger/") and name.endswith(".py")})
 
 
 def test_wheel_holds_the_package_the_plugin_and_nothing_else(wheel: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
-    top_level = {name.split("/")[0] for name in names}
-    assert top_level == {"hydra_ledger", "hydra_plugins", wheel.name.split("-py3")[0] + ".dist-info"}
+    dist_info = wheel.name.split("-py3")[0] + ".dist-info/"
+    # exactly the source tree's modules and data files (py.typed, the report's assets), plus dist-info
+    assert sorted(n for n in names if not n.startswith(dist_info)) == sorted(shipped_source_files())
+    for module in ("__init__.py", "callback.py", "runtime.py", "record.py", "load.py", "py.typed",
+                   "cli/__init__.py", "capture/git.py", "report/template.html"):
+        assert f"hydra_ledger/{module}" in names, module
     assert "hydra_plugins/hydra_ledger/__init__.py" in names
     # hydra_plugins is a namespace shared with other plugins: shipping its __init__.py breaks them
     assert "hydra_plugins/__init__.py" not in names
-    for module in ("__init__.py", "callback.py", "runtime.py", "record.py", "load.py", "py.typed",
-                   "cli/__init__.py", "capture/git.py"):
-        assert f"hydra_ledger/{module}" in names, module
-    assert not [n for n in names if n.startswith(("tests/", "bench/", "example_app/"))]
     entry_points = zipfile.ZipFile(wheel).read(
         next(n for n in names if n.endswith(".dist-info/entry_points.txt"))).decode()
     assert "hydra-ledger = hydra_ledger.cli:console_main" in entry_points
