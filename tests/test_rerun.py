@@ -238,3 +238,26 @@ def test_a_submitit_job_reruns_locally(make_app, run_app):
     assert through.path == app / "outputs" / "through" / "0"
     assert through.summary_ok
     assert through.run["host"]["env"]["SUBMITIT_EXECUTOR"] == "local"
+
+
+def test_dry_run_and_log_redact_secret_overrides_but_the_rerun_gets_the_real_value(make_app, run_app, capsys, caplog):
+    app = make_app("rerun_app")
+    job = first_run(app, run_app, "seed=3", "+db.password=hunter2")
+    assert yaml.safe_load((job / ".hydra" / "overrides.yaml").read_text()) == ["seed=3", "+db.password=hunter2"]
+
+    assert cli_main(["rerun", str(job), "--dry-run", "--", "+api_token=s3cr3t"]) == 0
+
+    out = capsys.readouterr().out
+    assert "seed=3 '+db.password=***' '+api_token=***' hydra.mode=RUN" in out  # quoted for the shell
+    assert "hunter2" not in out and "s3cr3t" not in out
+
+    caplog.set_level("INFO", logger="hydra_ledger")
+    result = hydra_ledger.rerun(job, output_dir=app / "outputs" / "secret", capture=True)
+
+    assert result.returncode == 0
+    launched = [r.getMessage() for r in caplog.records if r.getMessage().startswith("hydra-ledger: rerun of")]
+    assert len(launched) == 1 and "+db.password=***" in launched[0]
+    assert "hunter2" not in caplog.text
+    assert yaml.safe_load((app / "outputs" / "secret" / ".hydra" / "overrides.yaml").read_text()) == [
+        "seed=3", "+db.password=hunter2"]
+    assert result.run["config"]["db"] == {"password": "***"}

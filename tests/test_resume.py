@@ -5,6 +5,7 @@ import json
 import time
 from pathlib import Path
 
+import yaml
 from conftest import git
 from test_rerun import expected_score, repo_state
 
@@ -82,3 +83,24 @@ def test_resume_with_another_launcher(make_app, run_app):
     assert rerun["summary"]["score"] == expected_score(7)
     assert repo_state(app) == before
     assert git(app, "worktree", "list").count("\n") == 1
+
+
+def test_resume_listing_and_dry_run_redact_secret_overrides_but_jobs_get_the_real_value(make_app, run_app, capsys):
+    app = make_app("rerun_app")
+    proc = run_app(app, "-m", "seed=7,8", "+db.password=hunter2", "hydra.sweep.dir=multirun/secret",
+                   env={"RERUN_TEST_FAIL_JOBS": "1"})
+    assert proc.returncode == 1
+    sweep = app / "multirun" / "secret"
+
+    assert cli_main(["resume", str(sweep), "--dry-run"]) == 0
+
+    out = capsys.readouterr().out
+    assert "  1  FAILED      seed=8 +db.password=***\n" in out
+    assert "hunter2" not in out
+
+    result = hydra_ledger.resume(sweep, capture=True)
+
+    assert result.returncode == 0
+    assert result.runs[["job_num", "status"]].values.tolist() == [[1, "COMPLETED"]]
+    assert yaml.safe_load((sweep / "1" / ".hydra" / "overrides.yaml").read_text()) == [
+        "seed=8", "+db.password=hunter2"]

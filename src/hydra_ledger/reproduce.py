@@ -12,8 +12,6 @@ import logging
 import math
 import os
 import shlex
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -23,16 +21,16 @@ from typing import Any, Literal
 
 import yaml
 
+from hydra_ledger import launch as _launch
 from hydra_ledger.config_check import ComposeError, ConfigDiff, compare, compose, override_keys, volatile_keys
 from hydra_ledger.flatten import flatten
+from hydra_ledger.launch import Code, CodeSource, RerunError, hydra_dir, quote_value, read_yaml
 from hydra_ledger.lineage import ENV_RERUN_OF, encode_rerun_of
 from hydra_ledger.record import RecordError, RunPaths, read_record
-from hydra_ledger.redact import REDACTED
-from hydra_ledger.worktree import CodeSnapshot, checked_out
+from hydra_ledger.redact import REDACTED, Redactor
 
 log = logging.getLogger(__name__)
 
-Code = Literal["recorded", "current"]
 ConfigSource = Literal["recompose", "saved"]
 
 # Hydra overrides that belong to where and how the original ran, not to what it computed.
@@ -40,10 +38,6 @@ _PLACEMENT_KEYS = ("hydra.mode", "hydra.run.dir", "hydra.sweep.dir", "hydra.swee
                    "hydra.job.num", "hydra/launcher", "hydra.launcher", "hydra/sweeper", "hydra.sweeper")
 # hydra.yaml nodes that describe the finished run rather than configure a new one.
 _SAVED_HYDRA_DROP = ("runtime", "overrides", "mode")
-
-
-class RerunError(RuntimeError):
-    """A rerun that cannot go ahead; the message says why and what to do."""
 
 
 class ConfigMismatch(RerunError):
@@ -67,30 +61,12 @@ def find_run(run: str | os.PathLike[str], roots: Sequence[str | os.PathLike[str]
     return paths.job_dir
 
 
-def hydra_dir(job_dir: Path) -> Path | None:
-    """Hydra's ``.hydra`` dir of a job (or a renamed ``hydra.output_subdir``), None when absent."""
-    default = job_dir / ".hydra"
-    if (default / "hydra.yaml").is_file():
-        return default
-    for child in sorted(job_dir.iterdir()):
-        if child.is_dir() and (child / "hydra.yaml").is_file() and (child / "overrides.yaml").is_file():
-            return child
-    return None
-
-
-def _load_yaml(path: Path) -> Any:
-    try:
-        return yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise RerunError(f"cannot read {path}: {exc}") from None
-
-
 def recorded_overrides(job_dir: Path, record: Mapping[str, Any]) -> tuple[list[str], list[str]]:
     """``(task, hydra)`` overrides of a job, from ``.hydra/`` (which keeps secrets) else the record."""
     hdir = hydra_dir(job_dir)
     if hdir is not None:
-        task = _load_yaml(hdir / "overrides.yaml") or []
-        hydra_cfg = (_load_yaml(hdir / "hydra.yaml") or {}).get("hydra", {})
+        task = read_yaml(hdir / "overrides.yaml") or []
+        hydra_cfg = (read_yaml(hdir / "hydra.yaml") or {}).get("hydra", {})
         hydra_overrides = ((hydra_cfg.get("overrides") or {}).get("hydra")) or []
         return [str(o) for o in task], [str(o) for o in hydra_overrides]
     task = [str(o) for o in record.get("overrides") or []]
@@ -104,13 +80,7 @@ def recorded_overrides(job_dir: Path, record: Mapping[str, Any]) -> tuple[list[s
 
 def placement_free(hydra_overrides: Sequence[str]) -> list[str]:
     """Hydra overrides minus those that placed the original run (mode, dirs, launcher, sweeper)."""
-    kept = []
-    for text in hydra_overrides:
-        key = text.split("=", 1)[0].lstrip("+~")
-        if any(key == k or key.startswith(k + ".") for k in _PLACEMENT_KEYS):
-            continue
-        kept.append(text)
-    return kept
+    return _launch.without(hydra_overrides, _PLACEMENT_KEYS)
 
 
 def default_output_dir(base: Path) -> Path:
@@ -127,8 +97,8 @@ def default_output_dir(base: Path) -> Path:
 def saved_config(hdir: Path) -> dict[str, Any]:
     """The saved task config merged with the saved hydra settings (minus what describes the
     finished run): a primary config that reproduces the run without the app's config files."""
-    config = _load_yaml(hdir / "config.yaml") or {}
-    hydra_cfg = dict((_load_yaml(hdir / "hydra.yaml") or {}).get("hydra") or {})
+    config = read_yaml(hdir / "config.yaml") or {}
+    hydra_cfg = dict((read_yaml(hdir / "hydra.yaml") or {}).get("hydra") or {})
     for key in _SAVED_HYDRA_DROP:
         hydra_cfg.pop(key, None)
     job = dict(hydra_cfg.get("job") or {})
@@ -145,36 +115,29 @@ class RerunPlan:
 
     job_dir: Path
     record: dict[str, Any]
-    code: Code
+    source: CodeSource
     config_source: ConfigSource
-    python: str
-    entry: list[str]  # ["app.py"] relative to the code root, or ["-m", "pkg.app"]
-    cwd: Path  # relative to the code root when ``relative_cwd``
-    relative_cwd: bool
     task_overrides: list[str]
     hydra_overrides: list[str]
     extra: list[str]
     output_dir: Path
+    redactor: Redactor
     launcher: str | None = None
-    snapshot: CodeSnapshot | None = None
-    current_root: Path | None = None
     drop: list[str] = field(default_factory=list)
 
     @property
     def run_id(self) -> str:
         return str(self.record.get("run_id"))
 
-    def code_root(self, worktree: Path | None) -> Path:
-        root = worktree if self.code == "recorded" else self.current_root
-        return root if root is not None else Path(self.record["launch"]["cwd"])
+    @property
+    def code(self) -> Code:
+        return self.source.code
 
     def working_dir(self, root: Path) -> Path:
-        return root / self.cwd if self.relative_cwd else self.cwd
+        return self.source.working_dir(root)
 
     def entry_argv(self, root: Path) -> list[str]:
-        if self.entry[0] == "-m":
-            return [self.python, *self.entry]
-        return [self.python, str(root / self.entry[0])]
+        return self.source.entry_argv(root)
 
     def overrides(self, config_dir: Path | None, extra: bool = True) -> list[str]:
         """The app's arguments: the config source (recorded overrides or saved config), then the extra ones."""
@@ -188,9 +151,9 @@ class RerunPlan:
 
     def placement(self) -> list[str]:
         if self.launcher is None:
-            return ["hydra.mode=RUN", f"hydra.run.dir={_quote_value(str(self.output_dir))}"]
+            return ["hydra.mode=RUN", f"hydra.run.dir={quote_value(str(self.output_dir))}"]
         return ["hydra.mode=MULTIRUN", f"hydra/launcher={self.launcher}",
-                f"hydra.sweep.dir={_quote_value(str(self.output_dir))}"]
+                f"hydra.sweep.dir={quote_value(str(self.output_dir))}"]
 
     @property
     def new_job_dir(self) -> Path:
@@ -200,31 +163,19 @@ class RerunPlan:
         return {**os.environ, ENV_RERUN_OF: encode_rerun_of(self.run_id)}
 
     def commands(self) -> list[str]:
-        """The shell commands of this rerun, as ``--dry-run`` prints them."""
-        q = shlex.quote
-        cmds = []
-        root_text = "<tmp>/worktree"
-        if self.snapshot is not None:
-            cmds += self.snapshot.commands(root_text)
-            root = Path(root_text)
-        else:
-            root = self.code_root(None)
-        config_dir = Path("<tmp>/saved-config") if self.config_source == "saved" else None
-        if config_dir is not None:
-            cmds.append(f"# write {config_dir}/config.yaml: {hydra_dir(self.job_dir)}/config.yaml + hydra settings")
-        argv = [*self.entry_argv(root), *self.overrides(config_dir), *self.placement()]
-        cmds.append(f"cd {q(str(self.working_dir(root)))} && {ENV_RERUN_OF}={self.run_id} "
-                    + " ".join(q(a) for a in argv))
-        if self.snapshot is not None:
-            cmds.append(f"git -C {q(str(self.snapshot.repo))} worktree remove --force {root_text}")
-        return cmds
+        """The shell commands of this rerun, as ``--dry-run`` prints them (secret values redacted)."""
 
+        def launch(root: Path) -> list[str]:
+            cmds = []
+            config_dir = Path("<tmp>/saved-config") if self.config_source == "saved" else None
+            if config_dir is not None:
+                cmds.append(f"# write {config_dir}/config.yaml: {hydra_dir(self.job_dir)}/config.yaml + hydra settings")
+            argv = [*self.entry_argv(root), *self.overrides(config_dir), *self.placement()]
+            cmds.append(f"cd {shlex.quote(str(self.working_dir(root)))} && {ENV_RERUN_OF}={self.run_id} "
+                        + _launch.shown(argv, self.redactor))
+            return cmds
 
-def _quote_value(text: str) -> str:
-    """An override value Hydra's grammar reads back verbatim (paths with spaces, '=', quotes...)."""
-    if all(c.isalnum() or c in "/._-+@" for c in text):
-        return text
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+        return self.source.commands(launch)
 
 
 def plan_rerun(
@@ -247,89 +198,20 @@ def plan_rerun(
     launch = record.get("launch") or {}
     if not launch.get("script") and not launch.get("module"):
         raise RerunError(f"{RunPaths(job_dir).record} records no entry point (launch.script/module): cannot rerun")
-    git = record.get("git") or {}
-    python = str(launch.get("python") or sys.executable)
-    if not Path(python).exists():
-        log.warning("hydra-ledger: recorded python %s is gone; using %s", python, sys.executable)
-        python = sys.executable
     task, hydra_overrides = recorded_overrides(job_dir, record)
-    if config == "saved" and hydra_dir(job_dir) is None:
+    hdir = hydra_dir(job_dir)
+    if config == "saved" and hdir is None:
         raise RerunError(f"{job_dir} has no .hydra/ dir (hydra.output_subdir=null?): "
                          "--from-saved-config needs .hydra/config.yaml and hydra.yaml")
+    source = _launch.code_source(code, job_dir, record, subject=f"the run {job_dir}", verb="rerun")
     launch_cwd = Path(str(launch.get("cwd") or os.getcwd()))
-    snapshot = None
-    current_root = None
-    if code == "recorded":
-        if git.get("state") != "ok" or not git.get("commit"):
-            raise RerunError(f"{job_dir} records no git commit (git state: {git.get('state')!r}): "
-                             "an exact rerun is impossible; rerun with --current-code")
-        paths = RunPaths(job_dir)
-        patch = None
-        if git.get("dirty"):
-            if not git.get("patch") or not paths.patch.is_file():
-                raise RerunError(f"the run was made from a dirty tree but its patch is missing ({paths.patch}; "
-                                 f"{git.get('patch_skipped') or 'not saved'}): rerun with --current-code")
-            patch = paths.patch
-        root = Path(str(git["root"]))
-        snapshot = CodeSnapshot(checkout_repo(root), str(git["commit"]), patch, paths.untracked,
-                                list(git.get("untracked_saved") or []))
-        entry, cwd, relative = _map_into(root, launch, launch_cwd)
-    else:
-        from hydra_ledger.capture.git import find_repo_root
-
-        root_guess = git.get("root") and Path(str(git["root"]))
-        current_root = root_guess if root_guess and root_guess.exists() else find_repo_root(launch_cwd) or launch_cwd
-        entry, cwd, relative = _map_into(current_root, launch, launch_cwd)
     out = Path(output_dir).absolute() if output_dir is not None else default_output_dir(
         launch_cwd if launch_cwd.exists() else Path.cwd())
-    return RerunPlan(job_dir=job_dir, record=record, code=code, config_source=config, python=python, entry=entry,
-                     cwd=cwd, relative_cwd=relative, task_overrides=task,
+    return RerunPlan(job_dir=job_dir, record=record, source=source, config_source=config, task_overrides=task,
                      hydra_overrides=placement_free(hydra_overrides), extra=list(overrides), output_dir=out,
-                     launcher=launcher, snapshot=snapshot, current_root=current_root, drop=list(drop))
+                     redactor=_launch.redactor_for([hdir / "hydra.yaml"] if hdir else []), launcher=launcher,
+                     drop=list(drop))
 
-
-def checkout_repo(recorded_root: Path) -> Path:
-    """The repository to check the recorded commit out of: the recorded root while it exists,
-    else the one around the current dir (a rerun's own record names its removed worktree)."""
-    if (recorded_root / ".git").exists():
-        return recorded_root
-    from hydra_ledger.capture.git import find_repo_root
-
-    return find_repo_root(Path.cwd()) or recorded_root
-
-
-def _map_into(root: Path, launch: Mapping[str, Any], launch_cwd: Path) -> tuple[list[str], Path, bool]:
-    """Entry point and cwd relative to the repo root, so they can be found in a worktree."""
-    if launch.get("module") and _module_is_script(str(launch["module"]), launch.get("script")):
-        entry = ["-m", str(launch["module"])]
-    else:
-        script = Path(str(launch["script"]))
-        rel = _relative(script, root)
-        if rel is None:
-            raise RerunError(f"the recorded script {script} is outside the repository {root}: cannot map it "
-                             "into a checkout; rerun with --current-code")
-        entry = [str(rel)]
-    rel_cwd = _relative(launch_cwd, root)
-    return entry, (rel_cwd if rel_cwd is not None else launch_cwd), rel_cwd is not None
-
-
-def _module_is_script(module: str, script: Any) -> bool:
-    """Whether ``python -m module`` ran the task's own file; a job started by a launcher's
-    runner (``submitit.core._submit``) records that runner as its module."""
-    if not script:
-        return True
-    parts = Path(str(script)).with_suffix("").parts
-    names = module.split(".")
-    return list(parts[-len(names):]) == names or list(parts[-len(names) - 1:-1]) == names
-
-
-def _relative(path: Path, root: Path) -> Path | None:
-    for p, r in ((path, root), (path.resolve(), root.resolve())):
-        try:
-            return p.relative_to(r)
-        except ValueError:
-            continue
-    return None
 
 
 # -- running -----------------------------------------------------------------------------------
@@ -365,15 +247,6 @@ class RerunResult:
     @property
     def summary_ok(self) -> bool:
         return self.summary is not None and all(row.same for row in self.summary)
-
-
-@contextlib.contextmanager
-def _code(plan: RerunPlan) -> Iterator[Path]:
-    if plan.snapshot is None:
-        yield plan.code_root(None)
-    else:
-        with checked_out(plan.snapshot) as where:
-            yield where
 
 
 @contextlib.contextmanager
@@ -466,15 +339,12 @@ def compare_summaries(
 def execute(plan: RerunPlan, *, check: bool = False, rtol: float = 1e-9, atol: float = 0.0,
             ignore_summary: Sequence[str] = (), capture: bool = False) -> RerunResult:
     """Run a planned rerun: check out, check the config, launch, optionally compare summaries."""
-    with _code(plan) as root, _config_dir(plan) as config_dir:
+    with plan.source.checked_out() as root, _config_dir(plan) as config_dir:
         diff = check_config(plan, root, config_dir)
         argv = [*plan.entry_argv(root), *plan.overrides(config_dir), *plan.placement()]
-        log.info("hydra-ledger: rerunning %s: %s", plan.job_dir, " ".join(shlex.quote(a) for a in argv))
-        proc = subprocess.run(argv, cwd=plan.working_dir(root), env=plan.env(), check=False,
-                              capture_output=capture, text=True)
-    if capture and proc.returncode != 0:
-        log.warning("hydra-ledger: the rerun exited with %d:\n%s", proc.returncode, proc.stderr[-4000:])
-    result = RerunResult(plan, proc.returncode, diff)
+        returncode = _launch.run(argv, plan.working_dir(root), plan.env(), what=f"rerun of {plan.job_dir}",
+                                 redactor=plan.redactor, capture=capture)
+    result = RerunResult(plan, returncode, diff)
     if check:
         new = result.run
         result.summary = compare_summaries(plan.record.get("summary") or {}, (new or {}).get("summary") or {},

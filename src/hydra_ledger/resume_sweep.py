@@ -7,28 +7,24 @@ through Hydra itself, with the ``ledger_resume`` sweeper and the sweep's origina
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
 import shlex
-import subprocess
-import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 
+from hydra_ledger import launch as _launch
+from hydra_ledger.launch import Code, CodeSource, RerunError, hydra_dir, quote_value, read_yaml, without
 from hydra_ledger.lineage import ENV_RERUN_OF, ENV_RESUME, encode_rerun_of
 from hydra_ledger.load import derive_status, load_runs, read_records
 from hydra_ledger.record import SWEEP_SCHEMA, RecordError, RunPaths, SweepPaths, read_record
-from hydra_ledger.redact import REDACTED
-from hydra_ledger.reproduce import Code, RerunError, _map_into, _quote_value, checkout_repo, hydra_dir
-from hydra_ledger.worktree import CodeSnapshot, checked_out
+from hydra_ledger.redact import REDACTED, Redactor
 
 log = logging.getLogger(__name__)
 
@@ -56,25 +52,27 @@ class ResumePlan:
     sweep_dir: Path
     jobs: list[ResumeJob]
     skipped: dict[int, str]  # job num -> status of jobs left alone
-    python: str
-    entry: list[str]
-    cwd: Path
-    relative_cwd: bool
+    source: CodeSource
     hydra_overrides: list[str]
     extra: list[str]
-    code: Code
-    snapshot: CodeSnapshot | None = None
-    current_root: Path | None = None
+    redactor: Redactor
     launcher: str | None = None
     notes: list[str] = field(default_factory=list)
 
+    @property
+    def code(self) -> Code:
+        return self.source.code
+
     def argv(self, root: Path) -> list[str]:
-        entry = [self.python, *self.entry] if self.entry[0] == "-m" else [self.python, str(root / self.entry[0])]
-        return [*entry, "-m", *self.hydra_overrides, "hydra/sweeper=ledger_resume",
-                f"hydra.sweep.dir={_quote_value(str(self.sweep_dir))}", *self.extra]
+        return [*self.source.entry_argv(root), "-m", *self.hydra_overrides, "hydra/sweeper=ledger_resume",
+                f"hydra.sweep.dir={quote_value(str(self.sweep_dir))}", *self.extra]
 
     def working_dir(self, root: Path) -> Path:
-        return root / self.cwd if self.relative_cwd else self.cwd
+        return self.source.working_dir(root)
+
+    def shown_overrides(self, job: ResumeJob) -> str:
+        """A job's overrides as printed: secret values redacted."""
+        return " ".join(self.redactor.overrides(job.overrides))
 
     def env(self) -> dict[str, str]:
         jobs = [{"num": j.num, "overrides": j.overrides} for j in self.jobs]
@@ -83,17 +81,11 @@ class ResumePlan:
                 ENV_RERUN_OF: encode_rerun_of(rerun_of)}
 
     def commands(self) -> list[str]:
-        q = shlex.quote
-        cmds: list[str] = []
-        root = Path("<tmp>/worktree") if self.snapshot is not None else (self.current_root or self.cwd)
-        if self.snapshot is not None:
-            cmds += self.snapshot.commands(str(root))
+        """The shell commands of this resume, as ``--dry-run`` prints them (secret values redacted)."""
         nums = ",".join(str(j.num) for j in self.jobs)
-        cmds.append(f"cd {q(str(self.working_dir(root)))} && {ENV_RESUME_JOBS}='<jobs {nums}>' "
-                    + " ".join(q(a) for a in self.argv(root)))
-        if self.snapshot is not None:
-            cmds.append(f"git -C {q(str(self.snapshot.repo))} worktree remove --force {root}")
-        return cmds
+        return self.source.commands(lambda root: [
+            f"cd {shlex.quote(str(self.working_dir(root)))} && {ENV_RESUME_JOBS}='<jobs {nums}>' "
+            + _launch.shown(self.argv(root), self.redactor)])
 
 
 @dataclass
@@ -110,29 +102,18 @@ class ResumeResult:
         return self.sweep[self.sweep["job_num"].isin(nums)].reset_index(drop=True)
 
 
-def _read_yaml(path: Path) -> Any:
-    try:
-        return yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError):
-        return None
+def _hydra_files(sweep_dir: Path, job_dirs: Sequence[Path]) -> list[Path]:
+    """Where Hydra saved the sweep's hydra config: ``multirun.yaml``, then each job's ``hydra.yaml``."""
+    return [sweep_dir / "multirun.yaml", *[(hydra_dir(d) or d / ".hydra") / "hydra.yaml" for d in job_dirs]]
 
 
-def _hydra_overrides(sweep_dir: Path, sweep: Mapping[str, Any], job_dirs: Sequence[Path]) -> list[str]:
+def _hydra_overrides(sweep: Mapping[str, Any], hydra_files: Sequence[Path]) -> list[str]:
     """The sweep's hydra overrides, unredacted where Hydra saved them (multirun.yaml or a job's hydra.yaml)."""
-    for source in [sweep_dir / "multirun.yaml", *[(hydra_dir(d) or d / ".hydra") / "hydra.yaml" for d in job_dirs]]:
-        value = _read_yaml(source) if source.is_file() else None
+    for source in hydra_files:
+        value = read_yaml(source, required=False) if source.is_file() else None
         if isinstance(value, dict) and "hydra" in value:
             return [str(o) for o in ((value["hydra"].get("overrides") or {}).get("hydra") or [])]
     return [str(o) for o in sweep.get("hydra_overrides") or []]
-
-
-def _without(overrides: Sequence[str], keys: Sequence[str]) -> list[str]:
-    kept = []
-    for text in overrides:
-        key = text.split("=", 1)[0].lstrip("+~")
-        if not any(key == k or key.startswith(k + ".") for k in keys):
-            kept.append(text)
-    return kept
 
 
 def plan_resume(
@@ -171,7 +152,7 @@ def plan_resume(
             if status not in RESUMABLE:
                 skipped[num] = status
                 continue
-            saved = _read_yaml((hydra_dir(job_dir) or job_dir / ".hydra") / "overrides.yaml")
+            saved = read_yaml((hydra_dir(job_dir) or job_dir / ".hydra") / "overrides.yaml", required=False)
             job_overrides = [str(o) for o in saved] if isinstance(saved, list) else job_list.get(
                 num, [str(o) for o in record.get("overrides") or []])
             jobs.append(ResumeJob(num, status, job_overrides, str(record.get("run_id"))))
@@ -184,64 +165,28 @@ def plan_resume(
     if not recorded:
         raise RerunError(f"no job of {sweep_dir} has a record, so its entry point is unknown: "
                          f"rerun the sweep's command instead: {' '.join(sweep.get('argv') or [])}")
-    job_dir, sample, _ = recorded[min(recorded)]
-    launch = sample.get("launch") or {}
-    git = sample.get("git") or {}
-    launch_cwd = Path(str(launch.get("cwd") or sweep.get("cwd") or os.getcwd()))
-    hydra_overrides = _without(_hydra_overrides(sweep_dir, sweep, [v[0] for v in recorded.values()]), _SWEEP_PLACEMENT)
+    num = min(recorded)
+    job_dir, sample, _ = recorded[num]
+    hydra_files = _hydra_files(sweep_dir, [v[0] for v in recorded.values()])
+    hydra_overrides = without(_hydra_overrides(sweep, hydra_files), _SWEEP_PLACEMENT)
     if launcher is not None:
-        hydra_overrides = [*_without(hydra_overrides, _LAUNCHER), f"hydra/launcher={launcher}"]
-    snapshot = current_root = None
-    if code == "recorded":
-        if git.get("state") != "ok" or not git.get("commit"):
-            raise RerunError(f"the sweep's jobs record no git commit (git state {git.get('state')!r}): "
-                             "resume with --current-code")
-        run_paths = RunPaths(job_dir)
-        patch = run_paths.patch if git.get("dirty") else None
-        if patch is not None and not patch.is_file():
-            raise RerunError(f"the sweep ran from a dirty tree but {patch} is missing: resume with --current-code")
-        root = Path(str(git["root"]))
-        snapshot = CodeSnapshot(checkout_repo(root), str(git["commit"]), patch, run_paths.untracked,
-                                list(git.get("untracked_saved") or []))
-    else:
-        from hydra_ledger.capture.git import find_repo_root
-
-        root = Path(str(git["root"])) if git.get("root") and Path(str(git["root"])).exists() else (
-            find_repo_root(launch_cwd) or launch_cwd)
-        current_root = root
-    entry, cwd, relative = _map_into(root, launch, launch_cwd)
-    python = str(launch.get("python") or sys.executable)
-    if not Path(python).exists():
-        log.warning("hydra-ledger: recorded python %s is gone; using %s", python, sys.executable)
-        python = sys.executable
-    return ResumePlan(sweep_dir=sweep_dir, jobs=jobs, skipped=skipped, python=python, entry=entry, cwd=cwd,
-                      relative_cwd=relative, hydra_overrides=hydra_overrides, extra=list(overrides), code=code,
-                      snapshot=snapshot, current_root=current_root, launcher=launcher, notes=notes)
-
-
-@contextlib.contextmanager
-def _code(plan: ResumePlan) -> Iterator[Path]:
-    if plan.snapshot is None:
-        assert plan.current_root is not None
-        yield plan.current_root
-    else:
-        with checked_out(plan.snapshot) as where:
-            yield where
+        hydra_overrides = [*without(hydra_overrides, _LAUNCHER), f"hydra/launcher={launcher}"]
+    if not (sample.get("launch") or {}).get("cwd") and sweep.get("cwd"):
+        sample = {**sample, "launch": {**(sample.get("launch") or {}), "cwd": sweep["cwd"]}}
+    source = _launch.code_source(code, job_dir, sample, subject=f"the sweep {sweep_dir} (job {num})", verb="resume")
+    return ResumePlan(sweep_dir=sweep_dir, jobs=jobs, skipped=skipped, source=source, hydra_overrides=hydra_overrides,
+                      extra=list(overrides), redactor=_launch.redactor_for(hydra_files), launcher=launcher,
+                      notes=notes)
 
 
 def execute_resume(plan: ResumePlan, *, capture: bool = False) -> ResumeResult:
     """Relaunch the planned jobs (nothing when none is left) and reload the sweep."""
     returncode = 0
     if plan.jobs:
-        with _code(plan) as root:
-            argv = plan.argv(root)
-            log.info("hydra-ledger: resuming %s (jobs %s): %s", plan.sweep_dir,
-                     ", ".join(str(j.num) for j in plan.jobs), " ".join(shlex.quote(a) for a in argv))
-            proc = subprocess.run(argv, cwd=plan.working_dir(root), env=plan.env(), check=False,
-                                  capture_output=capture, text=True)
-            returncode = proc.returncode
-        if capture and returncode != 0:
-            log.warning("hydra-ledger: the resumed sweep exited with %d:\n%s", returncode, proc.stderr[-4000:])
+        with plan.source.checked_out() as root:
+            what = f"resume of {plan.sweep_dir} (jobs {', '.join(str(j.num) for j in plan.jobs)})"
+            returncode = _launch.run(plan.argv(root), plan.working_dir(root), plan.env(), what=what,
+                                     redactor=plan.redactor, capture=capture)
     return ResumeResult(plan, returncode, load_runs(plan.sweep_dir))
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 
 from hydra_ledger.cli import CommandError
 
@@ -52,12 +53,14 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
                         help="a summary key left out of --check, e.g. a timing (repeatable)")
 
 
-def split_overrides(args: argparse.Namespace) -> None:
-    """Options given after RUN land in the overrides (argparse REMAINDER): parse them, keep what follows --."""
+def split_overrides(args: argparse.Namespace,
+                    add_options: Callable[[argparse.ArgumentParser], None] = _add_options) -> None:
+    """Options given after the positional argument land in the overrides (argparse REMAINDER):
+    parse them with ``add_options``' options, keep what follows ``--`` (rerun and resume)."""
     rest = list(args.overrides)
     before, after = (rest[:rest.index("--")], rest[rest.index("--") + 1:]) if "--" in rest else (rest, [])
     options = argparse.ArgumentParser(prog="hydra-ledger " + args.command, add_help=False)
-    _add_options(options)
+    add_options(options)
     options.add_argument("more", nargs="*")
     options.parse_args(before, namespace=args)
     args.overrides = [*args.more, *after]
@@ -65,7 +68,8 @@ def split_overrides(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     split_overrides(args)
-    from hydra_ledger.reproduce import RerunError, execute, plan_rerun
+    from hydra_ledger.launch import RerunError
+    from hydra_ledger.reproduce import execute, plan_rerun
     from hydra_ledger.worktree import WorktreeError
 
     try:

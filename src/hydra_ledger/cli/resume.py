@@ -5,6 +5,7 @@ import argparse
 import sys
 
 from hydra_ledger.cli import CommandError
+from hydra_ledger.cli.rerun import split_overrides
 
 EXAMPLE = """\
 Examples:
@@ -39,22 +40,11 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dry-run", action="store_true", help="list the jobs that would run, and the command")
 
 
-def split_overrides(args: argparse.Namespace) -> None:
-    """Options given after RUN land in the overrides (argparse REMAINDER): parse them, keep what follows --."""
-    rest = list(args.overrides)
-    before, after = (rest[:rest.index("--")], rest[rest.index("--") + 1:]) if "--" in rest else (rest, [])
-    options = argparse.ArgumentParser(prog="hydra-ledger " + args.command, add_help=False)
-    _add_options(options)
-    options.add_argument("more", nargs="*")
-    options.parse_args(before, namespace=args)
-    args.overrides = [*args.more, *after]
-
-
 def run(args: argparse.Namespace) -> int:
-    split_overrides(args)
-    from hydra_ledger.reproduce import RerunError
-    from hydra_ledger.worktree import WorktreeError
+    split_overrides(args, _add_options)
+    from hydra_ledger.launch import RerunError
     from hydra_ledger.resume_sweep import execute_resume, plan_resume
+    from hydra_ledger.worktree import WorktreeError
 
     try:
         plan = plan_resume(args.sweep_dir, launcher=args.launcher, code="current" if args.current_code else "recorded",
@@ -71,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print("to relaunch:")
     for job in plan.jobs:
-        print(f"  {job.num}  {job.status:<11} {' '.join(job.overrides)}")
+        print(f"  {job.num}  {job.status:<11} {plan.shown_overrides(job)}")
     if args.dry_run:
         for command in plan.commands():
             print(command)

@@ -1,0 +1,241 @@
+"""Launching a recorded app again: where its code comes from, and how it starts.
+
+Shared by ``reproduce`` (rerun one job) and ``resume_sweep`` (relaunch a sweep's jobs). The
+code is either the recorded one (the recorded commit checked out into a temporary git
+worktree, the recorded patch applied, the saved untracked files restored) or the current
+working tree. The entry point (a script, or ``-m module``) and the launch dir are mapped
+relative to the repository root so that they are found in either.
+
+Everything printed or logged goes through a :class:`~hydra_ledger.redact.Redactor`: the
+overrides read back from ``.hydra/`` hold real secret values, which only the launched
+command may see.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shlex
+import subprocess
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from hydra_ledger.record import RunPaths
+from hydra_ledger.redact import Redactor
+from hydra_ledger.worktree import CodeSnapshot, checked_out
+
+log = logging.getLogger(__name__)
+
+Code = Literal["recorded", "current"]
+
+LEDGER_TARGET = "hydra_ledger.LedgerCallback"
+
+
+class RerunError(RuntimeError):
+    """A rerun or resume that cannot go ahead; the message says why and what to do."""
+
+
+# -- reading what Hydra saved ----------------------------------------------------------------
+def read_yaml(path: Path, *, required: bool = True) -> Any:
+    """``path`` parsed; an unreadable file raises RerunError naming it, or is None when not ``required``."""
+    try:
+        return yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        if not required:
+            return None
+        raise RerunError(f"cannot read {path}: {exc}") from None
+
+
+def hydra_dir(job_dir: Path) -> Path | None:
+    """Hydra's ``.hydra`` dir of a job (or a renamed ``hydra.output_subdir``), None when absent."""
+    default = job_dir / ".hydra"
+    if (default / "hydra.yaml").is_file():
+        return default
+    if not job_dir.is_dir():
+        return None
+    for child in sorted(job_dir.iterdir()):
+        if child.is_dir() and (child / "hydra.yaml").is_file() and (child / "overrides.yaml").is_file():
+            return child
+    return None
+
+
+def redactor_for(hydra_files: Sequence[Path]) -> Redactor:
+    """A redactor with the ledger's ``redact_keys`` as recorded in the first of ``hydra_files``
+    (``.hydra/hydra.yaml``, ``multirun.yaml``) that names them, else the default keys."""
+    for path in hydra_files:
+        value = read_yaml(path, required=False) if path.is_file() else None
+        callbacks = ((value or {}).get("hydra") or {}).get("callbacks") if isinstance(value, dict) else None
+        for callback in (callbacks or {}).values() if isinstance(callbacks, dict) else ():
+            keys = callback.get("redact_keys") if isinstance(callback, dict) else None
+            if callback.get("_target_") == LEDGER_TARGET and isinstance(keys, list):
+                return Redactor(str(k) for k in keys)
+    from hydra_plugins.hydra_ledger import DEFAULT_REDACT_KEYS
+
+    return Redactor(DEFAULT_REDACT_KEYS)
+
+
+# -- overrides -------------------------------------------------------------------------------
+def without(overrides: Sequence[str], keys: Sequence[str]) -> list[str]:
+    """``overrides`` minus those setting one of ``keys`` or a key below one (``hydra.launcher.x``)."""
+    kept = []
+    for text in overrides:
+        key = text.split("=", 1)[0].lstrip("+~")
+        if not any(key == k or key.startswith(k + ".") for k in keys):
+            kept.append(text)
+    return kept
+
+
+def quote_value(text: str) -> str:
+    """An override value Hydra's grammar reads back verbatim (paths with spaces, '=', quotes...)."""
+    if all(c.isalnum() or c in "/._-+@" for c in text):
+        return text
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+# -- the code --------------------------------------------------------------------------------
+@dataclass
+class CodeSource:
+    """Where the app's code is (recorded snapshot or current tree) and how to start it there."""
+
+    code: Code
+    python: str
+    entry: list[str]  # ["app.py"] relative to the code root, or ["-m", "pkg.app"]
+    cwd: Path  # relative to the code root when ``relative_cwd``
+    relative_cwd: bool
+    snapshot: CodeSnapshot | None = None
+    current_root: Path | None = None
+
+    def entry_argv(self, root: Path) -> list[str]:
+        if self.entry[0] == "-m":
+            return [self.python, *self.entry]
+        return [self.python, str(root / self.entry[0])]
+
+    def working_dir(self, root: Path) -> Path:
+        return root / self.cwd if self.relative_cwd else self.cwd
+
+    @contextlib.contextmanager
+    def checked_out(self) -> Iterator[Path]:
+        """Yield the code root: a temporary worktree of the snapshot (removed after), or the current tree."""
+        if self.snapshot is None:
+            assert self.current_root is not None
+            yield self.current_root
+        else:
+            with checked_out(self.snapshot) as where:
+                yield where
+
+    def commands(self, launch: Callable[[Path], list[str]]) -> list[str]:
+        """Shell commands for ``--dry-run``: the checkout, ``launch(root)``'s lines, the cleanup."""
+        if self.snapshot is None:
+            assert self.current_root is not None
+            return launch(self.current_root)
+        where = "<tmp>/worktree"
+        return [*self.snapshot.commands(where), *launch(Path(where)),
+                f"git -C {shlex.quote(str(self.snapshot.repo))} worktree remove --force {where}"]
+
+
+def code_source(code: Code, job_dir: Path, record: Mapping[str, Any], *, subject: str, verb: str) -> CodeSource:
+    """The code of the job recorded in ``job_dir`` (its commit, patch and untracked files when
+    ``code == "recorded"``). ``subject`` names it in errors ("the run <dir>"), ``verb`` is the
+    command the fix reruns ("rerun", "resume")."""
+    launch = record.get("launch") or {}
+    git = record.get("git") or {}
+    launch_cwd = Path(str(launch.get("cwd") or os.getcwd()))
+    fix = f"{verb} with --current-code"
+    snapshot = current_root = None
+    if code == "recorded":
+        if git.get("state") != "ok" or not git.get("commit"):
+            raise RerunError(f"{subject} records no git commit (git state: {git.get('state')!r}): "
+                             f"its code cannot be checked out; {fix}")
+        paths = RunPaths(job_dir)
+        patch = None
+        if git.get("dirty"):
+            if not git.get("patch") or not paths.patch.is_file():
+                raise RerunError(f"{subject} was made from a dirty tree but its patch is missing ({paths.patch}; "
+                                 f"{git.get('patch_skipped') or 'not saved'}): {fix}")
+            patch = paths.patch
+        root = Path(str(git["root"]))
+        snapshot = CodeSnapshot(checkout_repo(root), str(git["commit"]), patch, paths.untracked,
+                                list(git.get("untracked_saved") or []))
+    else:
+        from hydra_ledger.capture.git import find_repo_root
+
+        recorded_root = Path(str(git["root"])) if git.get("root") else None
+        root = current_root = recorded_root if recorded_root is not None and recorded_root.exists() else (
+            find_repo_root(launch_cwd) or launch_cwd)
+    entry, cwd, relative = map_into(root, launch, launch_cwd, fix)
+    return CodeSource(code=code, python=recorded_python(launch), entry=entry, cwd=cwd, relative_cwd=relative,
+                      snapshot=snapshot, current_root=current_root)
+
+
+def recorded_python(launch: Mapping[str, Any]) -> str:
+    """The recorded interpreter, or this one (with a warning) when it is gone."""
+    python = str(launch.get("python") or sys.executable)
+    if not Path(python).exists():
+        log.warning("hydra-ledger: recorded python %s is gone; using %s", python, sys.executable)
+        python = sys.executable
+    return python
+
+
+def checkout_repo(recorded_root: Path) -> Path:
+    """The repository to check the recorded commit out of: the recorded root while it exists,
+    else the one around the current dir (a rerun's own record names its removed worktree)."""
+    if (recorded_root / ".git").exists():
+        return recorded_root
+    from hydra_ledger.capture.git import find_repo_root
+
+    return find_repo_root(Path.cwd()) or recorded_root
+
+
+def map_into(root: Path, launch: Mapping[str, Any], launch_cwd: Path, fix: str) -> tuple[list[str], Path, bool]:
+    """Entry point and cwd relative to the repo root, so they can be found in a worktree."""
+    if launch.get("module") and _module_is_script(str(launch["module"]), launch.get("script")):
+        entry = ["-m", str(launch["module"])]
+    else:
+        script = Path(str(launch["script"]))
+        rel = _relative(script, root)
+        if rel is None:
+            raise RerunError(f"the recorded script {script} is outside the repository {root}: cannot map it "
+                             f"into a checkout; {fix}")
+        entry = [str(rel)]
+    rel_cwd = _relative(launch_cwd, root)
+    return entry, (rel_cwd if rel_cwd is not None else launch_cwd), rel_cwd is not None
+
+
+def _module_is_script(module: str, script: Any) -> bool:
+    """Whether ``python -m module`` ran the task's own file; a job started by a launcher's
+    runner (``submitit.core._submit``) records that runner as its module."""
+    if not script:
+        return True
+    parts = Path(str(script)).with_suffix("").parts
+    names = module.split(".")
+    return list(parts[-len(names):]) == names or list(parts[-len(names) - 1:-1]) == names
+
+
+def _relative(path: Path, root: Path) -> Path | None:
+    for p, r in ((path, root), (path.resolve(), root.resolve())):
+        try:
+            return p.relative_to(r)
+        except ValueError:
+            continue
+    return None
+
+
+# -- starting it -----------------------------------------------------------------------------
+def shown(argv: Sequence[str], redactor: Redactor) -> str:
+    """``argv`` as a shell line with secret values redacted, for printing and logging."""
+    return " ".join(shlex.quote(a) for a in redactor.overrides(argv))
+
+
+def run(argv: list[str], cwd: Path, env: Mapping[str, str], *, what: str, redactor: Redactor,
+        capture: bool = False) -> int:
+    """Run ``argv`` (with its real values) and return its exit code; the log shows it redacted."""
+    log.info("hydra-ledger: %s: %s", what, shown(argv, redactor))
+    proc = subprocess.run(argv, cwd=cwd, env=dict(env), check=False, capture_output=capture, text=True)
+    if capture and proc.returncode != 0:
+        log.warning("hydra-ledger: %s exited with %d:\n%s", what, proc.returncode, proc.stderr[-4000:])
+    return proc.returncode
