@@ -344,3 +344,19 @@ def test_colour_and_progress_only_on_a_terminal(monkeypatch):
     assert use_colour(pipe) is False
     assert list(progress(list(range(300)), "reading runs", enabled=True, stream=pipe)) == list(range(300))
     assert pipe.getvalue() == ""
+
+
+@pytest.mark.parametrize("spelling", [["--sort", "~summary.loss"], ["--sort=-summary.loss"]], ids=["tilde", "equals-minus"])
+def test_ls_sort_descending(runs, capsys, spelling):
+    code, out, err = cli(capsys, "ls", "--format", "csv", "--columns", "summary.loss", *spelling)
+    i = ids(runs)
+    assert (code, err) == (0, "")
+    assert out.splitlines()[1:4] == [f"{i['single']},0.6", f"{i['sweep/0']},0.2", f"{i['sweep/1']},0.2"]
+
+
+def test_unreadable_path_is_one_clear_line(runs, capsys, tmp_path):
+    blocked = tmp_path / "not-a-dir"
+    blocked.write_text("")
+    code, out, err = cli(capsys, "note", str(blocked / "x"), "text")
+    assert code == 1 and out == ""
+    assert err.startswith("hydra-ledger: ") and "Traceback" not in err

@@ -45,17 +45,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return USAGE_ERROR
-    logging.basicConfig(level=logging.WARNING, format="hydra-ledger: %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")  # messages name hydra-ledger
+    from hydra_ledger.record import RecordError
+
     try:
         return int(args.func(args) or 0)
-    except CommandError as exc:
-        print(f"hydra-ledger: {exc}", file=sys.stderr)
-        return 1
-    except FileNotFoundError as exc:
-        print(str(exc) if str(exc).startswith("hydra-ledger") else f"hydra-ledger: {exc}", file=sys.stderr)
+    except (CommandError, RecordError) as exc:
+        message = str(exc)
+        print(message if message.startswith("hydra-ledger") else f"hydra-ledger: {message}", file=sys.stderr)
         return 1
     except BrokenPipeError:  # `hydra-ledger ls | head`
         return 0
+    except OSError as exc:  # FileNotFoundError, PermissionError, a full disk ...
+        message = str(exc)
+        if not message.startswith("hydra-ledger"):
+            where = f" {exc.filename}" if exc.filename else ""
+            message = f"hydra-ledger: {exc.strerror or exc}:{where} (check the path and its permissions)"
+        print(message, file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
 
 
 def console_main() -> None:

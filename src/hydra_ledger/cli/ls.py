@@ -33,7 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--tag", "-t", action="append", default=[], metavar="TAG",
                         help="keep runs carrying this tag (repeat for all of several)")
     parser.add_argument("--sort", "-s", action="append", default=[], metavar="COLUMN",
-                        help="sort by this column (prefix '-' for descending; repeatable; default: newest first)")
+                        help="sort by this column; descending with a '~' prefix or --sort=-COLUMN "
+                             "(repeatable; default: newest first)")
     parser.add_argument("--columns", "-c", nargs="+", default=[], metavar="GLOB",
                         help="show these columns (glob patterns such as 'cfg.model.*'), after run_id")
     parser.add_argument("--all-columns", "-a", action="store_true", help="show every column")
@@ -78,8 +79,8 @@ def _sort(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
         return frame.sort_values("started_at", ascending=False, kind="stable", na_position="last")
     names, ascending = [], []
     for key in keys:
-        descending = key.startswith("-")
-        names.append(column_name(key.lstrip("-"), frame, "--sort"))
+        descending = key.startswith(("-", "~"))
+        names.append(column_name(key.lstrip("-~"), frame, "--sort"))
         ascending.append(not descending)
     try:
         return frame.sort_values(names, ascending=ascending, kind="stable", na_position="last")
