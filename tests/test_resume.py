@@ -2,12 +2,16 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 from conftest import git
 from test_rerun import expected_score, repo_state
+from test_slurm import sacct_state, slurm_cluster  # noqa: F401  (a fixture)
 
 import hydra_ledger
 from hydra_ledger.cli import main as cli_main
@@ -104,3 +108,48 @@ def test_resume_listing_and_dry_run_redact_secret_overrides_but_jobs_get_the_rea
     assert result.runs[["job_num", "status"]].values.tolist() == [[1, "COMPLETED"]]
     assert yaml.safe_load((sweep / "1" / ".hydra" / "overrides.yaml").read_text()) == [
         "seed=8", "+db.password=hunter2"]
+
+
+def sbatch(name: str, *args: str) -> str:
+    out = subprocess.run(["sbatch", "--parsable", "-J", name, "-o", "/dev/null", *args, "--wrap", "true"],
+                         capture_output=True, text=True, check=True).stdout
+    return out.strip().split(";")[0]
+
+
+def wait_for_state(job_id: str, state: str, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while not sacct_state(job_id).startswith(state):
+        assert time.monotonic() < deadline, f"Slurm job {job_id} never reached {state}: {sacct_state(job_id)!r}"
+        time.sleep(0.5)
+
+
+@pytest.mark.slurm
+def test_resume_leaves_preempted_jobs_alone_unless_slurm_says_they_are_gone(slurm_cluster, make_app, run_app,
+                                                                           capsys):
+    app = make_app("rerun_app")
+    proc = run_app(app, "-m", "seed=0,1,2,3", "hydra.sweep.dir=multirun/pre")
+    assert proc.returncode == 0, proc.stderr
+    sweep = app / "multirun" / "pre"
+    name = f"hl-resume-preempted-{os.getpid()}"
+    try:
+        requeued = sbatch(name, "--hold")  # PENDING: Slurm will start it again
+        cancelled = sbatch(name, "--hold")
+        subprocess.run(["scancel", cancelled], check=True)
+        finished = sbatch(name)
+        wait_for_state(cancelled, "CANCELLED")
+        wait_for_state(finished, "COMPLETED")
+        # jobs 0, 1 and 3 were preempted under these Slurm ids; job 2 has none, so sacct cannot tell
+        for num, job_id in ((0, requeued), (1, cancelled), (2, None), (3, finished)):
+            path = sweep / str(num) / ".ledger" / "run.json"
+            rec = json.loads(path.read_text())
+            rec["status"] = "PREEMPTED"
+            rec["slurm"] = {"job_id": job_id} if job_id else {}
+            path.write_text(json.dumps(rec))
+
+        assert cli_main(["resume", str(sweep), "--dry-run"]) == 0
+    finally:
+        subprocess.run(["scancel", "--name", name], capture_output=True)
+
+    assert capsys.readouterr().out.splitlines()[:4] == [
+        "left alone: 0 PREEMPTED, 2 PREEMPTED", "to relaunch:", "  1  CANCELLED   seed=1",
+        "  3  PREEMPTED (COMPLETED in Slurm) seed=3"]

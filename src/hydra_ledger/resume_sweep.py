@@ -30,7 +30,11 @@ log = logging.getLogger(__name__)
 
 ENV_RESUME_JOBS = "HYDRA_LEDGER_RESUME_JOBS"  # read by hydra_plugins.hydra_ledger.resume_sweeper
 # Statuses of jobs that did not complete and are relaunched; jobs with no record are too.
-RESUMABLE = ("FAILED", "DIED", "INTERRUPTED", "TIMEOUT", "PREEMPTED", "CANCELLED", "OUT_OF_MEMORY", "NODE_FAIL")
+# PREEMPTED is not among them: Slurm requeued the job and will start it again, in the same dir.
+RESUMABLE = ("FAILED", "DIED", "INTERRUPTED", "TIMEOUT", "CANCELLED", "OUT_OF_MEMORY", "NODE_FAIL")
+# sacct states (first word) saying a job has ended for good: a PREEMPTED job in one is relaunched.
+_GONE = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "DEADLINE", "OUT_OF_MEMORY", "NODE_FAIL",
+                   "BOOT_FAIL"})
 MISSING = "MISSING"
 _SWEEP_PLACEMENT = ("hydra.mode", "hydra.sweep.dir", "hydra/sweeper", "hydra.sweeper", "hydra.job.id",
                     "hydra.job.num")
@@ -116,6 +120,40 @@ def _hydra_overrides(sweep: Mapping[str, Any], hydra_files: Sequence[Path]) -> l
     return [str(o) for o in sweep.get("hydra_overrides") or []]
 
 
+def _statuses(sweep_dir: Path, sweep: dict[str, Any], stale_after: float | None) -> dict[Any, Any]:
+    """``{num: (job dir, record, status)}`` of the recorded jobs, and under the key None
+    ``{num: status}`` of the listed jobs without a record, as ``load_runs`` gives them: a
+    stale RUNNING job is DIED, and sacct has its say on DIED and PREEMPTED jobs and on jobs
+    not started (see :mod:`hydra_ledger.slurm_status`). A PREEMPTED job stays resumable only
+    when sacct says it has ended for good."""
+    from hydra_ledger.slurm_status import refine
+
+    now = time.time()
+    records: dict[int, tuple[Path, dict[str, Any]]] = {}
+    rows = []
+    for record_file, record in read_records([sweep_dir], errors="warn"):
+        num = (record.get("job") or {}).get("num")
+        if num is None:
+            continue
+        job_dir = RunPaths.from_record_file(record_file).job_dir
+        records[int(num)] = (job_dir, record)
+        rows.append({"run_id": record.get("run_id"), "sweep": str(sweep_dir), "job_num": int(num),
+                     "status": derive_status(record, job_dir, now, stale_after),
+                     "slurm.job_id": (record.get("slurm") or {}).get("job_id")})
+    refined = refine(rows, [], sweeps=[(sweep_dir, sweep)], started={os.path.realpath(sweep_dir): set(records)})
+    out: dict[Any, Any] = {None: {}}
+    for row in refined:
+        num, status = int(row["job_num"]), str(row["status"])
+        if row.get("run_id") is None:
+            out[None][num] = status
+            continue
+        state = str(row.get("slurm.state") or "").split()
+        if status == "PREEMPTED" and state and state[0] in _GONE:
+            status = f"PREEMPTED ({row['slurm.state']} in Slurm)"
+        out[num] = (*records[num], status)
+    return out
+
+
 def plan_resume(
     sweep_dir: str | os.PathLike[str],
     *,
@@ -131,14 +169,8 @@ def plan_resume(
         sweep = read_record(paths.record, SWEEP_SCHEMA)
     except RecordError as exc:
         raise RerunError(f"{sweep_dir} is not a recorded sweep: {exc}") from None
-    now = time.time()
-    recorded: dict[int, tuple[Path, dict[str, Any], str]] = {}
-    for record_file, record in read_records([sweep_dir], errors="warn"):
-        num = (record.get("job") or {}).get("num")
-        if num is None:
-            continue
-        job_dir = RunPaths.from_record_file(record_file).job_dir
-        recorded[int(num)] = (job_dir, record, derive_status(record, job_dir, now, stale_after))
+    recorded = _statuses(sweep_dir, sweep, stale_after)
+    pending = recorded.pop(None, {})
     job_list = {int(j["num"]): [str(o) for o in j["overrides"]] for j in sweep.get("jobs") or []}
     notes = []
     if not sweep.get("jobs"):
@@ -149,15 +181,17 @@ def plan_resume(
     for num in sorted(job_list.keys() | recorded.keys()):
         if num in recorded:
             job_dir, record, status = recorded[num]
-            if status not in RESUMABLE:
+            if status not in RESUMABLE and not status.startswith("PREEMPTED ("):
                 skipped[num] = status
                 continue
             saved = read_yaml((hydra_dir(job_dir) or job_dir / ".hydra") / "overrides.yaml", required=False)
             job_overrides = [str(o) for o in saved] if isinstance(saved, list) else job_list.get(
                 num, [str(o) for o in record.get("overrides") or []])
             jobs.append(ResumeJob(num, status, job_overrides, str(record.get("run_id"))))
+        elif pending.get(num, MISSING) in ("PENDING", "RUNNING", "COMPLETED"):
+            skipped[num] = pending[num]  # queued in Slurm, or its launcher may still start it
         else:
-            jobs.append(ResumeJob(num, MISSING, job_list[num]))
+            jobs.append(ResumeJob(num, pending.get(num, MISSING), job_list[num]))
     secret = [f"job {j.num}: {o}" for j in jobs for o in j.overrides if o.endswith("=" + REDACTED)]
     if secret:
         raise RerunError("redacted override values cannot be relaunched (" + "; ".join(secret[:3])
