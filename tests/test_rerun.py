@@ -17,6 +17,7 @@ from conftest import commit_all, git
 import hydra_ledger
 from hydra_ledger.cli import main as cli_main
 from hydra_ledger.reproduce import ConfigMismatch, RerunError
+from hydra_ledger.worktree import WorktreeError
 
 
 def repo_state(repo: Path) -> dict[str, str]:
@@ -261,3 +262,29 @@ def test_dry_run_and_log_redact_secret_overrides_but_the_rerun_gets_the_real_val
     assert yaml.safe_load((app / "outputs" / "secret" / ".hydra" / "overrides.yaml").read_text()) == [
         "seed=3", "+db.password=hunter2"]
     assert result.run["config"]["db"] == {"password": "***"}
+
+
+def test_exact_rerun_names_a_missing_commit_and_a_patch_that_no_longer_applies(make_app, run_app):
+    app = make_app("rerun_app")
+    edit(app / "app.py", '"score": score(cfg)', '"score": score(cfg) + 1')
+    job = first_run(app, run_app, "seed=1")
+    rec = record(job)
+    assert rec["git"]["dirty"] is True and rec["git"]["patch"] == "git.patch"
+    before = repo_state(app)
+    good_commit = rec["git"]["commit"]
+
+    rec["git"]["commit"] = "0" * 40
+    (job / ".ledger" / "run.json").write_text(json.dumps(rec))
+    with pytest.raises(WorktreeError, match=re.escape(
+            f"commit {'0' * 40} is not in the repository {app} (fetch it, e.g. 'git fetch --all', "
+            "or rerun with --current-code)")):
+        hydra_ledger.rerun(job, capture=True)
+
+    rec["git"]["commit"] = good_commit
+    (job / ".ledger" / "run.json").write_text(json.dumps(rec))
+    patch = job / ".ledger" / "git.patch"
+    patch.write_text(patch.read_text().replace('"score": score(cfg)', '"score": score(config)'))
+    with pytest.raises(WorktreeError, match=r"^git apply --binary --whitespace=nowarn \S+/git\.patch failed in "
+                                            r"\S+/worktree: error: patch failed: app\.py"):
+        hydra_ledger.rerun(job, capture=True)
+    assert repo_state(app) == before

@@ -2,7 +2,8 @@
 
 ``git worktree add --detach`` checks the commit out into a new directory; the user's
 working tree, branch, index and stash are never touched. The worktree is removed on
-exit, also when the rerun fails.
+exit, also when the rerun fails. Git runs through GitPython (a rerun is not a hot path;
+the per-job capture in ``capture.git`` calls the git CLI directly to start fast).
 """
 from __future__ import annotations
 
@@ -10,11 +11,12 @@ import contextlib
 import logging
 import shlex
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import git
 
 from hydra_ledger.untracked import restore_untracked
 
@@ -46,11 +48,25 @@ class CodeSnapshot:
         return cmds
 
 
-def _git(repo: Path, *args: str) -> str:
-    proc = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise WorktreeError(f"git {' '.join(args)} failed in {repo}: {proc.stderr.strip()}")
-    return proc.stdout
+def _git(repo: Path, command: str, *args: str) -> str:
+    """``git <command> <args>`` in ``repo`` through GitPython; a failure is a WorktreeError naming
+    the command, the dir and git's own message."""
+    text = f"git {command} {' '.join(args)}"
+    try:
+        with git.Repo(repo) as handle:
+            return str(getattr(handle.git, command.replace("-", "_"))(*args))
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError) as exc:
+        raise WorktreeError(f"{text} failed in {repo}: not a git repository ({exc})") from None
+    except git.GitCommandError as exc:
+        raise WorktreeError(f"{text} failed in {repo}: {_stderr(exc)}") from None
+
+
+def _stderr(exc: git.GitCommandError) -> str:
+    """Git's own message, without GitPython's ``stderr: '...'`` wrapping."""
+    text = str(exc.stderr or "").strip()
+    if text.startswith("stderr: '") and text.endswith("'"):
+        text = text[len("stderr: '"):-1]
+    return text.strip() or f"exit {exc.status}"
 
 
 @contextlib.contextmanager
@@ -59,11 +75,11 @@ def checked_out(snapshot: CodeSnapshot) -> Iterator[Path]:
     if not (snapshot.repo / ".git").exists():
         raise WorktreeError(f"no git repository at {snapshot.repo} (recorded git root); "
                             "rerun from a clone of it, or with --current-code")
-    probe = subprocess.run(["git", "-C", str(snapshot.repo), "cat-file", "-e", f"{snapshot.commit}^{{commit}}"],
-                           capture_output=True, check=False)
-    if probe.returncode != 0:
+    try:
+        _git(snapshot.repo, "cat-file", "-e", f"{snapshot.commit}^{{commit}}")
+    except WorktreeError:
         raise WorktreeError(f"commit {snapshot.commit} is not in the repository {snapshot.repo} "
-                            "(fetch it, e.g. 'git fetch --all', or rerun with --current-code)")
+                            "(fetch it, e.g. 'git fetch --all', or rerun with --current-code)") from None
     tmp = Path(tempfile.mkdtemp(prefix="hydra-ledger-rerun-"))
     where = tmp / "worktree"
     added = False
@@ -83,4 +99,5 @@ def checked_out(snapshot: CodeSnapshot) -> Iterator[Path]:
                 log.warning("%s", exc)
         shutil.rmtree(tmp, ignore_errors=True)
         # a worktree dir removed by other means leaves bookkeeping behind in .git/worktrees
-        subprocess.run(["git", "-C", str(snapshot.repo), "worktree", "prune"], capture_output=True, check=False)
+        with contextlib.suppress(WorktreeError):
+            _git(snapshot.repo, "worktree", "prune")
