@@ -152,7 +152,7 @@ def test_config_check_refuses_a_tampered_run(make_app, run_app, where):
         expected = "  changed   n: 9 -> 4\n"
     before = repo_state(app)
 
-    with pytest.raises(ConfigMismatch, match=re.escape(expected)) as raised:
+    with pytest.raises(hydra_ledger.ConfigMismatch, match=re.escape(expected)) as raised:
         hydra_ledger.rerun(job, output_dir=app / "outputs" / "refused", capture=True)
 
     assert "refusing to rerun" in str(raised.value)
@@ -253,9 +253,11 @@ def test_dry_run_and_log_redact_secret_overrides_but_the_rerun_gets_the_real_val
     assert "hunter2" not in out and "s3cr3t" not in out
 
     caplog.set_level("INFO", logger="hydra_ledger")
-    result = hydra_ledger.rerun(job, output_dir=app / "outputs" / "secret", capture=True)
+    result = hydra_ledger.rerun(job, output_dir=app / "outputs" / "secret", check=True, ignore_summary=["tag"],
+                                capture=True)
 
     assert result.returncode == 0
+    assert [(r.key, r.same) for r in result.summary] == [("n", True), ("score", True)]
     launched = [r.getMessage() for r in caplog.records if r.getMessage().startswith("hydra-ledger: rerun of")]
     assert len(launched) == 1 and "+db.password=***" in launched[0]
     assert "hunter2" not in caplog.text
@@ -288,3 +290,9 @@ def test_exact_rerun_names_a_missing_commit_and_a_patch_that_no_longer_applies(m
                                             r"\S+/worktree: error: patch failed: app\.py"):
         hydra_ledger.rerun(job, capture=True)
     assert repo_state(app) == before
+
+
+def test_the_exceptions_a_rerun_raises_are_exported():
+    assert hydra_ledger.ConfigMismatch is ConfigMismatch and hydra_ledger.RerunError is RerunError
+    assert issubclass(ConfigMismatch, RerunError)
+    assert {"ConfigMismatch", "RerunError"} <= set(hydra_ledger.__all__)

@@ -20,8 +20,10 @@ EXECUTION_WHITELIST = ("hydra_ledger.LedgerCallback",)
 # `open` (hydra_ledger.open("model.pt", "wb")) is public but left out of __all__, so that
 # `from hydra_ledger import *` never shadows the builtin.
 __all__ = [
+    "ConfigMismatch",
     "EXECUTION_WHITELIST",
     "LedgerCallback",
+    "RerunError",
     "__version__",
     "load_metrics",
     "load_runs",
@@ -36,12 +38,14 @@ __all__ = [
 _LAZY = {"load_runs": "hydra_ledger.load", "load_metrics": "hydra_ledger.load", "only_changed": "hydra_ledger.load",
          # modules named apart from their functions: importing a submodule binds its name here
          "open": "hydra_ledger.artifacts",  # hydra_ledger.open("model.pt", "wb"): inside the run's dir
-         "rerun": "hydra_ledger.reproduce", "resume": "hydra_ledger.resume_sweep"}
+         "rerun": "hydra_ledger.reproduce", "resume": "hydra_ledger.resume_sweep",
+         "RerunError": "hydra_ledger.launch", "ConfigMismatch": "hydra_ledger.reproduce"}
 
 if TYPE_CHECKING:
     from hydra_ledger.artifacts import open
+    from hydra_ledger.launch import RerunError
     from hydra_ledger.load import load_metrics, load_runs, only_changed
-    from hydra_ledger.reproduce import rerun
+    from hydra_ledger.reproduce import ConfigMismatch, rerun
     from hydra_ledger.resume_sweep import resume
 
 

@@ -363,6 +363,7 @@ def rerun(
     check: bool = False,
     rtol: float = 1e-9,
     atol: float = 0.0,
+    ignore_summary: Sequence[str] = (),
     roots: Sequence[str | os.PathLike[str]] = (),
     capture: bool = False,
 ) -> RerunResult:
@@ -378,9 +379,12 @@ def rerun(
     output_dir : where the new run goes (default ``outputs/rerun/<date>/<time>`` in the recorded cwd).
     launcher : a Hydra launcher (e.g. ``submitit_local``) to run through; default: in-process.
     drop : with current code, recorded keys that no longer exist and may be left out.
-    check : compare the new summary with the recorded one (see ``RerunResult.summary``).
+    check : compare the new summary with the recorded one (see ``RerunResult.summary``): exact
+        for integers, strings and booleans, floats within ``rtol``/``atol``.
+    ignore_summary : summary keys left out of that comparison, e.g. timings.
 
-    Raises ConfigMismatch when the composed config differs from the recorded one.
+    Raises ``hydra_ledger.ConfigMismatch`` (with ``.diff``) when the composed config differs from
+    the recorded one, ``hydra_ledger.RerunError`` (its base class) when a rerun is impossible.
 
     Example
     -------
@@ -389,4 +393,4 @@ def rerun(
     """
     plan = plan_rerun(run, code=code, config=config, overrides=overrides, output_dir=output_dir,
                       launcher=launcher, drop=drop, roots=roots)
-    return execute(plan, check=check, rtol=rtol, atol=atol, capture=capture)
+    return execute(plan, check=check, rtol=rtol, atol=atol, ignore_summary=ignore_summary, capture=capture)
