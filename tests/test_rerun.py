@@ -296,3 +296,52 @@ def test_the_exceptions_a_rerun_raises_are_exported():
     assert hydra_ledger.ConfigMismatch is ConfigMismatch and hydra_ledger.RerunError is RerunError
     assert issubclass(ConfigMismatch, RerunError)
     assert {"ConfigMismatch", "RerunError"} <= set(hydra_ledger.__all__)
+
+
+def test_untracked_secret_files_and_files_over_their_own_budget_are_not_saved(make_app, run_app):
+    app = make_app("rerun_app")
+    secrets = [".env", ".env.local", "deploy.pem", "server.key", "id_ed25519", "id_rsa.pub", "credentials-prod.json",
+               "secrets.yaml", "db_password.txt", "conf/api_token"]
+    (app / "conf").mkdir()
+    for name in secrets:
+        (app / name).write_text("hunter2\n")
+    (app / "helper.py").write_text("OFFSET = 0\n")
+    (app / "id_map.py").write_text("IDS = {}\n")
+    (app / "big.bin").write_bytes(b"x" * 200)
+    # a 300-byte patch: within patch_max_bytes, while the untracked files have their own budget
+    edit(app / "app.py", "import os\n", "import os\n" + "# padding\n" * 20)
+
+    job = first_run(app, run_app, "hydra.callbacks.ledger.untracked_max_bytes=100")
+
+    rec = record(job)["git"]
+    assert rec["patch"] == "git.patch"
+    assert rec["untracked_saved"] == ["helper.py", "id_map.py"]
+    assert rec["untracked_not_saved"] == sorted(
+        [{"path": name, "reason": "secret-like name"} for name in secrets]
+        + [{"path": "big.bin", "reason": "too large: 200 bytes, 100 left of untracked_max_bytes=100"}],
+        key=lambda item: item["path"])
+    saved = sorted(str(p.relative_to(job / ".ledger" / "untracked"))
+                   for p in (job / ".ledger" / "untracked").rglob("*") if p.is_file())
+    assert saved == ["helper.py", "id_map.py"]
+    log_text = (job / "app.log").read_text()
+    assert log_text.count("untracked file(s) not saved for reruns") == 1
+    assert "11 untracked file(s) not saved for reruns: .env (secret-like name)" in log_text
+    assert hydra_ledger.load_runs(job)["git.untracked_saved"].tolist() == [["helper.py", "id_map.py"]]
+
+
+def test_a_file_that_cannot_be_copied_is_listed_and_the_others_are_saved(tmp_path):
+    from hydra_ledger.untracked import save_untracked
+
+    root, dest = tmp_path / "repo", tmp_path / "saved"
+    (root / "data").mkdir(parents=True)
+    (root / "data" / "a.txt").write_text("a")
+    (root / "b.txt").write_text("bb")
+    dest.mkdir()
+    (dest / "data").write_text("a file where the copy needs a dir")  # mkdir data/ fails: FileExistsError
+
+    result = save_untracked(root, ["data/a.txt", "gone.txt", "b.txt"], dest, 1000)
+
+    assert result == {"untracked_saved": ["b.txt"], "untracked_not_saved": [
+        {"path": "data/a.txt", "reason": "cannot copy: File exists"},
+        {"path": "gone.txt", "reason": "not a regular file"}]}
+    assert (dest / "b.txt").read_text() == "bb"

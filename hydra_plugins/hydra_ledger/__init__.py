@@ -56,6 +56,9 @@ class LedgerConf:
     git: bool = True
     # Largest uncommitted diff saved as .ledger/git.patch; a larger one is not saved.
     patch_max_bytes: int = 5_000_000
+    # Total size of the untracked (not ignored) files copied into .ledger/untracked/ for exact
+    # reruns; files beyond it are not saved, nor are secret-like names (.env*, *.pem, *.key...).
+    untracked_max_bytes: int = 5_000_000
     # Config keys (case-insensitive, matched against each dotted key's parts) whose values are redacted.
     redact_keys: List[str] = field(default_factory=lambda: list(DEFAULT_REDACT_KEYS))
     # Environment variables recorded (shell-style patterns); all others are left out.

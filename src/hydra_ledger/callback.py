@@ -89,7 +89,7 @@ def _as_seconds(value: Any) -> float:
 # not catch a callback's __init__ failing).
 _CHECKS: dict[str, Callable[[Any], Any]] = {
     "enabled": _as_bool, "git": _as_bool, "packages": _as_bool, "capture_output": _as_bool, "debug": _as_bool,
-    "heartbeat_s": _as_seconds, "patch_max_bytes": int, "artifact_hash_max_bytes": int,
+    "heartbeat_s": _as_seconds, "patch_max_bytes": int, "artifact_hash_max_bytes": int, "untracked_max_bytes": int,
     "redact_keys": _as_list, "env_vars": _as_list,
     "tags": _as_list, "inputs": _as_list,
     "note": lambda v: None if v is None else str(v),
@@ -140,6 +140,7 @@ class LedgerCallback(Callback):
         self.heartbeat_s = max(float(merged["heartbeat_s"]), 0.05)
         self.git = bool(merged["git"])
         self.patch_max_bytes = int(merged["patch_max_bytes"])
+        self.untracked_max_bytes = int(merged["untracked_max_bytes"])
         # an empty list is a choice (record no environment variables), not "use the defaults"
         self.redact_keys = [str(k) for k in merged["redact_keys"]]
         self.env_vars = [str(k) for k in merged["env_vars"]]
@@ -381,7 +382,8 @@ class LedgerCallback(Callback):
             log.warning("hydra-ledger: cannot capture git state from %s: %s", start, exc)
             return {"state": "error", "error": str(exc)}
         if info.get("untracked"):
-            info.update(save_untracked(info["root"], info["untracked"], paths.untracked, self.patch_max_bytes))
+            info.update(save_untracked(info["root"], info["untracked"], paths.untracked, self.untracked_max_bytes,
+                                       self.redact_keys))
         if patch is not None:
             try:
                 write_atomic(paths.patch, patch)

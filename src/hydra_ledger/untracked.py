@@ -1,10 +1,14 @@
 """Copies of a job's untracked (not ignored) files, so that an exact rerun can restore them.
 
 Saved under ``<job>/.ledger/untracked/<path relative to the repo root>``; small files only,
-within a total budget. Byte caches and symlinks are left out.
+within their own total budget (``untracked_max_bytes``). Byte caches and symlinks are left
+out, and so are files whose names say they hold secrets (``.env``, keys, credentials): a
+job's output dir gets copied and shared, and a secret must not travel with it.
 """
 from __future__ import annotations
 
+import contextlib
+import fnmatch
 import logging
 import os
 import shutil
@@ -12,38 +16,74 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from hydra_ledger.redact import Redactor
+
 log = logging.getLogger(__name__)
 
 _SKIPPED_SUFFIXES = (".pyc", ".pyo")
 _SKIPPED_PARTS = frozenset({"__pycache__", ".ledger", ".hydra"})
+# File names (lower-cased) that hold secrets by convention: dotenv files, TLS/SSH keys, cloud credentials.
+_SECRET_NAMES = (".env", ".env.*", "*.env", "*.pem", "*.key", "id_rsa*", "credentials*.json", "secrets.*")
+SECRET_REASON = "secret-like name"
 
 
-def save_untracked(root: str | os.PathLike[str], files: Iterable[str], dest: Path, max_bytes: int) -> dict[str, Any]:
+def is_secret_file(rel: str, redactor: Redactor) -> bool:
+    """Whether an untracked file's name says it holds a secret: a conventional name (``.env*``,
+    ``*.pem``, ``*.key``, SSH keys ``id_*``, ``credentials*.json``, ``secrets.*``), or a stem
+    that is a redacted config key (``db_password.txt``, ``api_token``)."""
+    name = Path(rel).name.lower()
+    if any(fnmatch.fnmatchcase(name, pattern) for pattern in _SECRET_NAMES):
+        return True
+    stem, _, suffix = name.partition(".")
+    if stem.startswith("id_") and suffix in ("", "pub"):  # id_ed25519, id_ecdsa.pub; not id_map.py
+        return True
+    return redactor.is_secret_key(Path(rel).name.split(".", 1)[0])
+
+
+def save_untracked(root: str | os.PathLike[str], files: Iterable[str], dest: Path, max_bytes: int,
+                   redact_keys: Iterable[str] = ()) -> dict[str, Any]:
     """Job process: copy ``files`` (paths relative to ``root``) into ``dest`` while the total
-    stays within ``max_bytes``; return ``{"untracked_saved": [...], "untracked_not_saved": [...]}``."""
+    stays within ``max_bytes``, leaving out secret-like names (see :func:`is_secret_file`).
+
+    Returns ``{"untracked_saved": [path, ...], "untracked_not_saved": [{"path", "reason"}, ...]}``.
+    Never raises for one file (deleted since ``git status``, unreadable, quota): it is listed
+    as not saved, so that the job's record is still written."""
+    redactor = Redactor(redact_keys)
     saved: list[str] = []
-    not_saved: list[str] = []
+    not_saved: list[dict[str, str]] = []
     total = 0
     for rel in files:
         source = Path(root, rel)
         parts = Path(rel).parts
         if rel.endswith(_SKIPPED_SUFFIXES) or _SKIPPED_PARTS.intersection(parts) or ".." in parts:
             continue
-        if source.is_symlink() or not source.is_file():
-            not_saved.append(rel)
-            continue
-        size = source.stat().st_size
-        if total + size > max_bytes:
-            not_saved.append(rel)
+        if is_secret_file(rel, redactor):
+            not_saved.append({"path": rel, "reason": SECRET_REASON})
             continue
         target = dest / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(source, target)
+        try:
+            if source.is_symlink() or not source.is_file():
+                not_saved.append({"path": rel, "reason": "not a regular file"})
+                continue
+            size = source.stat().st_size
+            if total + size > max_bytes:
+                not_saved.append({"path": rel, "reason": f"too large: {size} bytes, {max_bytes - total} left of "
+                                                         f"untracked_max_bytes={max_bytes}"})
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                target.unlink()  # no half-copied file that a rerun would restore
+            not_saved.append({"path": rel, "reason": f"cannot copy: {exc.strerror or exc}"})
+            continue
         total += size
         saved.append(rel)
     if not_saved:
-        log.warning("hydra-ledger: %d untracked file(s) not saved for reruns (too large, or not regular files): %s",
-                    len(not_saved), ", ".join(not_saved[:5]))
+        listed = ", ".join(f"{item['path']} ({item['reason']})" for item in not_saved[:5])
+        more = f" and {len(not_saved) - 5} more" if len(not_saved) > 5 else ""
+        log.warning("hydra-ledger: %d untracked file(s) not saved for reruns: %s%s",
+                    len(not_saved), listed, more)
     return {"untracked_saved": saved, "untracked_not_saved": not_saved}
 
 
