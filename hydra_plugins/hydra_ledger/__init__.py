@@ -59,7 +59,8 @@ class LedgerConf:
     # Total size of the untracked (not ignored) files copied into .ledger/untracked/ for exact
     # reruns; files beyond it are not saved, nor are secret-like names (.env*, *.pem, *.key...).
     untracked_max_bytes: int = 5_000_000
-    # Config keys (case-insensitive, matched against each dotted key's parts) whose values are redacted.
+    # Secret words: a config key (or override, or environment variable) ending with one of them
+    # (or its plural), case-insensitively, has its text value recorded as ***; numbers stay.
     redact_keys: List[str] = field(default_factory=lambda: list(DEFAULT_REDACT_KEYS))
     # Environment variables recorded (shell-style patterns); all others are left out.
     env_vars: List[str] = field(default_factory=lambda: list(DEFAULT_ENV_VARS))
