@@ -289,8 +289,11 @@ def test_status_of_a_running_sweep(runs, capsys):
         proc.kill()
         proc.communicate()
     lines = out.splitlines()
-    assert lines[:3] == ["sweep          total  RUNNING", "-------------  -----  -------", "multirun/live      1        1"]
-    assert lines[4] == "multirun/live: running, 0/1 finished"
+    # job 1 has not started yet: the sweep's job list makes it PENDING, so 0 of 2 are finished
+    assert lines[:3] == ["sweep          total  PENDING  RUNNING",
+                         "-------------  -----  -------  -------",
+                         "multirun/live      2        1        1"]
+    assert lines[4] == "multirun/live: running, 0/2 finished"
     assert re.fullmatch(r"  RUNNING  multirun/live/0  for \d+\.\ds", lines[5])
 
 

@@ -16,9 +16,9 @@ import pandas as pd
 from hydra_ledger.cli import CommandError
 
 
-def load_frame(paths: Sequence[str], *, show_progress: bool, tags: Sequence[str] = ()) -> pd.DataFrame:
-    """The records under ``paths`` through the same index as ``load_runs`` (fast on 100k runs): every
-    recorded job, debug runs included, without asking the scheduler. ``show_progress`` is unused."""
+def load_frame(paths: Sequence[str], *, include_debug: bool = False, tags: Sequence[str] = ()) -> pd.DataFrame:
+    """The runs under ``paths`` exactly as ``load_runs`` sees them (the same index, fast on 100k
+    runs): sacct's verdict on jobs that died on Slurm, PENDING rows for jobs not started yet."""
     from hydra_ledger import index, query
     from hydra_ledger.load import _default_paths
 
@@ -26,8 +26,8 @@ def load_frame(paths: Sequence[str], *, show_progress: bool, tags: Sequence[str]
     now = time.time()
     indexes = index.load_roots(roots, now)
     query.report_broken(indexes, "warn")
-    frame = query.build(indexes, now=now, stale_after=None, include_debug=True, status=None, columns=None,
-                        where=None, scheduler=False)
+    frame = query.build(indexes, now=now, stale_after=None, include_debug=include_debug, status=None,
+                        columns=None, where=None)
     if tags:
         if "tags" not in frame.columns:
             return frame.iloc[0:0]

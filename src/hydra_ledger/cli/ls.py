@@ -37,6 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "(repeatable; default: newest first)")
     parser.add_argument("--columns", "-c", nargs="+", default=[], metavar="GLOB",
                         help="show these columns (glob patterns such as 'cfg.model.*'), after run_id")
+    parser.add_argument("--debug", action="store_true", help="include debug runs (hydra.callbacks.ledger.debug=true)")
     parser.add_argument("--all-columns", "-a", action="store_true", help="show every column")
     parser.add_argument("--limit", "-n", type=int, metavar="N", help="show at most N runs")
     parser.add_argument("--group-by", "-g", nargs="+", metavar="KEY",
@@ -46,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    frame = load_frame(args.paths, show_progress=args.format != "json", tags=args.tag)
+    frame = load_frame(args.paths, include_debug=args.debug, tags=args.tag)
     if args.where:
         frame = apply_where(frame, args.where)
     if frame.empty:

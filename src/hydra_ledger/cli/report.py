@@ -29,6 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--output", "-o", default="report.html", help="the HTML file to write (default: report.html)")
     parser.add_argument("--where", "-w", metavar="EXPR", help="only runs where this expression holds (as in ls)")
     parser.add_argument("--tag", "-t", action="append", default=[], metavar="TAG", help="only runs with this tag")
+    parser.add_argument("--debug", action="store_true", help="include debug runs (hydra.callbacks.ledger.debug=true)")
     parser.add_argument("--title", default="hydra-ledger report", help="the page title")
     parser.add_argument("--no-curves", action="store_true", help="leave out per-step metrics (a smaller file)")
     parser.set_defaults(func=run)
@@ -38,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from hydra_ledger.report.build import build_report
 
     started = time.monotonic()
-    frame = load_frame(args.paths, show_progress=True, tags=args.tag)
+    frame = load_frame(args.paths, include_debug=args.debug, tags=args.tag)
     if args.where:
         frame = apply_where(frame, args.where)
     path = build_report(

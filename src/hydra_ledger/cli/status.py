@@ -33,6 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("paths", nargs="*", metavar="SWEEP", help="sweeps or roots (default: outputs and multirun)")
+    parser.add_argument("--debug", action="store_true", help="include debug runs (hydra.callbacks.ledger.debug=true)")
     add_format_option(parser, FORMATS)
     parser.set_defaults(func=run)
 
@@ -62,7 +63,8 @@ def sweeps(frame: pd.DataFrame, now: float) -> list[dict[str, Any]]:
             })
     for entry in out.values():
         entry["counts"] = {s: entry["counts"][s] for s in STATUSES if s in entry["counts"]}
-        entry["finished"] = entry["total"] - entry["counts"].get("RUNNING", 0)
+        unfinished = entry["counts"].get("RUNNING", 0) + entry["counts"].get("PENDING", 0)
+        entry["finished"] = entry["total"] - unfinished
     return list(out.values())
 
 
@@ -73,7 +75,7 @@ def _no_error(status: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    frame = load_frame(args.paths, show_progress=args.format != "json")
+    frame = load_frame(args.paths, include_debug=args.debug)
     entries = sweeps(frame, time.time())
     if args.format == "json":
         print(json.dumps(entries, indent=1, ensure_ascii=False))
