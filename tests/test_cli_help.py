@@ -1,4 +1,4 @@
-"""Every command has help ending with an example and is documented in docs/ (merged into the README)."""
+"""Every command has help ending with an example and is documented in the README."""
 from __future__ import annotations
 
 import argparse
@@ -9,7 +9,7 @@ import pytest
 
 from hydra_ledger.cli import build_parser, main
 
-DOCS = Path(__file__).parent.parent / "docs"
+README = Path(__file__).parent.parent / "README.md"
 
 
 def commands() -> dict[str, argparse.ArgumentParser]:
@@ -19,8 +19,7 @@ def commands() -> dict[str, argparse.ArgumentParser]:
 
 
 def documented_headings() -> str:
-    return "\n".join(line for doc in sorted(DOCS.glob("*.md")) for line in doc.read_text().splitlines()
-                     if line.startswith("#"))
+    return "\n".join(line for line in README.read_text().splitlines() if line.startswith("#"))
 
 
 @pytest.mark.parametrize("name", sorted(commands()))
@@ -36,7 +35,7 @@ def test_help_ends_with_an_example_and_is_documented(name, capsys):
     assert examples + 1 < len(lines)
     headings = documented_headings()
     assert f"hydra-ledger {name}" in headings or f"`{name} " in headings, (
-        f"document 'hydra-ledger {name}' under a heading of a docs/*.md file, with an example of its output")
+        f"document 'hydra-ledger {name}' under a heading of README.md, with an example of its output")
 
 
 def test_every_listed_command_has_a_one_line_help(capsys):
