@@ -120,16 +120,18 @@ def sweep_candidates(indexes: Sequence[RootIndex], started: dict[str, set[int]],
 
     log = logging.getLogger("hydra_ledger.slurm_status")
     candidates: dict[str, tuple[Path, Any]] = {}
+    complete: set[str] = set()  # indexed sweeps whose every job has a record: nothing to read
     for index in indexes:
         for rel, (_sig, nums, error) in index.sweeps.items():
             path = Path(index.root, rel) if rel else Path(index.root)
             key = _realpath(str(path), memo)
             if key in started or rel.count("/") < 2:
                 if error is None and nums is not None and set(nums) <= started.get(key, set()):
-                    continue  # every job has a record: no PENDING row can come of it
+                    complete.add(key)  # no PENDING row can come of it
+                    continue
                 candidates.setdefault(key, (path, error))
     for key in started:
-        if key not in candidates and SweepPaths(key).record.is_file():
+        if key not in candidates and key not in complete and SweepPaths(key).record.is_file():
             candidates[key] = (Path(key), None)
     out = []
     for key in sorted(candidates):
@@ -295,15 +297,22 @@ def decode(column: pa.ChunkedArray) -> list[Any]:
         unique = loads(("[" + ",".join(texts) + "]").encode()) if texts else []
     except ValueError:  # a damaged text: parse one by one
         unique = [loads(t) for t in texts]
-    copiers = [_copier(v) for v in unique]
-    out: list[Any] = []
-    append = out.append
-    for i in encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).tolist():
-        if i < 0:
-            append(None)
+    indices = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+    shared = np.empty(len(unique) + 1, dtype=object)  # the last one, None, is what -1 takes
+    for i, value in enumerate(unique):
+        shared[i] = value
+    out: list[Any] = shared[indices].tolist()
+    for i, value in enumerate(unique):  # mutable values: each row gets its own copy
+        copier = _copier(value)
+        if copier is None:
+            continue
+        rows = np.flatnonzero(indices == i).tolist()
+        if copier is loads:
+            for row in rows:
+                out[row] = loads(texts[i])
         else:
-            copier = copiers[i]
-            append(unique[i] if copier is None else copier(unique[i]) if copier is not loads else loads(texts[i]))
+            for row in rows:
+                out[row] = copier(value)
     return out
 
 
@@ -339,9 +348,14 @@ def _from_native(taken: pa.Array, kind: type, has_missing: bool, pend: list[Any]
         return pd.Series(values, dtype="float64")
     # text: each distinct string becomes one Python object, shared by its rows (as pyarrow's
     # deduplicate_objects): fast, and small when hosts, branches, names repeat
-    encoded = taken.dictionary_encode()
-    unique = np.array(encoded.dictionary.to_pylist() + [None], dtype=object)
-    values = unique[encoded.indices.fill_null(len(unique) - 1).to_numpy(zero_copy_only=False)]
+    # (mostly distinct texts, as run ids and paths, are converted directly: hashing them gains nothing)
+    sample = taken.slice(0, 1024)
+    if len(taken) > 2 * len(sample) and len(sample.dictionary_encode().dictionary) > len(sample) // 2:
+        values = taken.to_numpy(zero_copy_only=False)
+    else:
+        encoded = taken.dictionary_encode()
+        unique = np.array(encoded.dictionary.to_pylist() + [None], dtype=object)
+        values = unique[encoded.indices.fill_null(len(unique) - 1).to_numpy(zero_copy_only=False)]
     if pend:
         values = np.concatenate([values, np.array(pend, dtype=object)])
     return pd.Series(values, dtype=object)
