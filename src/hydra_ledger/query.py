@@ -8,6 +8,8 @@ into pandas, and only for the rows kept.
 """
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
 import re
 import shutil
@@ -266,14 +268,24 @@ class Columns:
             taken = self._take(column)
             return _from_native(taken, kind, has_missing, chosen)
         # JSON texts, text-typed times, or types mixed with PENDING rows': decode all, type as build_frame does
-        values = decode(column) if column.type == JSON_TYPE else column.to_pylist()
-        return _typed(values + pend, name).iloc[self._index()].reset_index(drop=True)
+        kinds: set[type] = set()
+        values = decode(column, kinds) if column.type == JSON_TYPE else column.to_pylist()
+        if kinds - {bool, int, float} and name not in TIME_COLUMNS:  # lists, mappings, mixed: objects as they are
+            series = pd.Series(values + pend, dtype=object)
+        else:
+            series = _typed(values + pend, name)
+        if self._identical() and not len(self.pend_rows) and not pend:
+            return series
+        return series.iloc[self._index()].reset_index(drop=True)
 
-    def _take(self, column: pa.ChunkedArray) -> pa.Array:
+    def _identical(self) -> bool:
         if self._identity is None:
             self._identity = len(self.rows) == self.table.num_rows and bool(
                 (self.rows == np.arange(len(self.rows))).all())
-        if self._identity:
+        return self._identity
+
+    def _take(self, column: pa.ChunkedArray) -> pa.Array:
+        if self._identical():
             return column.combine_chunks()
         return column.take(pa.array(self.rows, pa.int64())).combine_chunks()
 
@@ -285,11 +297,12 @@ def _values(column: pa.ChunkedArray) -> list[Any]:
     return decode(column) if column.type == JSON_TYPE else column.to_pylist()
 
 
-def decode(column: pa.ChunkedArray) -> list[Any]:
+def decode(column: pa.ChunkedArray, kinds: set[type] | None = None) -> list[Any]:
     """A column of JSON texts as Python values, each row its own object (as if parsed row by row).
 
     Rows mostly repeat a few texts (overrides, lists in configs): each distinct text is parsed
-    once, and rows get copies; nested values are parsed per row.
+    once, and rows get copies; nested values are parsed per row. ``kinds`` gets the types of
+    the values (None left out).
     """
     encoded = column.combine_chunks().dictionary_encode()
     texts = encoded.dictionary.to_pylist()
@@ -301,18 +314,21 @@ def decode(column: pa.ChunkedArray) -> list[Any]:
     shared = np.empty(len(unique) + 1, dtype=object)  # the last one, None, is what -1 takes
     for i, value in enumerate(unique):
         shared[i] = value
-    out: list[Any] = shared[indices].tolist()
+    values = shared[indices]
+    if kinds is not None:
+        kinds.update(type(v) for v in unique if v is not None)
+    reparse = []
     for i, value in enumerate(unique):  # mutable values: each row gets its own copy
         copier = _copier(value)
-        if copier is None:
-            continue
-        rows = np.flatnonzero(indices == i).tolist()
         if copier is loads:
-            for row in rows:
-                out[row] = loads(texts[i])
-        else:
-            for row in rows:
-                out[row] = copier(value)
+            reparse.append(i)
+        elif copier is not None:
+            rows = indices == i
+            values[rows] = np.frompyfunc(copier, 1, 1)(values[rows])  # a copy per row, in C
+    out: list[Any] = values.tolist()
+    for i in reparse:
+        for row in np.flatnonzero(indices == i).tolist():
+            out[row] = loads(texts[i])
     return out
 
 
@@ -395,6 +411,27 @@ def build(indexes: Sequence[RootIndex], *, now: float, stale_after: float | None
 
     ``scheduler``: ask sacct about in-doubt jobs and add PENDING rows (see :mod:`hydra_ledger.slurm_status`).
     """
+    with no_gc():
+        return _build(indexes, now=now, stale_after=stale_after, include_debug=include_debug, status=status,
+                      columns=columns, where=where, needed=needed, scheduler=scheduler)
+
+
+@contextlib.contextmanager
+def no_gc() -> Any:
+    """Cyclic garbage collection paused: making 100k lists and strings would run it over every
+    live object again and again (half of the time of decoding a list column); none of them are cycles."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _build(indexes: Sequence[RootIndex], *, now: float, stale_after: float | None, include_debug: bool,
+           status: Sequence[str] | None, columns: Sequence[str] | None, where: str | None,
+           needed: Sequence[str], scheduler: bool) -> pd.DataFrame:
     table, layouts = combine(indexes)
     statuses = derive_statuses(table, now, stale_after)
     states, pending = refine(indexes, table, statuses) if scheduler else ({}, [])
