@@ -373,9 +373,9 @@ class LedgerCallback(Callback):
             prefix = template_prefix(node, "dir")
             if prefix:
                 outputs.append(Path(hc.runtime.cwd, prefix))
-        launch_dirs = [Path(hc.runtime.cwd), Path(start)]
-        # never exclude the app's own dir (e.g. hydra.run.dir=.)
-        outputs = [d for d in outputs if not any(_is_within(a, d) for a in launch_dirs)]
+        # never exclude the app's own dir (e.g. hydra.run.dir=.); each path resolved once
+        launch_dirs = [os.path.realpath(hc.runtime.cwd), os.path.realpath(start)]
+        outputs = [d for d in outputs if not any(_is_within(a, os.path.realpath(d)) for a in launch_dirs)]
         try:
             info, patch = capture_git(start, self.patch_max_bytes, outputs)
         except Exception as exc:  # noqa: BLE001
@@ -415,12 +415,9 @@ def _outcome(record: dict[str, Any], job_return: JobReturn) -> tuple[str, dict[s
     return "FAILED", {"type": "Unknown", "message": repr(exc), "traceback": ""}
 
 
-def _is_within(path: Path, parent: Path) -> bool:
-    try:
-        path.resolve().relative_to(parent.resolve())
-        return True
-    except ValueError:
-        return False
+def _is_within(path: str, parent: str) -> bool:
+    """Whether ``path`` is ``parent`` or below it (both already resolved)."""
+    return path == parent or path.startswith(parent.rstrip(os.sep) + os.sep)
 
 
 def _script_dir(task_function: Any) -> str | None:
