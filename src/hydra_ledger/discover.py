@@ -185,7 +185,7 @@ def walk(root: str, previous: Mapping[str, DirState], known: Mapping[str, str], 
             if known_children is None:
                 known_children = {}
                 for job in known:
-                    known_children.setdefault(parent_of(job), []).append(job)
+                    known_children.setdefault(job.rpartition("/")[0], []).append(job)  # parent_of, inlined
             present = set(subdirs)
             before = [join(rel, n) for n in (old.subdirs if old is not None else ())]
             before += [j for j in known_children.get(rel, ()) if j != rel]

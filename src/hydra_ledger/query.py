@@ -8,8 +8,6 @@ into pandas, and only for the rows kept.
 """
 from __future__ import annotations
 
-import contextlib
-import gc
 import os
 import re
 import shutil
@@ -25,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hydra_ledger import discover, slurm_status
-from hydra_ledger.index import HB, INTERNAL, JSON_TYPE, LAYOUT, REL, TIME_COLUMNS, RootIndex, concat
+from hydra_ledger.index import HB, INTERNAL, JSON_TYPE, LAYOUT, REL, TIME_COLUMNS, RootIndex, concat, no_gc
 from hydra_ledger.record import STATUSES, RecordError, loads
 
 _NATIVE = {pa.bool_(): bool, pa.int64(): int, pa.float64(): float, pa.string(): str}
@@ -414,19 +412,6 @@ def build(indexes: Sequence[RootIndex], *, now: float, stale_after: float | None
     with no_gc():
         return _build(indexes, now=now, stale_after=stale_after, include_debug=include_debug, status=status,
                       columns=columns, where=where, needed=needed, scheduler=scheduler)
-
-
-@contextlib.contextmanager
-def no_gc() -> Any:
-    """Cyclic garbage collection paused: making 100k lists and strings would run it over every
-    live object again and again (half of the time of decoding a list column); none of them are cycles."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _build(indexes: Sequence[RootIndex], *, now: float, stale_after: float | None, include_debug: bool,
