@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from hydra_ledger.cli._output import FORMATS, add_format_option, colour, duration, plain, render, use_colour
@@ -39,33 +40,52 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def sweeps(frame: pd.DataFrame, now: float) -> list[dict[str, Any]]:
-    """One entry per sweep (single runs grouped by their parent dir), oldest sweep first."""
-    out: dict[str, dict[str, Any]] = {}
-    for row in frame.to_dict("records"):
-        key = row.get("sweep") or str(Path(row["path"]).parent)
-        entry = out.setdefault(key, {"sweep": relative(key), "total": 0, "counts": {},
-                                     "running": [], "problems": []})
-        status = str(row["status"])
-        entry["total"] += 1
-        entry["counts"][status] = entry["counts"].get(status, 0) + 1
-        if status == "RUNNING":
-            started = plain(row.get("started_at"))
-            age = now - pd.Timestamp(started).timestamp() if started else None
-            entry["running"].append({"path": relative(row["path"]), "run_id": row["run_id"],
-                                     "age_s": None if age is None else round(age, 1)})
-        elif status in PROBLEMS:
-            message = plain(row.get("error.message"))
-            error_type = plain(row.get("error.type"))
-            first = str(message).strip().splitlines()[0] if message and str(message).strip() else ""
-            entry["problems"].append({
-                "path": relative(row["path"]), "run_id": row["run_id"], "status": status,
-                "error": f"{error_type}: {first}" if error_type else first or _no_error(status),
-            })
-    for entry in out.values():
-        entry["counts"] = {s: entry["counts"][s] for s in STATUSES if s in entry["counts"]}
+    """One entry per sweep (single runs grouped by their parent dir), oldest sweep first.
+
+    Counted per column (100k runs in well under a second); only running and problem rows
+    are visited one by one.
+    """
+    if not len(frame):
+        return []
+    keys = frame["sweep"].to_numpy(dtype=object, copy=True)
+    paths = frame["path"].to_numpy(dtype=object)
+    for i in [i for i, key in enumerate(keys.tolist()) if not key]:
+        keys[i] = str(Path(paths[i]).parent)
+    codes, uniques = pd.factorize(keys, sort=False, use_na_sentinel=False)
+    statuses = frame["status"].astype(object).map(str).to_numpy(dtype=object)
+    status_codes, status_names = pd.factorize(statuses, sort=False, use_na_sentinel=False)
+    width = len(status_names)
+    grid = np.bincount(codes * width + status_codes, minlength=len(uniques) * width).reshape(len(uniques), width)
+    entries = []
+    for i, key in enumerate(uniques.tolist()):
+        counts = {str(name): int(n) for name, n in zip(status_names, grid[i]) if n}
+        entries.append({"sweep": relative(key), "total": int(grid[i].sum()),
+                        "counts": {s: counts[s] for s in STATUSES if s in counts}, "running": [], "problems": []})
+    visit = np.flatnonzero(np.isin(statuses, ["RUNNING", *PROBLEMS]))
+    if len(visit):
+        def column(name: str) -> list[Any]:
+            return frame[name].take(visit).tolist() if name in frame.columns else [None] * len(visit)
+
+        for code, status, path, run_id, started, message, error_type in zip(
+                codes[visit].tolist(), statuses[visit].tolist(), column("path"), column("run_id"),
+                column("started_at"), column("error.message"), column("error.type")):
+            entry = entries[code]
+            if status == "RUNNING":
+                started = plain(started)
+                age = now - pd.Timestamp(started).timestamp() if started else None
+                entry["running"].append({"path": relative(path), "run_id": run_id,
+                                         "age_s": None if age is None else round(age, 1)})
+            else:
+                message, error_type = plain(message), plain(error_type)
+                first = str(message).strip().splitlines()[0] if message and str(message).strip() else ""
+                entry["problems"].append({
+                    "path": relative(path), "run_id": run_id, "status": status,
+                    "error": f"{error_type}: {first}" if error_type else first or _no_error(status),
+                })
+    for entry in entries:
         unfinished = entry["counts"].get("RUNNING", 0) + entry["counts"].get("PENDING", 0)
         entry["finished"] = entry["total"] - unfinished
-    return list(out.values())
+    return entries
 
 
 def _no_error(status: str) -> str:
