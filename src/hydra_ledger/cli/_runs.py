@@ -16,9 +16,12 @@ import pandas as pd
 from hydra_ledger.cli import CommandError
 
 
-def load_frame(paths: Sequence[str], *, include_debug: bool = False, tags: Sequence[str] = ()) -> pd.DataFrame:
+def load_frame(paths: Sequence[str], *, include_debug: bool = False, tags: Sequence[str] = (),
+               columns: Sequence[str] | None = None, optional: Sequence[str] = ()) -> pd.DataFrame:
     """The runs under ``paths`` exactly as ``load_runs`` sees them (the same index, fast on 100k
-    runs): sacct's verdict on jobs that died on Slurm, PENDING rows for jobs not started yet."""
+    runs): sacct's verdict on jobs that died on Slurm, PENDING rows for jobs not started yet.
+
+    ``columns``: only these (names or globs; None: all), plus those of ``optional`` that exist."""
     from hydra_ledger import index, query
     from hydra_ledger.load import _default_paths
 
@@ -27,7 +30,7 @@ def load_frame(paths: Sequence[str], *, include_debug: bool = False, tags: Seque
     indexes = index.load_roots(roots, now)
     query.report_broken(indexes, "warn")
     frame = query.build(indexes, now=now, stale_after=None, include_debug=include_debug, status=None,
-                        columns=None, where=None)
+                        columns=columns, where=None, needed=optional)
     if tags:
         if "tags" not in frame.columns:
             return frame.iloc[0:0]

@@ -21,6 +21,7 @@ Examples:
   hydra-ledger status multirun/2024-05-01/12-00-00 --format json"""
 
 PROBLEMS = PROBLEM_STATUSES
+COLUMNS = ["run_id", "path", "sweep", "status", "started_at"]  # all status reads (with the error's)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -95,7 +96,7 @@ def _no_error(status: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    frame = load_frame(args.paths, include_debug=args.debug)
+    frame = load_frame(args.paths, include_debug=args.debug, columns=COLUMNS, optional=["error.type", "error.message"])
     entries = sweeps(frame, time.time())
     if args.format == "json":
         print(json.dumps(entries, indent=1, ensure_ascii=False))
