@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from hydra_ledger import slurm_status
+from hydra_ledger.discover import SKIP_DIRS
 from hydra_ledger.flatten import flatten
 from hydra_ledger.record import LEDGER_DIR, STATUSES, RecordError, RunPaths, read_heartbeat, read_record
 from hydra_ledger.sidecars import annotate
@@ -23,7 +23,7 @@ BASE_COLUMNS = ["run_id", "path", "sweep", "job_num", "status", "started_at", "e
 # Column groups after the base columns, in this order.
 GROUPS = ("cfg", "choice", "summary", "input", "git", "host", "slurm", "error")
 # Directories never holding job records: skipped while walking, for speed.
-_SKIP_DIRS = frozenset({LEDGER_DIR, ".hydra", ".submitit", ".git", "__pycache__", "node_modules", ".venv"})
+_SKIP_DIRS = SKIP_DIRS
 
 
 class LedgerLoadWarning(UserWarning):
@@ -264,7 +264,6 @@ def load_runs(
     needed += [k if k.startswith("cfg.") else f"cfg.{k}" for k in (backfill or {})]
     frame = query.build(indexes, now=now, stale_after=stale_after, include_debug=include_debug, status=wanted,
                         columns=columns, where=where, needed=needed)
-    status = None  # filtered above
     if backfill:
         for key, value in backfill.items():
             column = key if key.startswith("cfg.") else f"cfg.{key}"
@@ -273,12 +272,6 @@ def load_runs(
             else:
                 frame[column] = frame[column].where(frame[column].notna(), value)
                 frame[column] = _typed(frame[column].tolist(), column)
-    if status is not None:
-        wanted = [status] if isinstance(status, str) else list(status)
-        unknown = sorted(set(wanted) - set(STATUSES))
-        if unknown:
-            raise ValueError(f"hydra-ledger: unknown status {', '.join(unknown)}; valid: {', '.join(STATUSES)}")
-        frame = frame[frame["status"].isin(wanted)]
     if tags:
         if "tags" not in frame.columns:
             return frame.iloc[0:0]
