@@ -363,3 +363,28 @@ def test_unreadable_path_is_one_clear_line(runs, capsys, tmp_path):
     code, out, err = cli(capsys, "note", str(blocked / "x"), "text")
     assert code == 1 and out == ""
     assert err.startswith("hydra-ledger: ") and "Traceback" not in err
+
+
+def test_a_long_first_load_draws_a_progress_bar_on_a_terminal(runs, monkeypatch, tmp_path):
+    """An unindexed root is read in worker processes; on a terminal, ls shows how far they are."""
+    import os
+
+    from hydra_ledger import discover
+
+    monkeypatch.setenv("HYDRA_LEDGER_CACHE", str(tmp_path / "fresh-cache"))  # no index yet: a cold load
+    monkeypatch.setattr(discover, "PARALLEL_MIN", 1)  # even these few jobs go to worker processes
+    master, replica = os.openpty()
+    try:
+        with open(replica, "w") as tty:
+            monkeypatch.setattr("sys.stderr", tty)
+            assert main(["ls", "multirun", "--format", "csv"]) == 0
+            tty.flush()
+            os.set_blocking(master, False)
+            try:
+                drawn = os.read(master, 65536).decode()
+            except BlockingIOError:  # nothing was drawn
+                drawn = ""
+    finally:
+        os.close(master)
+    assert "reading runs [" in drawn
+    assert discover.progress is None  # the hook is the command's only while it loads

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -285,7 +285,7 @@ def read_jobs(root: str, jobs: list[tuple[str, list[str]]], now: float) -> list[
         # fork: the workers start with this process's imports (pandas, pyarrow) already done
         method = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
         with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method)) as pool:
-            return list(pool.map(_read_chunk, [root] * len(chunks), chunks, [now] * len(chunks)))
+            return _reported(pool.map(_read_chunk, [root] * len(chunks), chunks, [now] * len(chunks)), len(chunks))
     except (OSError, RuntimeError) as exc:  # no worker processes here (a sandbox?): read in this one
         log.info("hydra-ledger: reading %d records in one process (%s)", len(jobs), exc)
         return [encode_rows([(rel, *read_job(root, rel, ledger, now)) for rel, ledger in jobs])]
@@ -332,7 +332,8 @@ def cold_scan(root: str, now: float) -> tuple[Scan, list[Any]]:
 
         method = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
         with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method)) as pool:
-            results = list(pool.map(_walk_and_read, [root] * len(groups), groups, [now] * len(groups)))
+            results = _reported(pool.map(_walk_and_read, [root] * len(groups), groups, [now] * len(groups)),
+                                len(groups))
     except (OSError, RuntimeError) as exc:  # no worker processes here (a sandbox?): all in this one
         log.info("hydra-ledger: reading records in one process (%s)", exc)
         results = [_walk_and_read(root, units, now)]
@@ -340,6 +341,15 @@ def cold_scan(root: str, now: float) -> tuple[Scan, list[Any]]:
         scan.merge(rest)
         chunks.append(chunk)
     return scan, chunks
+
+
+# Set by the command line to draw a progress bar while a long load reads records in worker
+# processes: called as progress(results, total) and yields the results (None: silent).
+progress: Callable[[Iterable[Any], int], Iterable[Any]] | None = None
+
+
+def _reported(results: Iterable[Any], total: int) -> list[Any]:
+    return list(progress(results, total) if progress is not None else results)
 
 
 def _cores() -> int:

@@ -183,11 +183,13 @@ def colour(value: str, style: str, enabled: bool) -> str:
     return f"\033[{code}m{value}\033[0m" if enabled and code else value
 
 
-def progress(items: Sequence[_T], label: str, *, enabled: bool, stream: TextIO | None = None) -> Iterator[_T]:
-    """Yield ``items`` while drawing a bar on ``stream`` (stderr) when ``enabled`` and it is a terminal."""
+def progress(items: Iterable[_T], label: str, *, enabled: bool, stream: TextIO | None = None,
+             total: int | None = None, min_total: int = 200) -> Iterator[_T]:
+    """Yield ``items`` while drawing a bar on ``stream`` (stderr) when ``enabled`` and it is a terminal
+    (never in a pipe); ``total`` counts an iterator's items; fewer than ``min_total`` draw nothing."""
     stream = stream or sys.stderr
-    total = len(items)
-    if not enabled or not is_tty(stream) or total < 200:
+    total = len(items) if total is None else total  # type: ignore[arg-type]
+    if not enabled or not is_tty(stream) or total < min_total:
         yield from items
         return
     last = 0.0

@@ -14,20 +14,30 @@ from typing import Any
 import pandas as pd
 
 from hydra_ledger.cli import CommandError
+from hydra_ledger.cli._output import progress
 
 
 def load_frame(paths: Sequence[str], *, include_debug: bool = False, tags: Sequence[str] = (),
-               columns: Sequence[str] | None = None, optional: Sequence[str] = ()) -> pd.DataFrame:
+               columns: Sequence[str] | None = None, optional: Sequence[str] = (),
+               show_progress: bool = False) -> pd.DataFrame:
     """The runs under ``paths`` exactly as ``load_runs`` sees them (the same index, fast on 100k
     runs): sacct's verdict on jobs that died on Slurm, PENDING rows for jobs not started yet.
 
-    ``columns``: only these (names or globs; None: all), plus those of ``optional`` that exist."""
-    from hydra_ledger import index, query
+    ``columns``: only these (names or globs; None: all), plus those of ``optional`` that exist.
+    ``show_progress`` draws a bar on a terminal while a long (unindexed) load reads records."""
+    from hydra_ledger import discover, index, query
     from hydra_ledger.load import _default_paths
 
     roots = list(paths) or _default_paths()
     now = time.time()
-    indexes = index.load_roots(roots, now)
+    if show_progress:
+        # called only when records are read in worker processes: a long load worth a bar
+        discover.progress = lambda results, total: progress(results, "reading runs", enabled=True, total=total,
+                                                            min_total=1)
+    try:
+        indexes = index.load_roots(roots, now)
+    finally:
+        discover.progress = None
     query.report_broken(indexes, "warn")
     frame = query.build(indexes, now=now, stale_after=None, include_debug=include_debug, status=None,
                         columns=columns, where=None, needed=optional)

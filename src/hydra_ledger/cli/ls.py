@@ -47,7 +47,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    frame = load_frame(args.paths, include_debug=args.debug, tags=args.tag)
+    frame = load_frame(args.paths, include_debug=args.debug, tags=args.tag,
+                       show_progress=args.format != "json")
     if args.where:
         frame = apply_where(frame, args.where)
     if frame.empty:

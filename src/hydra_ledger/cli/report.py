@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from hydra_ledger.report.build import build_report
 
     started = time.monotonic()
-    frame = load_frame(args.paths, include_debug=args.debug, tags=args.tag)
+    frame = load_frame(args.paths, include_debug=args.debug, tags=args.tag, show_progress=True)
     if args.where:
         frame = apply_where(frame, args.where)
     path = build_report(

@@ -96,7 +96,8 @@ def _no_error(status: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    frame = load_frame(args.paths, include_debug=args.debug, columns=COLUMNS, optional=["error.type", "error.message"])
+    frame = load_frame(args.paths, include_debug=args.debug, columns=COLUMNS, optional=["error.type", "error.message"],
+                       show_progress=args.format != "json")
     entries = sweeps(frame, time.time())
     if args.format == "json":
         print(json.dumps(entries, indent=1, ensure_ascii=False))
