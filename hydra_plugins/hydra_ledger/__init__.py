@@ -61,9 +61,12 @@ class LedgerConf:
     untracked_max_bytes: int = 5_000_000
     # Secret words: a config key (or override, or environment variable) ending with one of them
     # (or its plural), case-insensitively, has its text value recorded as ***; numbers stay.
-    redact_keys: List[str] = field(default_factory=lambda: list(DEFAULT_REDACT_KEYS))
+    # null means DEFAULT_REDACT_KEYS; [] redacts by name nothing. (Defaults are not spelled out
+    # here: Hydra deep-copies this node for every job of a sweep, and long lists cost milliseconds.)
+    redact_keys: Optional[List[str]] = None
     # Environment variables recorded (shell-style patterns); all others are left out.
-    env_vars: List[str] = field(default_factory=lambda: list(DEFAULT_ENV_VARS))
+    # null means DEFAULT_ENV_VARS; [] records none.
+    env_vars: Optional[List[str]] = None
     # Record the versions of installed distributions in .ledger/packages.json.
     packages: bool = True
     # A free-text note and tags recorded on every job of this run or sweep.

@@ -23,7 +23,7 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from hydra_plugins.hydra_ledger import LedgerConf
+from hydra_plugins.hydra_ledger import DEFAULT_ENV_VARS, DEFAULT_REDACT_KEYS, LedgerConf
 
 from hydra_ledger import runtime, signals
 from hydra_ledger.capture.config import resolve_task_config
@@ -90,7 +90,8 @@ def _as_seconds(value: Any) -> float:
 _CHECKS: dict[str, Callable[[Any], Any]] = {
     "enabled": _as_bool, "git": _as_bool, "packages": _as_bool, "capture_output": _as_bool, "debug": _as_bool,
     "heartbeat_s": _as_seconds, "patch_max_bytes": int, "artifact_hash_max_bytes": int, "untracked_max_bytes": int,
-    "redact_keys": _as_list, "env_vars": _as_list,
+    "redact_keys": lambda v: None if v is None else _as_list(v),
+    "env_vars": lambda v: None if v is None else _as_list(v),
     "tags": _as_list, "inputs": _as_list,
     "note": lambda v: None if v is None else str(v),
 }
@@ -142,8 +143,9 @@ class LedgerCallback(Callback):
         self.patch_max_bytes = int(merged["patch_max_bytes"])
         self.untracked_max_bytes = int(merged["untracked_max_bytes"])
         # an empty list is a choice (record no environment variables), not "use the defaults"
-        self.redact_keys = [str(k) for k in merged["redact_keys"]]
-        self.env_vars = [str(k) for k in merged["env_vars"]]
+        redact_keys, env_vars = merged["redact_keys"], merged["env_vars"]
+        self.redact_keys = [str(k) for k in (DEFAULT_REDACT_KEYS if redact_keys is None else redact_keys)]
+        self.env_vars = [str(k) for k in (DEFAULT_ENV_VARS if env_vars is None else env_vars)]
         self.packages = bool(merged["packages"])
         self.note = None if merged["note"] is None else str(merged["note"])
         self.tags = [str(t) for t in merged["tags"]]
