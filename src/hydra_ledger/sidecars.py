@@ -38,23 +38,21 @@ def effective_tags(record_tags: Iterable[Any], paths: RunPaths) -> list[str]:
 
 
 def add_tags(paths: RunPaths, tags: Iterable[str]) -> None:
-    edits = _read_tag_edits(paths)
-    for tag in tags:
-        if tag in edits["removed"]:
-            edits["removed"].remove(tag)
-        if tag not in edits["added"]:
-            edits["added"].append(tag)
-    write_json_atomic(paths.tags, edits)
-    mark_changed(paths.job_dir)
+    _edit_tags(paths, tags, into="added", out_of="removed")
 
 
 def remove_tags(paths: RunPaths, tags: Iterable[str]) -> None:
+    _edit_tags(paths, tags, into="removed", out_of="added")
+
+
+def _edit_tags(paths: RunPaths, tags: Iterable[str], *, into: str, out_of: str) -> None:
+    """Move ``tags`` to the ``into`` list of tags.json (out of the other), atomically."""
     edits = _read_tag_edits(paths)
     for tag in tags:
-        if tag in edits["added"]:
-            edits["added"].remove(tag)
-        if tag not in edits["removed"]:
-            edits["removed"].append(tag)
+        if tag in edits[out_of]:
+            edits[out_of].remove(tag)
+        if tag not in edits[into]:
+            edits[into].append(tag)
     write_json_atomic(paths.tags, edits)
     mark_changed(paths.job_dir)
 
