@@ -27,7 +27,8 @@ def test_sweep_is_recorded_like_the_basic_launcher(make_app, run_app):
     proc = run_app(app, "-m", LOCAL, "hydra.sweep.dir=sweep", "x=1,2")
     assert proc.returncode == 0, proc.stderr
     sweep = (app / "sweep").resolve()
-    frame = hydra_ledger.load_runs(sweep)
+    # rows come by start time, and the two jobs run at once: either may have started first
+    frame = hydra_ledger.load_runs(sweep).sort_values("job_num").reset_index(drop=True)
     assert frame["status"].tolist() == ["COMPLETED", "COMPLETED"]
     assert frame["job_num"].tolist() == [0, 1]
     assert frame["summary.x2"].tolist() == [2, 4]
