@@ -10,7 +10,6 @@ The store is kept in ``--work`` between calls.
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import sqlite3
 import subprocess

@@ -192,7 +192,7 @@ def test_show_failed_run_by_id_prefix(runs, capsys):
     assert "\nconfig\n  model:\n    name: large\n    width: 40\n    unstable: true\n  lr: 0.1\n  seed: 1\n" in out
     assert "\nchoices\n  model:        large\n" in out
     assert "\nmetrics (last values)\n  loss:         0.373333  (step 2)\n" in out
-    assert f"\n  log app.log:  multirun/sweep/3/app.log\n" in out
+    assert "\n  log app.log:  multirun/sweep/3/app.log\n" in out
 
 
 def test_show_patch_and_json(runs, capsys):
