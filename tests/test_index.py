@@ -191,6 +191,37 @@ def test_concurrent_loaders_while_a_job_writes(repo, tmp_path):
         job.communicate()
 
 
+def test_first_load_in_worker_processes_matches_one_process(repo, monkeypatch):
+    """Many sweeps are shared among worker processes on a first load; rows, their order and the
+    sweep records are as when one process reads them all. Copies of one job start at the same
+    time, so only the walk order tells their rows apart."""
+    from hydra_ledger import discover
+
+    root = repo / "multirun"
+    for i in range(40):
+        sweep = root / "many" / f"s{i:02d}"
+        shutil.copytree(root / "a" / ".ledger", sweep / ".ledger")
+        for num in range(5):
+            shutil.copytree(root / "a" / "0", sweep / str(num), symlinks=True)
+    shutil.rmtree(root / "many" / "s07" / "1")  # a sweep whose record lists a job with no record
+
+    def both() -> pd.DataFrame:
+        monkeypatch.setattr(discover, "_pool_size", lambda: 2)
+        shared = hydra_ledger.load_runs(root, cache="off", errors="ignore")
+        monkeypatch.setattr(discover, "_pool_size", lambda: 1)
+        alone = hydra_ledger.load_runs(root, cache="off", errors="ignore")
+        pd.testing.assert_frame_equal(shared, alone)
+        return shared
+
+    many = [str(root / "many" / "s00" / num) for num in "01"]
+    frame = both()
+    assert len(frame) == 3 + 40 * 5 - 1
+    assert frame["path"].tolist()[:3] == [str(root / "a" / "0"), *many]
+    shutil.copytree(root / "a" / "0", root / "b0")  # a job above the sweeps shared out: merged in walk order
+    frame = both()
+    assert frame["path"].tolist()[:4] == [str(root / "a" / "0"), str(root / "b0"), *many]
+
+
 def test_columns_status_and_where_are_pushed_down(repo):
     root = repo / "multirun"
     full = hydra_ledger.load_runs(root, cache="off")

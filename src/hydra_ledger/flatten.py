@@ -11,24 +11,41 @@ from typing import Any
 from hydra_ledger.jsonable import to_jsonable
 
 
+# JSON's leaf types, told apart from mappings by one set lookup (the loader's hot path:
+# isinstance(x, Mapping) is an ABC check, slow for every non-mapping leaf).
+_LEAF_TYPES = frozenset({str, int, float, bool, list, type(None)})
+
+
 def flatten(
-    value: Mapping[str, Any], prefix: str = "", out: dict[str, Any] | None = None, keep_empty: bool = True
+    value: Mapping[str, Any], prefix: str = "", out: dict[str, Any] | None = None, keep_empty: bool = True,
+    names: dict[str, dict[Any, str]] | None = None,
 ) -> dict[str, Any]:
     """``{"a": {"b": 1}, "c": [1, 2]}`` -> ``{"a.b": 1, "c": [1, 2]}``: lists stay lists.
 
-    An empty mapping is kept as a value (``{}``) unless ``keep_empty`` is false.
+    An empty mapping is kept as a value (``{}``) unless ``keep_empty`` is false. ``names``: a
+    memo of dotted names (prefix -> key -> name) shared across calls, so that flattening many
+    records of the same shape makes each name once and rows share the very key strings.
     """
     if out is None:
         out = {}
+    known = None if names is None else names.setdefault(prefix, {})
     for key, item in value.items():
-        # dict first: the loader's hot path, where isinstance(x, Mapping) costs an ABC check
-        if type(item) is dict or (not isinstance(item, (str, int, float, list)) and isinstance(item, Mapping)):
-            if item:
-                flatten(item, f"{prefix}{key}.", out, keep_empty)
-            elif keep_empty:
-                out[f"{prefix}{key}"] = item
+        if known is None:
+            name = f"{prefix}{key}"
         else:
-            out[f"{prefix}{key}"] = item
+            name = known.get(key)
+            if name is None:
+                name = known[key] = f"{prefix}{key}"
+        kind = type(item)
+        if kind in _LEAF_TYPES:
+            out[name] = item
+        elif kind is dict or isinstance(item, Mapping):
+            if item:
+                flatten(item, name + ".", out, keep_empty, names)
+            elif keep_empty:
+                out[name] = item
+        else:
+            out[name] = item
     return out
 
 

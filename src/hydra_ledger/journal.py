@@ -111,7 +111,8 @@ def _git(job: Job) -> dict[str, Any]:
 def collect(roots: Sequence[str | os.PathLike[str]], include_debug: bool = False) -> list[Entry]:
     """The log's entries for every record under ``roots``, oldest first."""
     from hydra_ledger import sidecars, slurm_status
-    from hydra_ledger.load import _sweep_dir, derive_status, read_records
+    from hydra_ledger.load import derive_status, read_records
+    from hydra_ledger.rows import sweep_dir_of
 
     import time
 
@@ -122,7 +123,7 @@ def collect(roots: Sequence[str | os.PathLike[str]], include_debug: bool = False
         paths = RunPaths.from_record_file(record_file)
         job_dir = Path(os.path.abspath(paths.job_dir))
         job = Job(paths, record, derive_status(record, job_dir, now, None))
-        sweep = _sweep_dir(job_dir, record.get("job") or {})
+        sweep = sweep_dir_of(job_dir, record.get("job") or {})
         if sweep is None:
             tags, note = sidecars.annotate(record, paths)
             entry = Entry(id=str(record.get("run_id")), kind="run", path=job_dir, started_at=record.get("started_at"),

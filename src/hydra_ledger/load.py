@@ -5,7 +5,7 @@ import json
 import os
 import time
 import warnings
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any, Literal
@@ -13,15 +13,11 @@ from typing import Any, Literal
 import pandas as pd
 
 from hydra_ledger.discover import SKIP_DIRS
-from hydra_ledger.flatten import flatten
 from hydra_ledger.record import LEDGER_DIR, STATUSES, RecordError, RunPaths, read_heartbeat, read_record
-from hydra_ledger.sidecars import annotate
+from hydra_ledger.rows import BASE_COLUMNS, GROUPS
 
 Errors = Literal["warn", "raise", "ignore"]
 
-BASE_COLUMNS = ["run_id", "path", "sweep", "job_num", "status", "started_at", "ended_at", "duration_s", "overrides"]
-# Column groups after the base columns, in this order.
-GROUPS = ("cfg", "choice", "summary", "input", "git", "host", "slurm", "error")
 # Directories never holding job records: skipped while walking, for speed.
 _SKIP_DIRS = SKIP_DIRS
 
@@ -106,78 +102,6 @@ def _epoch(iso: Any) -> float | None:
         return pd.Timestamp(iso).timestamp()
     except (TypeError, ValueError):
         return None
-
-
-def record_to_row(record: Mapping[str, Any], record_file: Path, now: float, stale_after: float | None,
-                  ledger_names: Collection[str] | None = None) -> dict[str, Any]:
-    """One DataFrame row: base columns, then ``cfg.``, ``choice.``, ``summary.`` ... prefixed groups.
-
-    ``ledger_names``: the file names in the run's ``.ledger/`` if known (sidecars are read only if there).
-    """
-    # plain strings, not Paths: this runs once per record and pathlib's parsing cost a third of it
-    job_dir = os.path.abspath(os.path.dirname(os.path.dirname(record_file)))
-    job = record.get("job") or {}
-    row: dict[str, Any] = {
-        "run_id": record.get("run_id"),
-        "path": job_dir,
-        "sweep": _sweep_dir(job_dir, job),
-        "job_num": job.get("num"),
-        "status": derive_status(record, job_dir, now, stale_after),
-        "started_at": record.get("started_at"),
-        "ended_at": record.get("ended_at"),
-        "duration_s": record.get("duration_s"),
-        "overrides": record.get("overrides") or [],
-    }
-    groups: dict[str, Any] = {
-        "cfg": record.get("config") or {},
-        "choice": record.get("choices") or {},
-        "summary": record.get("summary") or {},
-        "input": record.get("inputs") or {},  # input.<config key>.hash, .path, .size, .mtime, .kind
-        "git": {k: v for k, v in (record.get("git") or {}).items() if k != "untracked"},
-        "host": record.get("host") or {},
-        "slurm": record.get("slurm") or {},
-        "error": record.get("error") or {},
-    }
-    for prefix in GROUPS:
-        # an empty mapping means "nothing", except in a config
-        flatten(groups[prefix], prefix + ".", row, keep_empty=prefix == "cfg")
-    tags, note = annotate(record, job_dir, ledger_names)  # launch values + `hydra-ledger tag/note` sidecars
-    if tags:
-        row["tags"] = tags
-    if note:
-        row["note"] = note
-    if "artifacts" in record:  # [{"path", "size", "hash", "mtime"}] of the files the job wrote
-        row["artifacts"] = record["artifacts"]
-    if record.get("debug"):
-        row["debug"] = True
-    return row
-
-
-def _sweep_dir(job_dir: str | Path, job: Mapping[str, Any]) -> str | None:
-    """Where the job's sweep dir is now: the recorded absolute paths may predate a copy/rsync."""
-    sweep, output = job.get("sweep_dir"), job.get("output_dir")
-    if not sweep or not output:
-        return None
-    if isinstance(sweep, str) and isinstance(output, str) and _plain(sweep) and _plain(output):
-        if output == sweep:  # the common cases in string operations (pathlib would give the same)
-            return str(job_dir)
-        if output.startswith(sweep + "/"):
-            found = str(job_dir)
-            for _ in range(output.count("/") - sweep.count("/")):
-                found = os.path.dirname(found)
-            return found
-    job_dir = Path(job_dir)
-    try:
-        depth = len(Path(output).relative_to(sweep).parts)
-    except ValueError:
-        return sweep
-    return str(job_dir.parents[depth - 1]) if depth > 0 else str(job_dir)
-
-
-def _plain(path: str) -> bool:
-    """A POSIX path that pathlib would not normalise (no '//', '/./', trailing '/' or '.' parts)."""
-    return os.sep == "/" and "//" not in path and "/./" not in path and not path.endswith(("/", "/.")) \
-        and not path.startswith("./") and path != "."
 
 
 def load_runs(

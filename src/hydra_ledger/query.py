@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hydra_ledger import discover, slurm_status
-from hydra_ledger.index import HB, INTERNAL, JSON_TYPE, LAYOUT, REL, TIME_COLUMNS, RootIndex, concat, no_gc
+from hydra_ledger.index import HB, JSON_TYPE, LAYOUT, TIME_COLUMNS, RootIndex, concat, no_gc
 from hydra_ledger.record import STATUSES, RecordError, loads
 
 _NATIVE = {pa.bool_(): bool, pa.int64(): int, pa.float64(): float, pa.string(): str}
@@ -186,7 +186,8 @@ def refine(indexes: Sequence[RootIndex], table: pa.Table, statuses: list[Any]) -
 def column_order(table: pa.Table, keep: np.ndarray | None, layouts: list[list[str]],
                  states: dict[int, str], pending: list[dict]) -> list[str]:
     """The column order build_frame gives: base, then groups, each in first-seen order."""
-    from hydra_ledger.load import BASE_COLUMNS, _order_columns
+    from hydra_ledger.load import _order_columns
+    from hydra_ledger.rows import BASE_COLUMNS
 
     names: dict[str, None] = dict.fromkeys(BASE_COLUMNS)
     if table.num_rows:

@@ -192,9 +192,9 @@ def loads(data: bytes) -> Any:
         return json.loads(data)
 
 
-def parse_record(path: Path, data: bytes, schema: str = RUN_SCHEMA) -> dict[str, Any]:
+def parse_record(path: Path | str, data: bytes, schema: str = RUN_SCHEMA) -> dict[str, Any]:
     """Parse and validate a record's bytes; raise RecordError saying what is wrong and the fix."""
-    if not data.strip():
+    if not data or data.isspace():
         raise RecordError(path, "empty file (the disk was full, or the copy is incomplete?)", "skipped")
     try:
         record = loads(data)
@@ -225,19 +225,24 @@ def parse_record(path: Path, data: bytes, schema: str = RUN_SCHEMA) -> dict[str,
 # one skipped file, never a loader that fails on every run. (None is always allowed.)
 _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     **dict.fromkeys(("job", "launch", "config", "choices", "host", "slurm", "summary", "git", "error",
-                     "unresolved"), (dict,)),
-    **dict.fromkeys(("overrides", "hydra_overrides", "attempts", "tags", "missing"), (list,)),
+                     "unresolved", "inputs"), (dict,)),
+    **dict.fromkeys(("overrides", "hydra_overrides", "attempts", "tags", "missing", "artifacts"), (list,)),
     **dict.fromkeys(("run_id", "status", "started_at", "ended_at", "note"), (str,)),
     **dict.fromkeys(("duration_s", "heartbeat_s"), (int, float)),
 }
 _JSON_TYPE_NAMES = {dict: "an object", list: "a list", str: "a string", int: "a number", float: "a number",
                     bool: "a boolean"}
+# The same as exact types, None included: parsed JSON holds no subclasses, so one set lookup
+# per field checks it (this runs once per record on a cold load).
+_EXACT_TYPES = [(name, frozenset({*types, type(None)})) for name, types in _FIELD_TYPES.items()]
 
 
-def _check_shape(path: Path, record: dict[str, Any]) -> None:
-    for name, types in _FIELD_TYPES.items():
-        value = record.get(name)
-        if value is not None and (not isinstance(value, types) or isinstance(value, bool) and bool not in types):
+def _check_shape(path: Path | str, record: dict[str, Any]) -> None:
+    for name, exact in _EXACT_TYPES:
+        if type(record.get(name)) in exact:
+            continue
+        types, value = _FIELD_TYPES[name], record.get(name)
+        if not isinstance(value, types) or isinstance(value, bool) and bool not in types:
             raise RecordError(
                 path,
                 f"malformed record: field {name!r} is {_JSON_TYPE_NAMES.get(type(value), type(value).__name__)}, "

@@ -1,0 +1,92 @@
+"""One job's row: its record flattened into base columns and prefixed groups, as indexed and loaded."""
+from __future__ import annotations
+
+import os
+from collections.abc import Collection, Mapping
+from pathlib import Path
+from typing import Any
+
+from hydra_ledger.flatten import flatten
+from hydra_ledger.record import STATUSES
+from hydra_ledger.sidecars import annotate
+
+BASE_COLUMNS = ["run_id", "path", "sweep", "job_num", "status", "started_at", "ended_at", "duration_s", "overrides"]
+# Column groups after the base columns, in this order.
+GROUPS = ("cfg", "choice", "summary", "input", "git", "host", "slurm", "error")
+_GROUP_PREFIXES = tuple(f"{group}." for group in GROUPS)
+_STATUS_SET = frozenset(STATUSES)
+# Dotted column names made so far (see flatten): a row's keys are then shared strings, which
+# also makes telling rows of the same key layout apart cheap. Bounded by the columns seen.
+_NAMES: dict[str, dict[Any, str]] = {}
+_NAMES_MAX = 100_000
+
+
+def record_to_row(record: Mapping[str, Any], job_dir: str, ledger_names: Collection[str] | None = None) -> dict[str, Any]:
+    """One row as indexed: base columns, then ``cfg.``, ``choice.``, ``summary.`` ... prefixed groups.
+
+    ``job_dir``: absolute, a plain string (this runs once per record on a cold load, where
+    pathlib's parsing cost a third of it). A RUNNING status stays RUNNING here: it is derived
+    from the heartbeat at each load. ``ledger_names``: the file names in the run's
+    ``.ledger/`` if known (sidecars are read only if there).
+    """
+    job = record.get("job") or {}
+    status = record.get("status")
+    row: dict[str, Any] = {
+        "run_id": record.get("run_id"),
+        "path": job_dir,
+        "sweep": sweep_dir_of(job_dir, job),
+        "job_num": job.get("num"),
+        "status": status if status in _STATUS_SET else "DIED",
+        "started_at": record.get("started_at"),
+        "ended_at": record.get("ended_at"),
+        "duration_s": record.get("duration_s"),
+        "overrides": record.get("overrides") or [],
+    }
+    git = record.get("git") or {}
+    if "untracked" in git:  # the file list is in the record, not a column
+        git = {k: v for k, v in git.items() if k != "untracked"}
+    groups = (record.get("config"), record.get("choices"), record.get("summary"), record.get("inputs"), git,
+              record.get("host"), record.get("slurm"), record.get("error"))
+    if len(_NAMES) > _NAMES_MAX:  # a pathological number of distinct keys: start the memo afresh
+        _NAMES.clear()
+    for prefix, group in zip(_GROUP_PREFIXES, groups):
+        if group:  # an empty mapping means "nothing", except in a config
+            flatten(group, prefix, row, prefix == "cfg.", _NAMES)
+    tags, note = annotate(record, job_dir, ledger_names)  # launch values + `hydra-ledger tag/note` sidecars
+    if tags:
+        row["tags"] = tags
+    if note:
+        row["note"] = note
+    if "artifacts" in record:  # [{"path", "size", "hash", "mtime"}] of the files the job wrote
+        row["artifacts"] = record["artifacts"]
+    if record.get("debug"):
+        row["debug"] = True
+    return row
+
+
+def sweep_dir_of(job_dir: str | Path, job: Mapping[str, Any]) -> str | None:
+    """Where the job's sweep dir is now: the recorded absolute paths may predate a copy/rsync."""
+    sweep, output = job.get("sweep_dir"), job.get("output_dir")
+    if not sweep or not output:
+        return None
+    if isinstance(sweep, str) and isinstance(output, str) and os.sep == "/":
+        if output == sweep:  # the common cases in string operations (pathlib would give the same)
+            return str(job_dir)
+        below = output[len(sweep) + 1:] if output.startswith(sweep) and output[len(sweep):len(sweep) + 1] == "/" else ""
+        if below and _plain(below):
+            found = str(job_dir)
+            for _ in range(below.count("/") + 1):
+                found = os.path.dirname(found)
+            return found
+    job_dir = Path(job_dir)
+    try:
+        depth = len(Path(output).relative_to(sweep).parts)
+    except ValueError:
+        return sweep
+    return str(job_dir.parents[depth - 1]) if depth > 0 else str(job_dir)
+
+
+def _plain(path: str) -> bool:
+    """A relative POSIX path that pathlib would not normalise (no '//', '/./', '.' parts, trailing '/')."""
+    return "//" not in path and "/./" not in path and not path.endswith(("/", "/.")) \
+        and not path.startswith(("./", "/")) and path != "."
