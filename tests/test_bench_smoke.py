@@ -22,5 +22,5 @@ def test_bench_load_runs_at_a_small_size(tmp_path):
     assert lines[0].startswith("job dirs: 2000, repeats: 1")
     cases = {line.split()[0]: line.split() for line in lines[2:] if not line.startswith(" ") and ":" not in line}
     assert set(cases) == {"cold", "warm", "warm-narrow", "naive-csafe", "naive-safe", "new-jobs"}
-    assert [cases[c][4] for c in ("cold", "warm", "naive-csafe", "new-jobs")] == ["2000", "2000", "2000", "2100"]
+    assert [cases[c][5] for c in ("cold", "warm", "naive-csafe", "new-jobs")] == ["2000", "2000", "2000", "2100"]
     assert len(list(root.glob("sweep_*"))) == 20  # the jobs added for the new-jobs case are gone again
