@@ -158,3 +158,32 @@ def test_show_lists_inputs_and_artifacts_and_diff_names_the_changed_input(notebo
     assert main(["diff", str(job), str(other), "--format", "json"]) == 0
     diff = json.loads(capsys.readouterr().out)
     assert diff["inputs"]["changed"] == [{"key": "data.train.hash", "a": sha(b"a,b\n"), "b": "sha256:changed"}]
+
+
+CAPTURE_LAUNCHERS = {
+    "joblib": ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
+    "submitit_local": ["hydra/launcher=submitit_local", "hydra.launcher.timeout_min=5"],
+}
+
+
+@pytest.mark.parametrize("launcher", list(CAPTURE_LAUNCHERS))
+def test_output_capture_in_launcher_worker_processes(make_app, run_app, launcher):
+    """Jobs run in joblib's workers or under submitit's controller: each job's own output is
+    in its ``.ledger/`` logs, and still reaches where the launcher sends it."""
+    app = make_app("notebook_app")
+    proc = run_app(app, "-m", *CAPTURE_LAUNCHERS[launcher], "seed=0,1", "hydra.sweep.dir=sweep",
+                   "hydra.callbacks.ledger.capture_output=true", timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    sweep = app / "sweep"
+    for num in range(2):
+        ledger = sweep / str(num) / ".ledger"
+        assert (ledger / "stdout.log").read_text() == (
+            f"python print seed={num}\nc-level write to fd 1\nfrom a subprocess\n")
+        assert (ledger / "stderr.log").read_text() == "progress 3/3\n"
+    if launcher == "joblib":  # the workers write to the terminal the sweep was started from
+        delivered = proc.stdout
+    else:  # submitit_local: to each job's log files in .submitit/
+        delivered = "".join(p.read_text() for p in sorted((sweep / ".submitit").glob("*/*_log.out")))
+    for num in range(2):
+        assert f"python print seed={num}\n" in delivered
+    assert delivered.count("from a subprocess\n") == 2
