@@ -184,6 +184,23 @@ def test_only_changed(recorded):
     assert not {"cfg.kind", "cfg.fail_on", "git.commit", "sweep", "host.hostname"} & set(changed.columns)
 
 
+def test_only_changed_tells_values_apart_by_type_and_mappings_by_content():
+    frame = pd.DataFrame({
+        "int_and_float": pd.Series([1, 1.0], dtype=object),
+        "int_and_bool": pd.Series([1, True], dtype=object),
+        "text_and_missing": pd.Series(["a", None], dtype=object),
+        "same_lists": pd.Series([[1, 2.5], [1, 2.5]], dtype=object),
+        "lists_int_and_float": pd.Series([[1], [1.0]], dtype=object),
+        "same_mappings": pd.Series([{"a": 1, "b": [2]}, {"b": [2], "a": 1}], dtype=object),
+        "missing_alike": pd.Series([None, float("nan")], dtype=object),
+        "floats_nan": pd.Series([float("nan"), float("nan")]),
+        "ints_nullable": pd.Series([1, pd.NA], dtype="Int64"),
+        "same_text": pd.Series(["x", "x"], dtype=object),
+    })
+    assert list(hydra_ledger.only_changed(frame, keep=()).columns) == [
+        "int_and_float", "int_and_bool", "text_and_missing", "lists_int_and_float", "ints_nullable"]
+
+
 def test_status_filter(recorded):
     assert hydra_ledger.load_runs(recorded, status="FAILED")["job_num"].tolist() == [1]
     assert hydra_ledger.load_runs(recorded, status=["COMPLETED"])["job_num"].tolist() == [0, 2]

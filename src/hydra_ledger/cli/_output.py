@@ -100,7 +100,8 @@ def render(frame: pd.DataFrame, fmt: str, *, display: dict[str, Any] | None = No
         return out.getvalue()
     display = display or {}
     header = [str(c) for c in frame.columns]
-    rows = [[display.get(c, text)(v) for c, v in zip(frame.columns, row)] for row in frame.itertuples(index=False)]
+    columns = [_cells(frame.iloc[:, i], display.get(c, text)) for i, c in enumerate(frame.columns)]
+    rows = [list(row) for row in zip(*columns)] if columns else [[] for _ in range(len(frame))]
     numeric = [pd.api.types.is_numeric_dtype(frame[c].dtype) and not pd.api.types.is_bool_dtype(frame[c].dtype)
                for c in frame.columns]
     if fmt == "table":
@@ -110,6 +111,22 @@ def render(frame: pd.DataFrame, fmt: str, *, display: dict[str, Any] | None = No
     if fmt == "latex":
         return _latex(header, rows, numeric)
     raise ValueError(f"unknown format {fmt!r}; valid: table, csv, json, markdown, latex")
+
+
+def _cells(column: pd.Series, show: Any) -> list[str]:
+    """The texts of a column's cells, as ``show`` gives them; :func:`text` of a typed column in
+    one pass of its own (a 100k-run ``ls`` formats millions of cells)."""
+    if show is not text or column.dtype == object:
+        return [show(v) for v in column.tolist()]
+    if pd.api.types.is_bool_dtype(column.dtype):
+        return ["" if is_missing(v) else ("true" if v else "false") for v in column.tolist()]
+    if pd.api.types.is_float_dtype(column.dtype):
+        return ["" if v != v else f"{v:.6g}" for v in column.tolist()]  # NaN is the one value unequal to itself
+    if pd.api.types.is_integer_dtype(column.dtype):
+        return ["" if v is pd.NA else str(v) for v in column.tolist()]
+    if isinstance(column.dtype, pd.DatetimeTZDtype) and str(column.dtype.tz) == "UTC":
+        return column.dt.strftime("%Y-%m-%d %H:%M:%S").fillna("").tolist()
+    return [show(v) for v in column.tolist()]
 
 
 def _csv_cell(value: Any) -> Any:

@@ -181,7 +181,8 @@ def varying_config(frame: pd.DataFrame) -> list[str]:
     """The ``cfg.`` columns whose values differ across the rows (all of them for one row: none)."""
     from hydra_ledger.load import only_changed
 
-    return [c for c in only_changed(frame, keep=()).columns if str(c).startswith("cfg.")]
+    config = [c for c in frame.columns if str(c).startswith("cfg.")]
+    return list(only_changed(frame[config], keep=()).columns)
 
 
 def relative(path: Any) -> str:

@@ -69,9 +69,8 @@ def run(args: argparse.Namespace) -> int:
     columns = _columns(frame, args)
     shown = frame[columns]
     display = {"duration_s": duration}
-    if args.format == "table":
-        coloured = use_colour(sys.stdout)
-        display["status"] = lambda v: colour(text(v), text(v), coloured)
+    if args.format == "table" and use_colour(sys.stdout):
+        display["status"] = lambda v: colour(text(v), text(v), True)
     print(render(shown, args.format, display=display), end="")
     return 0
 
