@@ -175,6 +175,23 @@ def test_job_reaching_its_time_limit_is_timeout(sweep):
 
 
 @pytest.mark.slurm
+def test_job_killed_at_its_time_limit_is_died_then_timeout_by_sacct(sweep):
+    """No SIGUSR2 handled before the limit: submitit bypasses Slurm's SIGTERM, SIGKILL follows
+    KillWait later, and the record is left RUNNING; sacct's TIMEOUT is what the loader shows."""
+    run = sweep("hydra.launcher.timeout_min=1", "x=1", "sleep=300", "ignore_usr2=true")
+    job_id = run.wait("the job to run", lambda: (run.record(0) or {}).get("slurm", {}).get("job_id"))
+    run.wait("Slurm to end the job", lambda: sacct_state(job_id) == "TIMEOUT", timeout=120)
+    rec = run.record(0)
+    assert rec["status"] == "RUNNING"
+    assert "SIGTERM" in [s["signal"] for s in rec.get("signals", [])]
+    beat = run.dir / "0" / ".ledger" / "heartbeat"
+    run.wait("a stale heartbeat", lambda: time.time() - float(beat.read_text()) > 7, timeout=30)
+    frame = hydra_ledger.load_runs(run.dir)
+    assert frame["status"].tolist() == ["TIMEOUT"]
+    assert frame["slurm.state"].tolist() == ["TIMEOUT"]
+
+
+@pytest.mark.slurm
 def test_preempted_job_is_requeued_and_completes_with_two_attempts(sweep):
     # timeout_min > 10: submitit then tells a preemption from a time-out; 2 CPUs: the job holds the
     # whole node, so the urgent job preempts it and nothing else

@@ -20,6 +20,8 @@ def _attempt() -> int:
 @hydra.main(version_base=None, config_path=".", config_name="config")
 def main(cfg: DictConfig) -> dict:
     attempt = _attempt()
+    if cfg.ignore_usr2:  # no warning before the time limit: Slurm's SIGTERM, then SIGKILL, is all it gets
+        signal.signal(signal.SIGUSR2, signal.SIG_IGN)
     if attempt <= cfg.usr2_attempts:
         # what Slurm sends on preemption or before the time limit; submitit's handler decides
         os.kill(os.getpid(), signal.SIGUSR2)
