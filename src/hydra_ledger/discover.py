@@ -262,11 +262,10 @@ def read_sweep(root: str, rel: str) -> list[Any]:
     whether it can have PENDING jobs (None: read it to know); the record is read when needed."""
     path = SweepPaths(os.path.join(root, rel) if rel else root).record
     try:
-        with open(path, "rb") as f:
-            sig = signature(os.fstat(f.fileno()))
-            data = f.read()
+        stat, data = _read_file(str(path))
     except OSError as exc:
         return ["", None, str(RecordError(path, f"unreadable ({exc.strerror or exc})", "check its permissions"))]
+    sig = signature(stat)
     try:
         record = parse_record(path, data, SWEEP_SCHEMA)
     except RecordError as exc:

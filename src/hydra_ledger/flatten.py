@@ -28,7 +28,11 @@ def flatten(
     """
     if out is None:
         out = {}
-    known = None if names is None else names.setdefault(prefix, {})
+    known = None
+    if names is not None:
+        known = names.get(prefix)
+        if known is None:
+            known = names[prefix] = {}
     for key, item in value.items():
         if known is None:
             name = f"{prefix}{key}"
