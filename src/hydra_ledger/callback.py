@@ -296,7 +296,6 @@ class LedgerCallback(Callback):
                 write_atomic(paths.packages, _packages_json())
             except Exception as exc:  # noqa: BLE001 - one warning per job, shared with the record's
                 run._warn_once(f"cannot write {paths.packages}: {exc}")
-        run.save()
         runtime.activate(run)
         if self.capture_output:
             from hydra_ledger import output_capture

@@ -134,11 +134,14 @@ _previous_excepthook: Any = None
 
 
 def activate(run: ActiveRun) -> None:
-    """Make ``run`` the job of this process: start its heartbeat, arm the exit handlers."""
+    """Make ``run`` the job of this process: arm the exit handlers, write the first record, start
+    the heartbeat. The handlers come first: a signal that arrives as soon as the record is
+    visible (a ``scancel`` right after the job shows up) is still noted in it."""
     global _active
     _active = run
-    run.start_heartbeat()
     _install_exit_hooks()
+    run.save()
+    run.start_heartbeat()
 
 
 def deactivate(run: ActiveRun) -> None:
