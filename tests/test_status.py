@@ -2,14 +2,18 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
-from conftest import start_app
+from conftest import app_env, start_app
 
 import hydra_ledger
+from hydra_ledger.sweep_interrupt import STOPPED_MESSAGE, mark_lost_jobs
 
 LEDGER = "hydra/callbacks=ledger"
 
@@ -138,3 +142,52 @@ def test_sigterm_chains_the_apps_own_handler(app, ledger, monkeypatch):
         assert rec["status"] == "INTERRUPTED"
         assert rec["error"]["type"] == "SystemExit"
         assert [s["signal"] for s in rec["signals"]] == ["SIGTERM"]
+
+
+def test_ctrl_c_of_a_joblib_sweep_marks_the_killed_jobs_interrupted(app):
+    """Ctrl-C reaches the whole process group; joblib then SIGKILLs its workers, so the launching
+    process records the jobs they were running (Hydra 1.4 workers may record themselves first)."""
+    sweep = app / "sweep"
+    proc = subprocess.Popen(
+        [sys.executable, "app.py", "-m", LEDGER, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+         "hydra.sweep.dir=sweep", "x=1,2,3", "sleep=60"],
+        cwd=app, env=app_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,  # a process group of its own, as a terminal's foreground job has
+    )
+    try:
+        for num in (0, 1):
+            wait_for(sweep / str(num) / "started", proc)
+        os.killpg(proc.pid, signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+    assert proc.returncode == -signal.SIGINT, stderr
+    records = [record(sweep / str(num)) for num in (0, 1)]
+    assert [(r["status"], r["error"]["type"]) for r in records] == [("INTERRUPTED", "KeyboardInterrupt")] * 2
+    assert all(r["host"]["ppid"] == proc.pid for r in records)
+    assert not (sweep / "2").exists()
+    frame = hydra_ledger.load_runs(sweep).sort_values("job_num")
+    assert frame["status"].tolist() == ["INTERRUPTED", "INTERRUPTED"]
+
+
+def test_lost_jobs_are_marked_only_once_their_process_is_gone(app):
+    """A child still running keeps its RUNNING record; once SIGKILLed (a zombie not yet reaped
+    counts as gone) it is marked INTERRUPTED; a job of another parent is never touched."""
+    proc = start_app(app, LEDGER, "hydra.run.dir=out", "sleep=60")
+    try:
+        wait_for(app / "out" / "started", proc)
+        assert mark_lost_jobs(app, os.getppid(), wait_s=0) == []  # not the job's parent
+        assert mark_lost_jobs(app, os.getpid(), wait_s=0.3) == []  # alive
+        assert record(app / "out")["status"] == "RUNNING"
+        os.kill(proc.pid, signal.SIGKILL)
+        assert mark_lost_jobs(app, os.getpid(), wait_s=30) == [app / "out"]  # before it is reaped
+    finally:
+        proc.kill()
+        proc.communicate()
+    rec = record(app / "out")
+    assert (rec["status"], rec["error"]["message"], rec["attempts"][-1]["status"]) == (
+        "INTERRUPTED", STOPPED_MESSAGE, "INTERRUPTED")
+    assert rec["ended_at"] is not None and rec["duration_s"] > 0
+    assert hydra_ledger.load_runs(app / "out")["status"].tolist() == ["INTERRUPTED"]

@@ -25,7 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from hydra_plugins.hydra_ledger import DEFAULT_ENV_VARS, DEFAULT_REDACT_KEYS, LedgerConf
 
-from hydra_ledger import runtime, signals
+from hydra_ledger import runtime, signals, sweep_interrupt
 from hydra_ledger.capture.config import resolve_task_config
 from hydra_ledger.capture.environment import capture_host, installed_packages
 from hydra_ledger.capture.git import capture_git
@@ -194,10 +194,11 @@ class LedgerCallback(Callback):
         existing = read_record(paths.record, SWEEP_SCHEMA) if paths.record.exists() else None
         write_json_atomic(paths.record, resumed_sweep_record(existing, record, sweep_dir))
         link_sweep(hc, sweep_dir, os.getcwd())
+        sweep_interrupt.watch(self.sweep_dir)
 
     @_guarded
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        """Launching process, only when every job succeeded (Hydra skips it otherwise)."""
+        """Launching process, at the end of the sweep (Hydra 1.3 skips it when a job failed or the sweep stopped)."""
         if not self.enabled or self.sweep_id is None:
             return
         paths = SweepPaths(self.sweep_dir or Path(os.getcwd(), str(config.hydra.sweep.dir)))

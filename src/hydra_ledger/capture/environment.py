@@ -38,11 +38,11 @@ def _static_host() -> dict[str, Any]:
 
 
 def capture_host(env_patterns: Iterable[str], environ: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """Hostname, user, pid, platform, Python, CPUs and the allow-listed environment variables."""
+    """Hostname, user, pid and parent pid, platform, Python, CPUs and the allow-listed environment variables."""
     env = os.environ if environ is None else environ
     matches = _env_matcher(tuple(env_patterns))
     selected = {k: redact_url(v) for k, v in sorted(env.items()) if matches(k)}
-    return {**_static_host(), "pid": os.getpid(), "env": selected}
+    return {**_static_host(), "pid": os.getpid(), "ppid": os.getppid(), "env": selected}
 
 
 @functools.lru_cache(maxsize=8)
