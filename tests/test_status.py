@@ -174,15 +174,16 @@ def test_ctrl_c_of_a_joblib_sweep_marks_the_killed_jobs_interrupted(app):
 
 def test_lost_jobs_are_marked_only_once_their_process_is_gone(app):
     """A child still running keeps its RUNNING record; once SIGKILLed (a zombie not yet reaped
-    counts as gone) it is marked INTERRUPTED; a job of another parent is never touched."""
+    counts as gone) it is marked INTERRUPTED; a job of another parent or sweep is never touched."""
     proc = start_app(app, LEDGER, "hydra.run.dir=out", "sleep=60")
     try:
         wait_for(app / "out" / "started", proc)
-        assert mark_lost_jobs(app, os.getppid(), wait_s=0) == []  # not the job's parent
-        assert mark_lost_jobs(app, os.getpid(), wait_s=0.3) == []  # alive
+        assert mark_lost_jobs(app, None, os.getppid(), wait_s=0) == []  # not the job's parent
+        assert mark_lost_jobs(app, None, os.getpid(), wait_s=0.3) == []  # alive
         assert record(app / "out")["status"] == "RUNNING"
         os.kill(proc.pid, signal.SIGKILL)
-        assert mark_lost_jobs(app, os.getpid(), wait_s=30) == [app / "out"]  # before it is reaped
+        assert mark_lost_jobs(app, "another-sweep", os.getpid(), wait_s=0) == []
+        assert mark_lost_jobs(app, None, os.getpid(), wait_s=30) == [app / "out"]  # before it is reaped
     finally:
         proc.kill()
         proc.communicate()

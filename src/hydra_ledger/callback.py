@@ -194,7 +194,7 @@ class LedgerCallback(Callback):
         existing = read_record(paths.record, SWEEP_SCHEMA) if paths.record.exists() else None
         write_json_atomic(paths.record, resumed_sweep_record(existing, record, sweep_dir))
         link_sweep(hc, sweep_dir, os.getcwd())
-        sweep_interrupt.watch(self.sweep_dir)
+        sweep_interrupt.watch(self.sweep_dir, self.sweep_id)
 
     @_guarded
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:

@@ -24,19 +24,20 @@ log = logging.getLogger(__name__)
 STOPPED_MESSAGE = "the sweep was stopped with Ctrl-C; the launcher then killed this job's worker process"
 
 _sweep_dir: str | None = None
+_sweep_id: str | None = None
 _interrupted = False
 _hooks_installed = False
 _previous_excepthook: Any = None
 
 
-def watch(sweep_dir: str) -> None:
+def watch(sweep_dir: str, sweep_id: str) -> None:
     """Launching process, at the start of a sweep: arm the hooks that record its lost jobs.
 
     Nothing disarms them: Hydra 1.4 calls ``on_multirun_end`` after a Ctrl-C too, and a sweep
     that ended normally leaves no RUNNING job behind.
     """
-    global _sweep_dir, _interrupted, _hooks_installed, _previous_excepthook
-    _sweep_dir, _interrupted = sweep_dir, False
+    global _sweep_dir, _sweep_id, _interrupted, _hooks_installed, _previous_excepthook
+    _sweep_dir, _sweep_id, _interrupted = sweep_dir, sweep_id, False
     if not _hooks_installed:
         _hooks_installed = True
         _previous_excepthook = sys.excepthook
@@ -55,23 +56,26 @@ def _at_exit() -> None:
     if _sweep_dir is None or not _interrupted:
         return
     try:
-        mark_lost_jobs(Path(_sweep_dir), os.getpid())
+        mark_lost_jobs(Path(_sweep_dir), _sweep_id, os.getpid())
     except KeyboardInterrupt:  # a second Ctrl-C: the user wants out now
         pass
     except Exception as exc:  # noqa: BLE001 - never turn a Ctrl-C into a ledger traceback
         log.warning("hydra-ledger: could not mark the interrupted jobs of %s: %s", _sweep_dir, exc)
 
 
-def mark_lost_jobs(sweep_dir: Path, parent_pid: int, wait_s: float = 2.0) -> list[Path]:
-    """Mark INTERRUPTED the RUNNING jobs under ``sweep_dir`` run by a child of ``parent_pid`` on
-    this host that has gone (waiting up to ``wait_s`` for killed children to go); returns their dirs."""
+def mark_lost_jobs(sweep_dir: Path, sweep_id: str | None, parent_pid: int, wait_s: float = 2.0) -> list[Path]:
+    """Mark INTERRUPTED the RUNNING jobs of sweep ``sweep_id`` under ``sweep_dir`` run by a child of
+    ``parent_pid`` on this host that has gone (waiting up to ``wait_s`` for killed children to go);
+    returns their dirs. Jobs of earlier launches into the same dir are not this sweep's."""
     from hydra_ledger.runtime import ActiveRun
 
     hostname = socket.gethostname()
     lost: dict[Path, int] = {}
     for job_dir in _job_dirs(sweep_dir):
         record = _running_record(job_dir)
-        host = (record or {}).get("host") or {}
+        if record is None or (record.get("job") or {}).get("sweep_id") != sweep_id:
+            continue
+        host = record.get("host") or {}
         if host.get("hostname") == hostname and host.get("ppid") == parent_pid and isinstance(host.get("pid"), int):
             lost[job_dir] = host["pid"]
     deadline = time.monotonic() + wait_s
