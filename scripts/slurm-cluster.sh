@@ -23,8 +23,10 @@
 #
 # The cluster:
 #   partition "debug"  (default) PriorityTier=1, jobs there are preempted by REQUEUE
+#   partition "nograce"          as "debug" but GraceTime=0 (Slurm's default): a
+#                                preempted job is requeued at once
 #   partition "urgent"           PriorityTier=2, never preempted; a job there that
-#                                needs the CPUs of running "debug" jobs preempts them
+#                                needs the CPUs of running "debug"/"nograce" jobs preempts them
 #   Accounting through slurmdbd + MariaDB, because submitit polls `sacct` for job
 #   states: without it a job killed before writing its result (scancel, timeout)
 #   stays UNKNOWN to submitit and the launcher waits forever.
@@ -395,6 +397,7 @@ SlurmdTimeout=30
 
 NodeName=${host} NodeAddr=127.0.0.1 ${hw} RealMemory=${mem_mb} State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP PriorityTier=1 PreemptMode=REQUEUE GraceTime=${GRACETIME}
+PartitionName=nograce Nodes=ALL Default=NO MaxTime=INFINITE State=UP PriorityTier=1 PreemptMode=REQUEUE GraceTime=0
 PartitionName=urgent Nodes=ALL Default=NO MaxTime=INFINITE State=UP PriorityTier=2 PreemptMode=OFF
 EOF
 }

@@ -4,7 +4,9 @@ submitit installs ``SignalHandler.checkpoint_and_try_requeue`` for ``SIGUSR2`` (
 ``SUBMITIT_PREEMPT_SIGNAL``) before the task starts. When it fires, submitit decides
 "timed-out" or "preempted" (``has_timed_out()``: walltime >= min(0.8 * limit, limit - 10 min)),
 then either requeues the job and exits (``SystemExit``; Hydra's ``on_job_end`` never runs)
-or raises ``UncompletedJobError`` inside the task (Hydra reports FAILED). The wrapper here
+or raises ``UncompletedJobError`` inside the task (Hydra reports FAILED). When Slurm's own
+preemption requeue comes first (a partition with no GraceTime), submitit's ``scontrol requeue``
+fails inside the handler; the job is requeued all the same and recorded so. The wrapper here
 notes the case in the record, then calls the original handler unchanged and records how it
 ended. It never replaces submitit's behaviour.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import subprocess
 import threading
 from typing import Any
 
@@ -41,18 +44,17 @@ class _Usr2Wrapper:
         except SystemExit:
             # submitit requeued the job (scontrol requeue on Slurm, exit code 144 locally) and exits.
             if run is not None and entry is not None:
-                # PREEMPTED means "requeued, will start again", whatever the cause; the
-                # attempt keeps the cause (submitit requeues a time-out while retries are left).
-                with run._lock:
-                    entry["outcome"] = "requeued"
-                    attempts = run.record.get("attempts") or []
-                    if attempts:
-                        attempts[-1].update({"requeued": True, "ended_by": f"{entry['signal']}: {entry['case']}"})
-                run.finish("PREEMPTED")
+                _requeued(run, entry, "requeued")
             raise
         except BaseException as exc:
-            # Not requeued: submitit raises UncompletedJobError into the task; on_job_end records it.
-            if run is not None and entry is not None:
+            if run is None or entry is None:
+                raise
+            if type(exc).__name__ != UNCOMPLETED_ERROR and _requeued_by_slurm():
+                # Slurm's own preemption requeue came first (GraceTime 0 or short), so submitit's
+                # `scontrol requeue` failed; the job starts again all the same.
+                _requeued(run, entry, f"requeued by Slurm (submitit's own requeue failed: {exc})")
+            else:
+                # Not requeued: submitit raises UncompletedJobError into the task; on_job_end records it.
                 with run._lock:
                     entry["outcome"] = f"not requeued: {exc}"
                     run.save()
@@ -62,6 +64,34 @@ class _Usr2Wrapper:
                 with run._lock:
                     entry["outcome"] = "ignored"
                     run.save()
+
+
+def _requeued(run: Any, entry: dict[str, Any], outcome: str) -> None:
+    """PREEMPTED means "requeued, will start again", whatever the cause; the attempt keeps the
+    cause (submitit requeues a time-out while retries are left)."""
+    with run._lock:
+        entry["outcome"] = outcome
+        attempts = run.record.get("attempts") or []
+        if attempts:
+            attempts[-1].update({"requeued": True, "ended_by": f"{entry['signal']}: {entry['case']}"})
+    run.finish("PREEMPTED")
+
+
+def _requeued_by_slurm(timeout_s: float = 5.0) -> bool:
+    """Whether Slurm has already requeued this job: it is pending again, or restarted since it began."""
+    job_id = os.environ.get("SLURM_JOB_ID")
+    if not job_id:
+        return False
+    try:
+        out = subprocess.run(["scontrol", "show", "job", "--oneliner", job_id], capture_output=True, text=True,
+                             timeout=timeout_s, check=False).stdout
+    except (OSError, subprocess.SubprocessError):
+        return False
+    fields = dict(item.split("=", 1) for item in out.split() if "=" in item)
+    restarts = fields.get("Restarts", "")
+    if restarts.isdigit() and int(restarts) > int(os.environ.get("SLURM_RESTART_COUNT") or 0):
+        return True
+    return fields.get("JobState") in ("PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED")
 
 
 def _case(handler: Any) -> str:
