@@ -111,6 +111,11 @@ def test_sweep_with_failing_job(app, run_app, launcher):
     assert error["traceback"].startswith("Traceback (most recent call last):\n")
     assert 'raise ValueError(f"x={cfg.x} is bad")' in error["traceback"]
     assert error["traceback"].endswith("ValueError: x=2 is bad\n")
+    # joblib pickles the task by value and names its file '<dynamic-code>' (cloudpickle >= 3.1.3)
+    script = str((app / "app.py").resolve())
+    assert f'File "{script}", line ' in error["traceback"]
+    assert "<dynamic-code>" not in error["traceback"]
+    assert {r["launch"]["script"] for r in records} == {script}
     assert [r["summary"] for r in records] == [{"value": 2}, {}, {"value": 6}]
 
     frame = hydra_ledger.load_runs(app / "sweep").sort_values("job_num")  # joblib: any start order

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import inspect
 import logging
 import os
 import socket
@@ -47,6 +46,7 @@ from hydra_ledger.record import (
     write_json_atomic,
 )
 from hydra_ledger.redact import Redactor
+from hydra_ledger.source_files import defining_file
 from hydra_ledger.sweep_jobs import basic_sweep_jobs, redact_jobs
 from hydra_ledger.untracked import save_untracked
 
@@ -423,26 +423,19 @@ def _is_within(path: str, parent: str) -> bool:
 
 
 def _script_dir(task_function: Any) -> str | None:
-    try:
-        return os.path.dirname(inspect.getfile(task_function)) if task_function is not None else None
-    except (TypeError, OSError):
-        return None
+    script = defining_file(task_function)
+    return os.path.dirname(script) if script else None
 
 
 def _launch_info(hc: DictConfig, task_function: Any, redactor: Redactor) -> dict[str, Any]:
     """What a rerun needs: the command line, cwd, interpreter and the app's entry point."""
     main = sys.modules.get("__main__")
     spec = getattr(main, "__spec__", None)
-    script = None
-    try:
-        script = inspect.getfile(task_function) if task_function is not None else None
-    except (TypeError, OSError):
-        pass
     return {
         "argv": redactor.overrides(sys.argv),
         "cwd": str(hc.runtime.cwd),
         "python": sys.executable,
-        "script": script,
+        "script": defining_file(task_function),
         "module": getattr(spec, "name", None) if spec is not None and spec.name != "__main__" else None,
         "function": getattr(task_function, "__qualname__", None),
         "config_dir": _primary_config_dir(hc),

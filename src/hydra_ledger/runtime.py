@@ -15,7 +15,6 @@ import signal
 import sys
 import threading
 import time
-import traceback
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from typing import Any
 from hydra_ledger.changes import mark_changed
 from hydra_ledger.flatten import flatten
 from hydra_ledger.record import FINAL_STATUSES, RunPaths, append_line, write_atomic, write_json_atomic
+from hydra_ledger.source_files import format_exception
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ def error_info(exc: BaseException) -> dict[str, str]:
     return {
         "type": type(exc).__name__,
         "message": message,
-        "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+        "traceback": format_exception(exc),
     }
 
 
