@@ -56,10 +56,10 @@ def _pickled_code_source(exc: BaseException) -> str | None:
     """The one real file of the pickled code in ``exc``'s traceback (and its chain), if one."""
     found: set[str] = set()
     seen: set[int] = set()
-    pending: list[BaseException | None] = [exc]
+    pending: list[Any] = [exc]
     while pending:
         current = pending.pop()
-        if current is None or id(current) in seen:
+        if not isinstance(current, BaseException) or id(current) in seen:
             continue
         seen.add(id(current))
         tb: TracebackType | None = current.__traceback__
@@ -69,12 +69,13 @@ def _pickled_code_source(exc: BaseException) -> str | None:
                 if real is not None:
                     found.add(real)
             tb = tb.tb_next
-        pending += [current.__cause__, current.__context__, *getattr(current, "exceptions", ())]
+        group = getattr(current, "exceptions", None)  # an ExceptionGroup's members
+        pending += [current.__cause__, current.__context__, *(group if isinstance(group, tuple) else ())]
     return found.pop() if len(found) == 1 else None
 
 
 def _globals_file(namespace: Any) -> str | None:
     path = namespace.get("__file__") if isinstance(namespace, dict) else None
-    if isinstance(path, str) and path.endswith(".py") and os.path.isfile(path):
+    if isinstance(path, str) and os.path.isfile(path):  # a script may have no .py suffix
         return os.path.abspath(path)
     return None
