@@ -15,6 +15,7 @@ import pandas as pd
 from hydra_ledger.discover import SKIP_DIRS
 from hydra_ledger.record import LEDGER_DIR, STATUSES, RecordError, RunPaths, read_heartbeat, read_record
 from hydra_ledger.rows import BASE_COLUMNS, GROUPS
+from hydra_ledger.signals import gave_up_at_time_out
 
 Errors = Literal["warn", "raise", "ignore"]
 
@@ -94,7 +95,18 @@ def derive_status(record: Mapping[str, Any], job_dir: str | Path, now: float, st
     if beat is None:
         beat = _epoch(record.get("started_at"))
     limit = stale_after if stale_after is not None else stale_after_s(float(record.get("heartbeat_s") or 10.0))
-    return "DIED" if beat is None or now - beat > limit else "RUNNING"
+    return _died_or_timeout(record, job_dir) if beat is None or now - beat > limit else "RUNNING"
+
+
+def _died_or_timeout(record: Mapping[str, Any], job_dir: str | Path) -> str:
+    """DIED, or TIMEOUT when submitit had given up on the job at its time-out signal and Slurm
+    ended it at its limit without the task hearing of it (see :func:`signals.gave_up_at_time_out`)."""
+    if "signals" not in record:  # a row from the index: the record tells (read for dead jobs only)
+        try:
+            record = read_record(RunPaths(job_dir).record)
+        except RecordError:
+            return "DIED"
+    return "TIMEOUT" if gave_up_at_time_out(record) else "DIED"
 
 
 def _epoch(iso: Any) -> float | None:

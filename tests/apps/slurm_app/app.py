@@ -28,7 +28,14 @@ def main(cfg: DictConfig) -> dict:
         time.sleep(30)
     if attempt == 1 and cfg.sleep_first:
         time.sleep(cfg.sleep_first)
-    if cfg.sleep:
+    if cfg.sleep and cfg.catch_errors:  # a loop that catches every Exception, submitit's time-out error too
+        deadline = time.monotonic() + cfg.sleep
+        while time.monotonic() < deadline:
+            try:
+                time.sleep(1)
+            except Exception:
+                pass
+    elif cfg.sleep:
         time.sleep(cfg.sleep)
     if cfg.fail or cfg.x == cfg.fail_x:
         raise ValueError(f"requested failure for x={cfg.x}")
