@@ -329,6 +329,25 @@ write_slurm_conf() {
   # Offer all memory but 1 GiB, so jobs do not starve the daemons and MariaDB.
   mem_mb=$(awk '/^MemTotal:/ { m = int($2 / 1024) - 1024; print (m > 512 ? m : 512) }' /proc/meminfo)
 
+  # submitit makes a job's log folder (.submitit/<job id>/) only once sbatch has returned, and
+  # Slurm 22.05 fails a batch job whose stdout folder is missing ("Could not open stdout file",
+  # hydra-ecosystem/hydra#2100). On this idle node a job can start within 40 ms of its
+  # submission, before the folder is there: the prolog waits for it (10 s at most, never failing,
+  # as a failing prolog would drain the node). A path with spaces is not waited for.
+  write_if_changed "$CONF_DIR/prolog-wait-for-stdout-dir.sh" 0755 <<'EOF'
+#!/bin/sh
+PATH=/usr/bin:/bin:/usr/sbin:/sbin
+out=$(scontrol show job "$SLURM_JOB_ID" --oneliner 2>/dev/null | tr ' ' '\n' | sed -n 's/^StdOut=//p')
+[ -n "$out" ] || exit 0
+dir=$(dirname "$out")
+i=0
+while [ ! -d "$dir" ] && [ "$i" -lt 100 ]; do
+  sleep 0.1
+  i=$((i + 1))
+done
+exit 0
+EOF
+  local prolog_changed=$FILE_CHANGED
   write_if_changed "$CONF_DIR/slurm.conf" 0644 <<EOF
 # One-node test cluster. Written by scripts/slurm-cluster.sh; edits are
 # overwritten on the next start.
@@ -355,6 +374,9 @@ AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=localhost
 AccountingStoragePort=${SLURMDBD_PORT}
 JobCompType=jobcomp/none
+
+# Waits for the job's stdout folder (see above).
+Prolog=${CONF_DIR}/prolog-wait-for-stdout-dir.sh
 
 SchedulerType=sched/backfill
 # Start the next job (e.g. the next array task) as soon as one ends, instead of
@@ -400,6 +422,7 @@ PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP PriorityTier
 PartitionName=nograce Nodes=ALL Default=NO MaxTime=INFINITE State=UP PriorityTier=1 PreemptMode=REQUEUE GraceTime=0
 PartitionName=urgent Nodes=ALL Default=NO MaxTime=INFINITE State=UP PriorityTier=2 PreemptMode=OFF
 EOF
+  [ "$prolog_changed" = 0 ] || FILE_CHANGED=1
 }
 
 start_slurm() {
