@@ -65,8 +65,8 @@ def cli_env(repo: Path, **extra: str) -> dict[str, str]:
 def cli(repo: Path, *argv: str, **env: str) -> tuple[int, str, str]:
     """Run ``hydra-ledger ARGV`` as its own process in ``repo``."""
     proc = subprocess.run([sys.executable, "-m", "hydra_ledger", *argv], cwd=repo, env=cli_env(repo, **env),
-                          capture_output=True, text=True, timeout=120)
-    return proc.returncode, proc.stdout, proc.stderr
+                          capture_output=True, timeout=120)  # bytes: text mode would turn each \r into \n
+    return proc.returncode, proc.stdout.decode(), proc.stderr.decode()
 
 
 def run_id(repo: Path, name: str) -> str:
@@ -120,3 +120,81 @@ def test_a_tag_waits_for_the_lock_then_fails_naming_it(runs):
     assert waited >= 1.0
     assert not (lock.parent / "tags.json").exists()
     assert cli(runs, "tag", "outputs/one", "best") == (0, f"{run_id(runs, 'one')}: tags best\n", "")
+
+
+# -- control characters in what the commands print ---------------------------------------------
+
+def _clean(out: str) -> str:
+    assert raw_controls(out) == [], out
+    return out
+
+
+def test_ls_table_and_markdown_escape_control_characters(runs):
+    for fmt in ("table", "markdown"):
+        code, out, err = cli(runs, "ls", "outputs/one", "outputs/two", "--format", fmt, "--columns", "cfg.evil")
+        assert (code, err) == (0, "")
+        assert EVIL_SHOWN in _clean(out)
+    code, out, _ = cli(runs, "ls", "outputs/one", "outputs/two")  # the default columns: evil varies
+    assert EVIL_SHOWN in _clean(out)
+
+
+def test_ls_json_and_csv_keep_the_exact_values_unbroken(runs):
+    code, out, err = cli(runs, "ls", "outputs/one", "--format", "json", "--columns", "cfg.evil")
+    assert (code, err) == (0, "")
+    assert json.loads(_clean(out)) == [{"run_id": run_id(runs, "one"), "cfg.evil": EVIL}]  # \u escapes in JSON
+    code, out, err = cli(runs, "ls", "outputs/one", "outputs/two", "--format", "csv", "--columns", "cfg.evil",
+                         "--sort", "cfg.seed")
+    assert (code, err) == (0, "")
+    # CSV has no escapes: the exact value, quoted so that its carriage return cannot end the row
+    assert list(csv.reader(io.StringIO(out, newline=""))) == [
+        ["run_id", "cfg.evil"], [run_id(runs, "one"), EVIL], [run_id(runs, "two"), "plain"]]
+    assert out.count("\n") == 3
+
+
+def test_tags_and_notes_are_escaped_where_people_read_them(runs):
+    one = run_id(runs, "one")
+    code, out, err = cli(runs, "tag", "outputs/one", EVIL_TAG)
+    assert (code, err) == (0, "")
+    assert _clean(out) == f"{one}: tags {EVIL_TAG_SHOWN}\n"
+    code, out, err = cli(runs, "note", "outputs/one", EVIL)
+    assert (code, err) == (0, "")
+    code, out, _ = cli(runs, "ls", "outputs/one", "--columns", "tags", "note")
+    assert EVIL_TAG_SHOWN in _clean(out)
+    assert EVIL_SHOWN in out
+    code, out, _ = cli(runs, "show", "outputs/one")
+    assert code == 0
+    assert f"tags:         {EVIL_TAG_SHOWN}" in _clean(out)
+    assert f"note:         {EVIL_SHOWN}" in out
+    code, out, _ = cli(runs, "log", "outputs")
+    assert code == 0
+    assert EVIL_TAG_SHOWN in _clean(out)
+    assert EVIL_SHOWN in out
+    code, out, _ = cli(runs, "untag", "outputs/one", EVIL_TAG)
+    assert _clean(out) == f"{one}: tags (none)\n"
+
+
+def test_diff_escapes_control_characters(runs):
+    code, out, err = cli(runs, "diff", "outputs/one", "outputs/two")
+    assert (code, err) == (0, "")
+    assert f"  ~ evil: {EVIL_SHOWN} -> plain" in _clean(out).splitlines()
+    code, out, _ = cli(runs, "diff", "outputs/one", "outputs/two", "--format", "json")
+    assert json.loads(_clean(out))["config"]["changed"][1] == {"key": "evil", "a": EVIL, "b": "plain"}
+
+
+def test_status_escapes_an_error_message(runs):
+    code, out, err = cli(runs, "status", "outputs")
+    assert (code, err) == (0, "")
+    assert f"  FAILED  outputs/bad  ValueError: {EVIL_SHOWN}" in _clean(out).splitlines()
+    code, out, _ = cli(runs, "status", "outputs", "--format", "json")
+    assert json.loads(_clean(out))[0]["problems"][0]["error"] == f"ValueError: {EVIL}"
+
+
+def test_error_text_is_escaped(runs):
+    code, out, err = cli(runs, "ls", "no\x1b[2Jpe")
+    assert (code, out, err) == (1, "", "hydra-ledger: no such file or directory: no\\x1b[2Jpe\n")
+    code, out, err = cli(runs, "show", EVIL)
+    assert (code, out) == (1, "")
+    assert _clean(err).startswith("hydra-ledger: ")
+    code, out, err = cli(runs, "tag", "outputs/one", "a,\x1b[2J")
+    assert (code, out) == (1, "")
+    assert _clean(err) == "hydra-ledger: invalid tag 'a,\\x1b[2J': tags are non-empty and contain no comma\n"

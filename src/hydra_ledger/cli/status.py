@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -11,7 +10,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hydra_ledger.cli._output import FORMATS, add_format_option, colour, duration, plain, render, use_colour
+from hydra_ledger.cli._output import (FORMATS, add_format_option, colour, dumps_json, duration, plain, printable, render,
+                                      use_colour)
 from hydra_ledger.cli._runs import load_frame, relative
 from hydra_ledger.record import PROBLEM_STATUSES, STATUSES
 
@@ -78,7 +78,8 @@ def sweeps(frame: pd.DataFrame, now: float) -> list[dict[str, Any]]:
                                          "age_s": None if age is None else round(age, 1)})
             else:
                 message, error_type = plain(message), plain(error_type)
-                first = str(message).strip().splitlines()[0] if message and str(message).strip() else ""
+                # the first line: split at newlines only (splitlines also splits at \r, \x1c, \x85 ...)
+                first = str(message).strip().split("\n")[0].rstrip() if message and str(message).strip() else ""
                 entry["problems"].append({
                     "path": relative(path), "run_id": run_id, "status": status,
                     "error": f"{error_type}: {first}" if error_type else first or _no_error(status),
@@ -100,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
                        show_progress=args.format != "json")
     entries = sweeps(frame, time.time())
     if args.format == "json":
-        print(json.dumps(entries, indent=1, ensure_ascii=False))
+        print(dumps_json(entries, indent=1))
         return 0
     present = [s for s in STATUSES if any(s in e["counts"] for e in entries)]
     table = pd.DataFrame(
@@ -118,9 +119,10 @@ def run(args: argparse.Namespace) -> int:
         head = entry["sweep"]
         if entry["running"]:
             head += f": running, {entry['finished']}/{entry['total']} finished"
-        print(colour(head, "bold", coloured))
+        print(colour(printable(head), "bold", coloured))
         for job in entry["running"]:
-            print(f"  {colour('RUNNING', 'RUNNING', coloured)}  {job['path']}  for {duration(job['age_s'])}")
+            print(f"  {colour('RUNNING', 'RUNNING', coloured)}  {printable(job['path'])}  for {duration(job['age_s'])}")
         for job in entry["problems"]:
-            print(f"  {colour(job['status'], job['status'], coloured)}  {job['path']}  {job['error']}")
+            print(f"  {colour(job['status'], job['status'], coloured)}  {printable(job['path'])}  "
+                  f"{printable(job['error'])}")
     return 0
