@@ -198,3 +198,45 @@ def test_error_text_is_escaped(runs):
     code, out, err = cli(runs, "tag", "outputs/one", "a,\x1b[2J")
     assert (code, out) == (1, "")
     assert _clean(err) == "hydra-ledger: invalid tag 'a,\\x1b[2J': tags are non-empty and contain no comma\n"
+
+
+# -- a sweep whose launcher was SIGKILLed ---------------------------------------------------------
+
+def test_status_and_log_count_the_jobs_a_killed_launcher_never_started(runs):
+    marker = runs / "stopped"
+    proc = start_app(runs, "-m", "seed=0,1,2,3", "hydra.sweep.dir=multirun/killed",
+                     env={"HOSTILE_STOP_AT_JOB": "2", "HOSTILE_MARKER": str(marker)})
+    try:
+        deadline = time.monotonic() + 120
+        while not marker.exists():
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)  # the basic launcher: jobs 0 and 1 done, 2 and 3 never started
+        proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == -signal.SIGKILL
+    sweep = runs / "multirun" / "killed"
+    assert sorted(p.parent.parent.name for p in sweep.glob("*/.ledger/run.json")) == ["0", "1"]
+
+    code, out, err = cli(runs, "status", "multirun")
+    assert (code, err) == (0, "")
+    assert out.splitlines() == [
+        "sweep            total  COMPLETED  MISSING",
+        "---------------  -----  ---------  -------",
+        "multirun/killed      4          2        2",
+        "",
+        "multirun/killed",
+        "  MISSING  jobs 2, 3 never started and never will (the sweep's launcher is gone): "
+        "hydra-ledger resume multirun/killed",
+    ]
+    code, out, err = cli(runs, "status", "multirun", "--format", "json")
+    entry = json.loads(out)[0]
+    assert (entry["total"], entry["counts"], entry["finished"]) == (4, {"COMPLETED": 2, "MISSING": 2}, 2)
+    assert entry["missing"] == [{"num": 2, "overrides": ["seed=2"]}, {"num": 3, "overrides": ["seed=3"]}]
+
+    code, out, err = cli(runs, "log", "multirun")
+    assert (code, err) == (0, "")
+    assert "  jobs:     4: 2 COMPLETED, 2 MISSING" in out.splitlines()
