@@ -46,6 +46,8 @@ class Entry:
     tags: list[str] = field(default_factory=list)
     jobs: list[Job] = field(default_factory=list)
     pending: int = 0
+    missing: int = 0  # listed jobs that never started and never will (hydra_ledger.sweep_jobs.missing_jobs)
+    job_list: Any = None  # ``jobs`` of the sweep's record
     overrides: list[str] = field(default_factory=list)
     conclusions: list[dict[str, Any]] = field(default_factory=list)
     debug: bool = False
@@ -60,6 +62,8 @@ class Entry:
         counts = Counter(job.status for job in self.jobs)
         if self.pending:
             counts["PENDING"] += self.pending
+        if self.missing:
+            counts["MISSING"] += self.missing
         return counts
 
     @property
@@ -113,6 +117,7 @@ def collect(roots: Sequence[str | os.PathLike[str]], include_debug: bool = False
     from hydra_ledger import sidecars, slurm_status
     from hydra_ledger.load import derive_status, read_records
     from hydra_ledger.rows import sweep_dir_of
+    from hydra_ledger.sweep_jobs import missing_jobs
 
     import time
 
@@ -148,10 +153,16 @@ def collect(roots: Sequence[str | os.PathLike[str]], include_debug: bool = False
             entry.started_at = started
     rows = [{"sweep": str(e.path), "job_num": (j.record.get("job") or {}).get("num")}
             for e in sweeps.values() for j in e.jobs]
-    for row in slurm_status.pending_rows(rows, roots):
+    pending = slurm_status.pending_rows(rows, roots)
+    seen: dict[str, set[Any]] = {}  # per sweep: the nums of its recorded and its PENDING jobs
+    for row in [*rows, *pending]:
+        seen.setdefault(os.path.realpath(row["sweep"]), set()).add(row["job_num"])
+    for row in pending:
         entry = sweeps.get(os.path.realpath(row["sweep"]))
         if entry is not None:
             entry.pending += 1
+    for key, entry in sweeps.items():
+        entry.missing = len(missing_jobs(entry.job_list, seen.get(key, set())))
     for entry in sweeps.values():
         entry.jobs.sort(key=lambda j: ((j.record.get("job") or {}).get("num") is None,
                                        (j.record.get("job") or {}).get("num") or 0))
@@ -180,6 +191,7 @@ def _sweep_entry(sweep_dir: Path, first_job: dict[str, Any]) -> Entry:
         overrides=list(sweep.get("overrides") or []),
         conclusions=read_conclusions(sweep_paths.conclusions),
         debug=bool(sweep.get("debug")),
+        job_list=sweep.get("jobs"),
     )
 
 
@@ -400,7 +412,7 @@ def facts(entry: Entry, best: tuple[str, Literal["min", "max"]] | None) -> dict[
 def _status_order(item: tuple[str, int]) -> tuple[int, str]:
     from hydra_ledger.record import STATUSES
 
-    order = ("COMPLETED", "RUNNING", "PENDING", *STATUSES)
+    order = ("COMPLETED", "RUNNING", "PENDING", *STATUSES, "MISSING")
     return (order.index(item[0]) if item[0] in order else len(order), item[0])
 
 

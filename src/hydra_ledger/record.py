@@ -44,6 +44,7 @@ class RunPaths:
     # Sidecars written by `hydra-ledger tag/untag/note`, never by the job (which rewrites run.json).
     TAGS = "tags.json"
     NOTES = "notes.jsonl"
+    SIDECAR_LOCK = "sidecars.lock"  # flock'ed while tags.json or notes.jsonl is edited (hydra_ledger.sidecars)
     # `hydra-ledger conclude` (append-only) and the job's captured output (capture_output=true).
     CONCLUSIONS = "conclusions.jsonl"
     STDOUT = "stdout.log"
@@ -86,6 +87,10 @@ class RunPaths:
     @property
     def notes(self) -> Path:
         return self.ledger_dir / self.NOTES
+
+    @property
+    def sidecar_lock(self) -> Path:
+        return self.ledger_dir / self.SIDECAR_LOCK
 
     @property
     def conclusions(self) -> Path:

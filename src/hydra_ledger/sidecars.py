@@ -4,16 +4,64 @@ A running job rewrites ``run.json`` at every summary update, so annotations neve
 it: tags live in ``tags.json`` (replaced atomically) and notes in ``notes.jsonl``
 (append-only). Tags given at launch (``hydra.callbacks.ledger.tags``) stay in the record;
 ``tags.json`` holds what was added and removed since, so a launch tag can be untagged too.
+
+Every edit holds an exclusive ``flock`` on ``.ledger/sidecars.lock``: 20 ``hydra-ledger tag``
+run at once each read-modify-replace ``tags.json``, and without the lock about half of the
+tags were lost. Readers take no lock (they see the old or the new file, never half of one).
+The lock is released by the kernel when its process ends, so a killed command leaves none.
 """
 from __future__ import annotations
 
 import datetime as _dt
+import fcntl
 import json
-from collections.abc import Collection, Iterable, Mapping
+import os
+import time
+from collections.abc import Collection, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from hydra_ledger.changes import mark_changed
 from hydra_ledger.record import RunPaths, append_line, write_json_atomic
+
+
+LOCK_TIMEOUT_S = 30.0  # $HYDRA_LEDGER_LOCK_TIMEOUT_S overrides it
+
+
+class SidecarLockError(OSError):
+    """The run's sidecar lock stayed taken: the message names the lock file and what to do."""
+
+
+@contextmanager
+def locked(paths: RunPaths, timeout_s: float | None = None) -> Iterator[None]:
+    """Hold the run's sidecar lock (``flock`` on ``.ledger/sidecars.lock``) while editing its sidecars.
+
+    Waits up to ``timeout_s`` (default: ``$HYDRA_LEDGER_LOCK_TIMEOUT_S`` or 30 s), then raises
+    :class:`SidecarLockError`. Works on NFS too (Linux maps ``flock`` to NFS byte-range locks).
+    """
+    if timeout_s is None:
+        try:
+            timeout_s = float(os.environ.get("HYDRA_LEDGER_LOCK_TIMEOUT_S") or LOCK_TIMEOUT_S)
+        except ValueError:
+            timeout_s = LOCK_TIMEOUT_S
+    lock = paths.sidecar_lock
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise SidecarLockError(
+                        f"hydra-ledger: cannot lock {lock}: another 'hydra-ledger tag', 'untag' or 'note' on this "
+                        f"run held it for {timeout_s:g} s; try again once it is done (the lock is released when "
+                        "its process ends)") from None
+                time.sleep(0.01)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def _read_tag_edits(paths: RunPaths) -> dict[str, list[str]]:
@@ -46,14 +94,16 @@ def remove_tags(paths: RunPaths, tags: Iterable[str]) -> None:
 
 
 def _edit_tags(paths: RunPaths, tags: Iterable[str], *, into: str, out_of: str) -> None:
-    """Move ``tags`` to the ``into`` list of tags.json (out of the other), atomically."""
-    edits = _read_tag_edits(paths)
-    for tag in tags:
-        if tag in edits[out_of]:
-            edits[out_of].remove(tag)
-        if tag not in edits[into]:
-            edits[into].append(tag)
-    write_json_atomic(paths.tags, edits)
+    """Move ``tags`` to the ``into`` list of tags.json (out of the other): read and replaced
+    under the run's lock, so that concurrent edits all survive."""
+    with locked(paths):
+        edits = _read_tag_edits(paths)
+        for tag in tags:
+            if tag in edits[out_of]:
+                edits[out_of].remove(tag)
+            if tag not in edits[into]:
+                edits[into].append(tag)
+        write_json_atomic(paths.tags, edits)
     mark_changed(paths.job_dir)
 
 
@@ -75,16 +125,20 @@ def read_notes(paths: RunPaths) -> list[dict[str, Any]]:
 
 
 def add_note(paths: RunPaths, text: str) -> None:
+    """Append a note line. One ``write`` on an O_APPEND file is atomic on a local disk, but
+    not on NFS, where O_APPEND is emulated by the client: the lock serialises appends there."""
     stamp = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    append_line(paths.notes, {"time": stamp, "text": text})
+    with locked(paths):
+        append_line(paths.notes, {"time": stamp, "text": text})
     mark_changed(paths.job_dir)
 
 
 def clear_notes(paths: RunPaths) -> None:
-    try:
-        paths.notes.unlink()
-    except FileNotFoundError:
-        pass
+    with locked(paths):  # not between another command's append and its end
+        try:
+            paths.notes.unlink()
+        except FileNotFoundError:
+            pass
     mark_changed(paths.job_dir)
 
 

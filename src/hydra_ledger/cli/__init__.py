@@ -20,6 +20,21 @@ class CommandError(Exception):
     """A user-facing failure: printed as ``hydra-ledger: <message>`` on stderr, exit 1."""
 
 
+class _PrintableFormatter(logging.Formatter):
+    """Warnings name paths and quote recorded values: their control characters escaped."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        from hydra_ledger.cli._output import printable_lines
+
+        return printable_lines(super().format(record))
+
+
+def _error(message: str) -> None:
+    from hydra_ledger.cli._output import printable_lines
+
+    print(printable_lines(message), file=sys.stderr)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hydra-ledger",
@@ -45,14 +60,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return USAGE_ERROR
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")  # messages name hydra-ledger
+    handler = logging.StreamHandler()
+    handler.setFormatter(_PrintableFormatter("%(message)s"))  # messages name hydra-ledger
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])
     from hydra_ledger.record import RecordError
 
     try:
         return int(args.func(args) or 0)
     except (CommandError, RecordError) as exc:
         message = str(exc)
-        print(message if message.startswith("hydra-ledger") else f"hydra-ledger: {message}", file=sys.stderr)
+        _error(message if message.startswith("hydra-ledger") else f"hydra-ledger: {message}")
         return 1
     except BrokenPipeError:  # `hydra-ledger ls | head`
         return 0
@@ -61,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not message.startswith("hydra-ledger"):
             where = f" {exc.filename}" if exc.filename else ""
             message = f"hydra-ledger: {exc.strerror or exc}:{where} (check the path and its permissions)"
-        print(message, file=sys.stderr)
+        _error(message)
         return 1
     except KeyboardInterrupt:
         return 130

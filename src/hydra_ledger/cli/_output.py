@@ -1,15 +1,24 @@
-"""Shared output of the commands: frames as table/csv/json/markdown/latex, colour, progress bar.
+r"""Shared output of the commands: frames as table/csv/json/markdown/latex, colour, progress bar.
 
 Colour and progress go to a terminal only: never into pipes, files or ``--format json``,
 and never with ``NO_COLOR`` set (https://no-color.org).
+
+Recorded data (config values, overrides, tags, notes, error messages, paths) may hold
+terminal control sequences: ``\x1b[2J`` clears the screen, ``\x1b]0;...\x07`` retitles the
+window, ``\r`` overwrites a line, U+202E reverses it. Text for people goes through
+:func:`printable`, which writes every non-printable character as ``repr`` does. Machine
+formats keep the exact data: JSON as ``\uXXXX`` escapes, CSV raw but quoted where a
+character could end a row.
 """
 from __future__ import annotations
 
 import argparse
+import csv
 import io
 import json
 import math
 import os
+import re
 import sys
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -29,6 +38,43 @@ def add_format_option(parser: argparse.ArgumentParser, formats: Sequence[str] = 
 
 
 # -- values -----------------------------------------------------------------------------------
+
+def printable(value: str) -> str:
+    r"""``value`` safe on a terminal: each non-printable character (C0 and C1 controls, DEL, bidi
+    and other format characters, line separators) written as ``repr`` writes it: ``\x1b``, ``\r``, ``\u202e``."""
+    if value.isprintable():  # nearly always: one C-speed pass
+        return value
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in value)
+
+
+def printable_lines(value: str) -> str:
+    """:func:`printable` of each line: the newlines of a text block stay newlines."""
+    return "\n".join(printable(line) for line in value.split("\n"))
+
+
+def _json_escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if code > 0xFFFF:  # a surrogate pair, as JSON writes characters outside the BMP
+        code -= 0x10000
+        return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+    return f"\\u{code:04x}"
+
+
+_NON_ASCII = re.compile(r"[^\x20-\x7e\n]")
+
+
+def dumps_json(value: Any, **kwargs: Any) -> str:
+    """JSON text that keeps unicode readable but escapes what a terminal would act on.
+
+    ``json.dumps`` escapes C0 controls only; C1 controls (U+0080-U+009F, e.g. U+009B, a CSI),
+    DEL and bidi overrides would reach the terminal raw. Outside strings JSON is printable
+    ASCII, so escaping them anywhere in the text leaves the data exactly as it was.
+    """
+    text = json.dumps(value, ensure_ascii=False, **kwargs)
+    if text.replace("\n", "").isprintable():  # nearly always: C-speed passes
+        return text
+    return _NON_ASCII.sub(lambda m: m.group() if m.group().isprintable() else _json_escape(m), text)
+
 
 def is_missing(value: Any) -> bool:
     if value is None or value is pd.NA or value is pd.NaT:
@@ -66,8 +112,8 @@ def text(value: Any, *, digits: int = 6) -> str:
     if isinstance(value, dict):
         return json.dumps(value, sort_keys=True, default=str)
     if isinstance(value, str) and len(value) >= 19 and value[4] == "-" and value[10] == "T":
-        return value[:19].replace("T", " ")  # an ISO timestamp: to the second, in UTC
-    return str(value).replace("\n", " ⏎ ")
+        return printable(value[:19].replace("T", " "))  # an ISO timestamp: to the second, in UTC
+    return printable(str(value).replace("\n", " ⏎ "))
 
 
 def duration(seconds: Any) -> str:
@@ -93,15 +139,17 @@ def render(frame: pd.DataFrame, fmt: str, *, display: dict[str, Any] | None = No
         names = [str(c) for c in frame.columns]
         columns = [_plain_cells(frame.iloc[:, i]) for i in range(frame.shape[1])]
         records = [dict(zip(names, row)) for row in zip(*columns)] if columns else [{} for _ in range(len(frame))]
-        return json.dumps(records, indent=1, ensure_ascii=False, default=str) + "\n"
+        return dumps_json(records, indent=1, default=str) + "\n"
     if fmt == "csv":
         out = io.StringIO()
         cells = pd.DataFrame({c: pd.Series([_csv_cell(v) for v in _plain_cells(frame.iloc[:, i])], dtype=object)
                               for i, c in enumerate(frame.columns)}, columns=list(frame.columns))
+        if any(cells[c].map(lambda v: isinstance(v, str) and "\r" in v).any() for c in cells.columns):
+            return _csv_rows(cells)
         cells.to_csv(out, index=False, lineterminator="\n")
         return out.getvalue()
     display = display or {}
-    header = [str(c) for c in frame.columns]
+    header = [printable(str(c)) for c in frame.columns]
     columns = [_cells(frame.iloc[:, i], display.get(c, text)) for i, c in enumerate(frame.columns)]
     rows = [list(row) for row in zip(*columns)] if columns else [[] for _ in range(len(frame))]
     numeric = [pd.api.types.is_numeric_dtype(frame[c].dtype) and not pd.api.types.is_bool_dtype(frame[c].dtype)
@@ -150,6 +198,24 @@ def _csv_cell(value: Any) -> Any:
     if isinstance(value, (list, dict)):
         return json.dumps(value, ensure_ascii=False, default=str)
     return value
+
+
+def _csv_rows(cells: pd.DataFrame) -> str:
+    r"""CSV of ``cells`` when a value holds a carriage return: the csv module quotes only values
+    with a character of the line terminator, so a bare ``\r`` (a row end to most readers) went
+    out unquoted; each such row is written with ``\r\n`` as terminator, then ended with ``\n``."""
+    out = io.StringIO()
+    plain_writer = csv.writer(out, lineterminator="\n")
+    plain_writer.writerow([str(c) for c in cells.columns])
+    for row in cells.itertuples(index=False):
+        values = ["" if v is None else v for v in row]
+        if any(isinstance(v, str) and "\r" in v for v in values):
+            buffer = io.StringIO()
+            csv.writer(buffer, lineterminator="\r\n").writerow(values)
+            out.write(buffer.getvalue()[:-2] + "\n")
+        else:
+            plain_writer.writerow(values)
+    return out.getvalue()
 
 
 def _table(header: list[str], rows: list[list[str]], numeric: list[bool]) -> str:

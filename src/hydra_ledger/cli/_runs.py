@@ -5,6 +5,7 @@ import difflib
 import fnmatch
 import io
 import keyword
+import os
 import time
 import tokenize
 from collections.abc import Sequence
@@ -25,6 +26,23 @@ def load_frame(paths: Sequence[str], *, include_debug: bool = False, tags: Seque
 
     ``columns``: only these (names or globs; None: all), plus those of ``optional`` that exist.
     ``show_progress`` draws a bar on a terminal while a long (unindexed) load reads records."""
+    return _load(paths, include_debug=include_debug, tags=tags, columns=columns, optional=optional,
+                 show_progress=show_progress, missing=False)[0]
+
+
+def load_frame_and_missing(paths: Sequence[str], *, include_debug: bool = False,
+                           columns: Sequence[str] | None = None, optional: Sequence[str] = (),
+                           show_progress: bool = False) -> tuple[pd.DataFrame, dict[str, list[dict[str, Any]]]]:
+    """:func:`load_frame`, and ``{sweep dir (real path): [{"num", "overrides"}, ...]}`` of the
+    jobs of known sweep job lists that never started and never will (MISSING): no record, and no
+    PENDING row because their launcher is gone. The frame has a ``job_num`` column."""
+    return _load(paths, include_debug=include_debug, tags=(), columns=columns,
+                 optional=[*optional, "job_num"], show_progress=show_progress, missing=True)
+
+
+def _load(paths: Sequence[str], *, include_debug: bool, tags: Sequence[str], columns: Sequence[str] | None,
+          optional: Sequence[str], show_progress: bool,
+          missing: bool) -> tuple[pd.DataFrame, dict[str, list[dict[str, Any]]]]:
     from hydra_ledger import discover, index, query
     from hydra_ledger.load import _default_paths
 
@@ -41,11 +59,37 @@ def load_frame(paths: Sequence[str], *, include_debug: bool = False, tags: Seque
     query.report_broken(indexes, "warn")
     frame = query.build(indexes, now=now, stale_after=None, include_debug=include_debug, status=None,
                         columns=columns, where=None, needed=optional)
+    never_started = _missing(indexes, frame, include_debug) if missing else {}
     if tags:
         if "tags" not in frame.columns:
-            return frame.iloc[0:0]
+            return frame.iloc[0:0], never_started
         frame = frame[frame["tags"].map(lambda t: isinstance(t, list) and all(x in t for x in tags))]
-    return frame.reset_index(drop=True)
+    return frame.reset_index(drop=True), never_started
+
+
+def _missing(indexes: Sequence[Any], frame: pd.DataFrame, include_debug: bool) -> dict[str, list[dict[str, Any]]]:
+    """The MISSING jobs of each sweep: listed in its record, but neither recorded nor PENDING in ``frame``.
+
+    The sweep records come from :func:`hydra_ledger.query.sweep_candidates`, which the loader
+    reads for PENDING rows: only sweeps with jobs not loaded yet (none once all have run)."""
+    from hydra_ledger.query import sweep_candidates
+    from hydra_ledger.sweep_jobs import missing_jobs
+
+    memo: dict[str, str] = {}
+    seen: dict[str, set[int]] = {}
+    if len(frame) and "sweep" in frame.columns and "job_num" in frame.columns:
+        for sweep, num in zip(frame["sweep"].tolist(), frame["job_num"].tolist()):
+            if isinstance(sweep, str) and sweep and not pd.isna(num):
+                seen.setdefault(os.path.realpath(sweep), set()).add(int(num))
+    out: dict[str, list[dict[str, Any]]] = {}
+    for sweep_dir, record in sweep_candidates(indexes, seen, memo):
+        if record.get("debug") and not include_debug:
+            continue  # its jobs are hidden too
+        key = os.path.realpath(sweep_dir)
+        jobs = missing_jobs(record.get("jobs"), seen.get(key, set()))
+        if jobs:
+            out[key] = jobs
+    return out
 
 
 def suggest(name: str, columns: Sequence[str]) -> str:

@@ -5,6 +5,7 @@ import argparse
 import sys
 
 from hydra_ledger.cli import CommandError
+from hydra_ledger.cli._output import printable
 
 EXAMPLE = """\
 Examples:
@@ -46,5 +47,5 @@ def run(args: argparse.Namespace) -> int:
         journal.add_conclusion(file, text)
     except OSError as exc:
         raise CommandError(f"cannot append to {file}: {exc.strerror or exc}; check its permissions") from None
-    print(f"{kind} {ref}: conclusion added ({file})")
+    print(printable(f"{kind} {ref}: conclusion added ({file})"))
     return 0

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from typing import Any
 
-from hydra_ledger.cli._output import colour, text, use_colour
+from hydra_ledger.cli._output import colour, dumps_json, printable, text, use_colour
 from hydra_ledger.cli.show import _packages, add_run_argument, resolve
 from hydra_ledger.flatten import flatten
 
@@ -127,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
     paths_b, rec_b = resolve(args.run_b, args.roots)
     diff = differences(paths_a, rec_a, paths_b, rec_b)
     if args.format == "json":
-        print(json.dumps(diff, indent=1, ensure_ascii=False, default=str))
+        print(dumps_json(diff, indent=1, default=str))
         return 0
     print(render_text(diff, use_colour(sys.stdout)), end="")
     return 0
@@ -137,16 +137,19 @@ def _section_lines(changes: dict[str, list[dict[str, Any]]], coloured: bool) -> 
     lines = []
     for item in changes["changed"]:
         delta = f"  (Δ {text(item['delta'], digits=6)})" if "delta" in item else ""
-        lines.append(f"  ~ {item['key']}: {text(item['a'], digits=10)} -> {text(item['b'], digits=10)}{delta}")
+        lines.append(f"  ~ {printable(str(item['key']))}: {text(item['a'], digits=10)} -> "
+                     f"{text(item['b'], digits=10)}{delta}")
     for item in changes["removed"]:
-        lines.append(colour(f"  - {item['key']}: {text(item['a'], digits=10)}", "red", coloured))
+        lines.append(colour(f"  - {printable(str(item['key']))}: {text(item['a'], digits=10)}", "red", coloured))
     for item in changes["added"]:
-        lines.append(colour(f"  + {item['key']}: {text(item['b'], digits=10)}", "green", coloured))
+        lines.append(colour(f"  + {printable(str(item['key']))}: {text(item['b'], digits=10)}", "green", coloured))
     return lines
 
 
 def render_text(diff: dict[str, Any], coloured: bool) -> str:
-    out = [f"A: {diff['a']['run_id']}  {diff['a']['path']}", f"B: {diff['b']['run_id']}  {diff['b']['path']}"]
+    """The diff for people: recorded values, keys, overrides and commit subjects escaped (:func:`printable`)."""
+    out = [printable(f"A: {diff['a']['run_id']}  {diff['a']['path']}"),
+           printable(f"B: {diff['b']['run_id']}  {diff['b']['path']}")]
     same: list[str] = []
 
     def section(title: str, lines: list[str]) -> None:
@@ -160,11 +163,11 @@ def render_text(diff: dict[str, Any], coloured: bool) -> str:
     section("choices", _section_lines(diff["choices"], coloured))
     section("inputs", _section_lines(diff["inputs"], coloured))
     overrides = diff["overrides"]
-    section("overrides", [*(colour(f"  - {o}", "red", coloured) for o in overrides["only_a"]),
-                          *(colour(f"  + {o}", "green", coloured) for o in overrides["only_b"])])
+    section("overrides", [*(colour(f"  - {printable(str(o))}", "red", coloured) for o in overrides["only_a"]),
+                          *(colour(f"  + {printable(str(o))}", "green", coloured) for o in overrides["only_b"])])
     git = diff["git"]
     git_lines = _section_lines(git, coloured)
-    git_lines += [f"  commit {line}" for line in git["commits"]]
+    git_lines += [f"  commit {printable(line)}" for line in git["commits"]]
     if git["patch_changed"]:
         git_lines.append("  uncommitted patches differ (hydra-ledger show RUN --patch prints each)")
     section("git", git_lines)

@@ -5,6 +5,7 @@ import argparse
 import sys
 
 from hydra_ledger.cli import CommandError
+from hydra_ledger.cli._output import printable_lines
 
 EXAMPLE = """\
 Examples:
@@ -53,5 +54,6 @@ def run(args: argparse.Namespace) -> int:
     if not entries:
         print("hydra-ledger: no sweeps or runs match", file=sys.stderr)
         return 0
-    sys.stdout.write(journal.render(entries, args.format, best))
+    # notes, tags, overrides, conclusions and paths are recorded data: their control characters escaped
+    sys.stdout.write(printable_lines(journal.render(entries, args.format, best)))
     return 0

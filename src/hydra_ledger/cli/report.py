@@ -5,7 +5,7 @@ import argparse
 import sys
 import time
 
-from hydra_ledger.cli._output import progress
+from hydra_ledger.cli._output import printable, progress
 from hydra_ledger.cli._runs import apply_where, load_frame
 
 EXAMPLE = """\
@@ -47,6 +47,6 @@ def run(args: argparse.Namespace) -> int:
         progress=lambda rows: progress(rows, "reading metrics", enabled=True),
     )
     size = path.stat().st_size
-    print(f"hydra-ledger: wrote {path} ({len(frame)} runs, {size / 1e6:.1f} MB) in {time.monotonic() - started:.1f}s",
-          file=sys.stderr)
+    print(printable(f"hydra-ledger: wrote {path} ({len(frame)} runs, {size / 1e6:.1f} MB) in "
+                    f"{time.monotonic() - started:.1f}s"), file=sys.stderr)
     return 0

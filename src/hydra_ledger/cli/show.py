@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra_ledger.cli import CommandError
-from hydra_ledger.cli._output import colour, duration, text, use_colour
+from hydra_ledger.cli._output import colour, dumps_json, duration, printable, text, use_colour
 
 EXAMPLE = """\
 Examples:
@@ -115,19 +115,24 @@ def run(args: argparse.Namespace) -> int:
     paths, record = resolve(args.run, args.roots)
     extra = details(paths, record)
     if args.format == "json":
-        print(json.dumps({**record, **extra, "path": str(paths.job_dir)}, indent=1, ensure_ascii=False, default=str))
+        print(dumps_json({**record, **extra, "path": str(paths.job_dir)}, indent=1, default=str))
         return 0
     print(render_text(paths, record, extra, use_colour(sys.stdout)), end="")
     if args.patch:
         patch = paths.patch
         if patch.exists():
-            sys.stdout.write("\n" + patch.read_text(errors="replace"))
+            # a patch is code: its tabs stay, any other control character is escaped
+            lines = patch.read_text(errors="replace").split("\n")
+            sys.stdout.write("\n" + "\n".join("\t".join(printable(part) for part in line.split("\t"))
+                                               for line in lines))
         else:
             print("\n(no patch recorded: the work tree was clean, or git capture was off)")
     return 0
 
 
 def render_text(paths: Any, record: dict[str, Any], extra: dict[str, Any], coloured: bool) -> str:
+    """The ``show`` text; every recorded value goes through :func:`printable` (YAML escapes
+    the config's control characters itself, but leaves bidi overrides and the like)."""
     import yaml
 
     out: list[str] = []
@@ -138,10 +143,11 @@ def render_text(paths: Any, record: dict[str, Any], extra: dict[str, Any], colou
 
     def field(name: str, value: Any) -> None:
         if value not in (None, "", [], {}):
-            out.append(f"  {name + ':':<13} {value}")
+            out.append(printable(f"  {name + ':':<13} {value}"))
 
     status = extra["status"]
-    out.append(f"{colour('run ' + str(record.get('run_id')), 'bold', coloured)}  {colour(status, status, coloured)}")
+    out.append(f"{colour('run ' + printable(str(record.get('run_id'))), 'bold', coloured)}  "
+               f"{colour(printable(str(status)), str(status), coloured)}")
     job = record.get("job") or {}
     field("path", paths.job_dir)
     field("job", f"{job.get('name')} #{job.get('num')} ({job.get('mode')})" if job.get("name") else None)
@@ -160,20 +166,21 @@ def render_text(paths: Any, record: dict[str, Any], extra: dict[str, Any], colou
     error = record.get("error")
     if error:
         section("error")
-        out.extend("  " + line for line in f"{error.get('type')}: {error.get('message')}".splitlines())
+        out.extend("  " + printable(line) for line in f"{error.get('type')}: {error.get('message')}".split("\n"))
         if error.get("traceback"):
-            out.extend("  " + line for line in str(error["traceback"]).rstrip().splitlines())
+            out.extend("  " + printable(line) for line in str(error["traceback"]).rstrip().split("\n"))
 
     launch = record.get("launch") or {}
     section("command")
     argv = [str(a) for a in launch.get("argv") or []]
     command = shlex.join([launch.get("python") or "python", *argv]) if argv else ""
-    out.append(f"  cd {shlex.quote(str(launch.get('cwd')))} && {command}" if launch.get("cwd") else f"  {command}")
+    out.append(printable(f"  cd {shlex.quote(str(launch.get('cwd')))} && {command}" if launch.get("cwd")
+                         else f"  {command}"))
     section("overrides")
-    out.append("  " + (" ".join(record.get("overrides") or []) or "(none)"))
+    out.append(printable("  " + (" ".join(str(o) for o in record.get("overrides") or []) or "(none)")))
     section("config")
     dumped = yaml.safe_dump(record.get("config") or {}, sort_keys=False, default_flow_style=False, allow_unicode=True)
-    out.extend("  " + line for line in dumped.rstrip().splitlines())
+    out.extend("  " + printable(line) for line in dumped.rstrip().split("\n"))
     for key in ("missing", "unresolved"):
         if record.get(key):
             field(key, record[key])

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import argparse
-import json
+import os
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -11,9 +12,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hydra_ledger.cli._output import FORMATS, add_format_option, colour, duration, plain, render, use_colour
-from hydra_ledger.cli._runs import load_frame, relative
-from hydra_ledger.record import PROBLEM_STATUSES, STATUSES
+from hydra_ledger.cli._output import (FORMATS, add_format_option, colour, dumps_json, duration, plain, printable, render,
+                                      use_colour)
+from hydra_ledger.cli._runs import load_frame_and_missing, relative
+from hydra_ledger.record import PROBLEM_STATUSES, STATUSES, SweepPaths
+from hydra_ledger.sweep_jobs import MISSING
 
 EXAMPLE = """\
 Examples:
@@ -21,7 +24,8 @@ Examples:
   hydra-ledger status multirun/2024-05-01/12-00-00 --format json"""
 
 PROBLEMS = PROBLEM_STATUSES
-COLUMNS = ["run_id", "path", "sweep", "status", "started_at"]  # all status reads (with the error's)
+COLUMNS = ["run_id", "path", "sweep", "job_num", "status", "started_at"]  # all status reads (with the error's)
+SHOWN = (*STATUSES, MISSING)  # MISSING: listed in the sweep's job list, never started, and never will
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -40,14 +44,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def sweeps(frame: pd.DataFrame, now: float) -> list[dict[str, Any]]:
+def sweeps(frame: pd.DataFrame, now: float, missing: dict[str, list[dict[str, Any]]] | None = None,
+           ) -> list[dict[str, Any]]:
     """One entry per sweep (single runs grouped by their parent dir), oldest sweep first.
 
     Counted per column (100k runs in well under a second); only running and problem rows
-    are visited one by one.
+    are visited one by one. ``missing``: sweep dir (real path) -> its MISSING jobs, counted in
+    ``total`` and ``counts`` and listed under ``missing``.
     """
+    missing = missing or {}
     if not len(frame):
-        return []
+        return _with_missing([], missing)
     keys = frame["sweep"].to_numpy(dtype=object, copy=True)
     paths = frame["path"].to_numpy(dtype=object)
     for i in [i for i, key in enumerate(keys.tolist()) if not key]:
@@ -78,14 +85,29 @@ def sweeps(frame: pd.DataFrame, now: float) -> list[dict[str, Any]]:
                                          "age_s": None if age is None else round(age, 1)})
             else:
                 message, error_type = plain(message), plain(error_type)
-                first = str(message).strip().splitlines()[0] if message and str(message).strip() else ""
+                # the first line: split at newlines only (splitlines also splits at \r, \x1c, \x85 ...)
+                first = str(message).strip().split("\n")[0].rstrip() if message and str(message).strip() else ""
                 entry["problems"].append({
                     "path": relative(path), "run_id": run_id, "status": status,
                     "error": f"{error_type}: {first}" if error_type else first or _no_error(status),
                 })
+    return _with_missing(entries, missing)
+
+
+def _with_missing(entries: list[dict[str, Any]], missing: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Add each sweep's MISSING jobs (a sweep with no loaded job gets an entry of its own), and ``finished``."""
+    by_key = {os.path.realpath(e["sweep"]): e for e in entries}
+    for key, jobs in missing.items():
+        entry = by_key.get(key)
+        if entry is None:
+            entry = {"sweep": relative(key), "total": 0, "counts": {}, "running": [], "problems": []}
+            entries.append(entry)
+        entry["total"] += len(jobs)
+        entry["counts"] = {**entry["counts"], MISSING: len(jobs)}
+        entry["missing"] = jobs
     for entry in entries:
-        unfinished = entry["counts"].get("RUNNING", 0) + entry["counts"].get("PENDING", 0)
-        entry["finished"] = entry["total"] - unfinished
+        counts = entry["counts"]
+        entry["finished"] = entry["total"] - sum(counts.get(s, 0) for s in ("RUNNING", "PENDING", MISSING))
     return entries
 
 
@@ -96,13 +118,14 @@ def _no_error(status: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    frame = load_frame(args.paths, include_debug=args.debug, columns=COLUMNS, optional=["error.type", "error.message"],
-                       show_progress=args.format != "json")
-    entries = sweeps(frame, time.time())
+    frame, missing = load_frame_and_missing(args.paths, include_debug=args.debug, columns=COLUMNS,
+                                            optional=["error.type", "error.message"],
+                                            show_progress=args.format != "json")
+    entries = sweeps(frame, time.time(), missing)
     if args.format == "json":
-        print(json.dumps(entries, indent=1, ensure_ascii=False))
+        print(dumps_json(entries, indent=1))
         return 0
-    present = [s for s in STATUSES if any(s in e["counts"] for e in entries)]
+    present = [s for s in SHOWN if any(s in e["counts"] for e in entries)]
     table = pd.DataFrame(
         [{"sweep": e["sweep"], "total": e["total"], **{s: e["counts"].get(s, 0) for s in present}} for e in entries],
         columns=["sweep", "total", *present],
@@ -112,15 +135,23 @@ def run(args: argparse.Namespace) -> int:
     if args.format != "table":
         return 0
     for entry in entries:
-        if not entry["running"] and not entry["problems"]:
+        if not entry["running"] and not entry["problems"] and not entry.get("missing"):
             continue
         print()
         head = entry["sweep"]
         if entry["running"]:
             head += f": running, {entry['finished']}/{entry['total']} finished"
-        print(colour(head, "bold", coloured))
+        print(colour(printable(head), "bold", coloured))
         for job in entry["running"]:
-            print(f"  {colour('RUNNING', 'RUNNING', coloured)}  {job['path']}  for {duration(job['age_s'])}")
+            print(f"  {colour('RUNNING', 'RUNNING', coloured)}  {printable(job['path'])}  for {duration(job['age_s'])}")
         for job in entry["problems"]:
-            print(f"  {colour(job['status'], job['status'], coloured)}  {job['path']}  {job['error']}")
+            print(f"  {colour(job['status'], job['status'], coloured)}  {printable(job['path'])}  "
+                  f"{printable(job['error'])}")
+        if entry.get("missing"):
+            nums = ", ".join(str(job["num"]) for job in entry["missing"])
+            # resume needs one recorded job (its entry point); with none, the sweep's command is the way
+            fix = (printable("hydra-ledger resume " + shlex.quote(entry["sweep"])) if entry["total"] > len(entry["missing"])
+                   else f"run the sweep's command again (argv in {printable(relative(SweepPaths(entry['sweep']).record))})")
+            print(f"  {colour(MISSING, 'red', coloured)}  job{'s' if len(entry['missing']) > 1 else ''} {nums} never "
+                  f"started and never will (the sweep's launcher is gone): {fix}")
     return 0

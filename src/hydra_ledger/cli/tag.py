@@ -9,6 +9,7 @@ import argparse
 
 from hydra_ledger import sidecars
 from hydra_ledger.cli import CommandError
+from hydra_ledger.cli._output import printable
 from hydra_ledger.cli.show import add_run_argument, resolve
 
 
@@ -61,7 +62,7 @@ def run_tag(args: argparse.Namespace) -> int:
     paths, record = resolve(args.run, args.roots)
     sidecars.add_tags(paths, _check(args.tags))
     tags, _ = sidecars.annotate(record, paths)
-    print(f"{record.get('run_id')}: tags {', '.join(tags)}")
+    print(printable(f"{record.get('run_id')}: tags {', '.join(tags)}"))
     return 0
 
 
@@ -69,7 +70,7 @@ def run_untag(args: argparse.Namespace) -> int:
     paths, record = resolve(args.run, args.roots)
     sidecars.remove_tags(paths, _check(args.tags))
     tags, _ = sidecars.annotate(record, paths)
-    print(f"{record.get('run_id')}: tags {', '.join(tags) or '(none)'}")
+    print(printable(f"{record.get('run_id')}: tags {', '.join(tags) or '(none)'}"))
     return 0
 
 
@@ -79,10 +80,10 @@ def run_note(args: argparse.Namespace) -> int:
     paths, record = resolve(args.run, args.roots)
     if args.clear:
         sidecars.clear_notes(paths)
-        print(f"{record.get('run_id')}: notes cleared")
+        print(printable(f"{record.get('run_id')}: notes cleared"))
     else:
         if not args.text.strip():
             raise CommandError("note: the text is empty")
         sidecars.add_note(paths, args.text)
-        print(f"{record.get('run_id')}: note added ({paths.notes})")
+        print(printable(f"{record.get('run_id')}: note added ({paths.notes})"))
     return 0
