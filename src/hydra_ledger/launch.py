@@ -237,5 +237,6 @@ def run(argv: list[str], cwd: Path, env: Mapping[str, str], *, what: str, redact
     log.info("hydra-ledger: %s: %s", what, shown(argv, redactor))
     proc = subprocess.run(argv, cwd=cwd, env=dict(env), check=False, capture_output=capture, text=True)
     if capture and proc.returncode != 0:
-        log.warning("hydra-ledger: %s exited with %d:\n%s", what, proc.returncode, proc.stderr[-4000:])
+        log.warning("hydra-ledger: %s exited with %d:\n%s", what, proc.returncode,
+                    redactor.text(proc.stderr[-4000:]))
     return proc.returncode
