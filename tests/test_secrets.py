@@ -214,5 +214,5 @@ def test_save_patch_false_writes_no_patch_and_says_so(make_app, run_app):
     assert not (job / ".ledger" / "git.patch").exists()
     assert proc.returncode == 1
     assert "its patch is missing" in proc.stderr and "save_patch=false" in proc.stderr
-    assert git(app, "status", "--porcelain").strip() == "M config.yaml"
+    assert git(app, "status", "--porcelain", "--untracked-files=no").strip() == "M config.yaml"
     assert yaml.safe_load((job / ".hydra" / "config.yaml").read_text())["seed"] == 2

@@ -79,8 +79,15 @@ class Redactor:
         # A key is secret when it ends with a secret word (or its plural), after a separator
         # (_ - . or camelCase): db_password, apiKey, GITHUB_TOKEN, auth.secret, api_tokens.
         self._pattern = re.compile(rf"(^|[^a-z0-9])({'|'.join(words)})s?$") if words else None
+        self._known: dict[str, bool] = {}
 
     def is_secret_key(self, key: str) -> bool:
+        known = self._known.get(key)  # summary and metric keys repeat at every step
+        if known is None:
+            known = self._known[key] = self._match(key)
+        return known
+
+    def _match(self, key: str) -> bool:
         if self._pattern is None:
             return False
         snake = re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", key).lower()
