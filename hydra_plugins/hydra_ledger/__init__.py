@@ -56,9 +56,16 @@ class LedgerConf:
     git: bool = True
     # Largest uncommitted diff saved as .ledger/git.patch; a larger one is not saved.
     patch_max_bytes: int = 5_000_000
+    # Write the uncommitted diff as .ledger/git.patch (it holds uncommitted secrets verbatim).
+    # false: no patch; the record says so, and an exact rerun of a dirty run is then refused.
+    save_patch: bool = True
     # Total size of the untracked (not ignored) files copied into .ledger/untracked/ for exact
-    # reruns; files beyond it are not saved, nor are secret-like names (.env*, *.pem, *.key...).
+    # reruns; files beyond it are not saved, nor are secret-like names (.env*, *.pem, *.key,
+    # .netrc, .pgpass, kubeconfig, *.p12, credentials*, secrets*... see hydra_ledger.untracked).
     untracked_max_bytes: int = 5_000_000
+    # More shell-style patterns of untracked files never to copy, matched against the file name
+    # and the path relative to the repository root (e.g. ["*.vault", "conf/prod/*"]).
+    untracked_exclude: List[str] = field(default_factory=list)
     # Secret words: a config key (or override, or environment variable) ending with one of them
     # (or its plural), case-insensitively, has its text value recorded as ***; numbers stay.
     # null means DEFAULT_REDACT_KEYS; [] redacts by name nothing. (Defaults are not spelled out

@@ -89,6 +89,7 @@ def _as_seconds(value: Any) -> float:
 # not catch a callback's __init__ failing).
 _CHECKS: dict[str, Callable[[Any], Any]] = {
     "enabled": _as_bool, "git": _as_bool, "packages": _as_bool, "capture_output": _as_bool, "debug": _as_bool,
+    "save_patch": _as_bool, "untracked_exclude": _as_list,
     "heartbeat_s": _as_seconds, "patch_max_bytes": int, "artifact_hash_max_bytes": int, "untracked_max_bytes": int,
     "redact_keys": lambda v: None if v is None else _as_list(v),
     "env_vars": lambda v: None if v is None else _as_list(v),
@@ -142,6 +143,8 @@ class LedgerCallback(Callback):
         self.git = bool(merged["git"])
         self.patch_max_bytes = int(merged["patch_max_bytes"])
         self.untracked_max_bytes = int(merged["untracked_max_bytes"])
+        self.save_patch = bool(merged["save_patch"])
+        self.untracked_exclude = [str(p) for p in merged["untracked_exclude"]]
         # an empty list is a choice (record no environment variables), not "use the defaults"
         redact_keys, env_vars = merged["redact_keys"], merged["env_vars"]
         self.redact_keys = [str(k) for k in (DEFAULT_REDACT_KEYS if redact_keys is None else redact_keys)]
@@ -292,6 +295,7 @@ class LedgerCallback(Callback):
 
             record["inputs"], record["input_hashing"] = record_inputs(config, self.inputs)
         run = runtime.ActiveRun(paths, record, self.heartbeat_s)
+        run.redactor = redactor
         if self.packages:
             try:
                 write_atomic(paths.packages, _packages_json())
@@ -319,7 +323,8 @@ class LedgerCallback(Callback):
             if status == "COMPLETED":
                 # the return value has the last word over values logged while running
                 with run._lock:
-                    run.record.setdefault("summary", {}).update(summarize_return(job_return._return_value))
+                    run.record.setdefault("summary", {}).update(
+                        runtime.redacted(run, summarize_return(job_return._return_value)))
         finally:
             # even when listing artifacts or the summary failed (a warning), the job's outcome lands
             run.finish(status, error)
@@ -385,8 +390,10 @@ class LedgerCallback(Callback):
             return {"state": "error", "error": str(exc)}
         if info.get("untracked"):
             info.update(save_untracked(info["root"], info["untracked"], paths.untracked, self.untracked_max_bytes,
-                                       self.redact_keys))
-        if patch is not None:
+                                       self.redact_keys, self.untracked_exclude))
+        if patch is not None and not self.save_patch:  # it would hold uncommitted secrets verbatim
+            info["patch_skipped"] = "not saved: hydra.callbacks.ledger.save_patch=false"
+        elif patch is not None:
             try:
                 write_atomic(paths.patch, patch)
                 info["patch"] = RunPaths.PATCH

@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from hydra_ledger.flatten import flatten
-from hydra_ledger.redact import REDACTED
+from hydra_ledger.redact import REDACTED, Redactor
 
 # Resolvers whose value differs from one run to the next by design.
 VOLATILE_RESOLVERS = ("now", "hydra", "oc.env")
@@ -91,12 +91,23 @@ def volatile_keys(raw_config: Path | None) -> set[str]:
     return {k for k, v in flatten(raw).items() if _VOLATILE.search(str(v))}
 
 
-def _equal(old: Any, new: Any) -> bool:
+def _equal(key: str, old: Any, new: Any, redactor: Redactor) -> bool:
+    """Whether a recorded value matches the live one. The record holds values redacted at write
+    time (``***``, ``postgres://u:***@h/db``, ``Bearer ***``): the live value is redacted the same
+    way before comparing, so an untampered secret compares equal and is never shown."""
     if old == REDACTED:  # the record keeps no secret: nothing to compare
         return True
     if isinstance(old, bool) or isinstance(new, bool):
         return old is new
+    if isinstance(old, str) and REDACTED in old and isinstance(new, str):
+        return old == new or old == redactor.value(key, new)
     return bool(old == new)
+
+
+def _default_redactor() -> Redactor:
+    from hydra_plugins.hydra_ledger import DEFAULT_REDACT_KEYS
+
+    return Redactor(DEFAULT_REDACT_KEYS)
 
 
 def _under(key: str, prefixes: Sequence[str]) -> bool:
@@ -108,24 +119,33 @@ def compare(
     composed: Mapping[str, Any],
     ignore: set[str] = frozenset(),  # type: ignore[assignment]
     intended: Sequence[str] = (),
+    redactor: Redactor | None = None,
 ) -> ConfigDiff:
-    """Compare two resolved configs; keys under ``intended`` prefixes are reported, not counted."""
+    """Compare two resolved configs; keys under ``intended`` prefixes are reported, not counted.
+
+    The diff holds values as ``redactor`` (default: the default secret words) shows them: a
+    composed config holds live secrets, and a diff is printed."""
+    redactor = redactor or _default_redactor()
     old, new = flatten(dict(recorded)), flatten(dict(composed))
     diff = ConfigDiff()
+
+    def shown(key: str, value: Any) -> Any:
+        return redactor.value(key, value)
+
     for key in sorted(old.keys() | new.keys()):
         if _under(key, sorted(ignore)):
             diff.ignored.append(key)
             continue
-        if key in old and key in new and _equal(old[key], new[key]):
+        if key in old and key in new and _equal(key, old[key], new[key], redactor):
             continue
         if _under(key, intended):
-            diff.intended[key] = (old.get(key, "(absent)"), new.get(key, "(absent)"))
+            diff.intended[key] = (shown(key, old.get(key, "(absent)")), shown(key, new.get(key, "(absent)")))
         elif key not in new:
-            diff.removed[key] = old[key]
+            diff.removed[key] = shown(key, old[key])
         elif key not in old:
-            diff.added[key] = new[key]
+            diff.added[key] = shown(key, new[key])
         else:
-            diff.changed[key] = (old[key], new[key])
+            diff.changed[key] = (shown(key, old[key]), shown(key, new[key]))
     return diff
 
 

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import mmap
 import os
+import re
 import shlex
 import subprocess
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -109,6 +111,22 @@ class CodeSource:
     relative_cwd: bool
     snapshot: CodeSnapshot | None = None
     current_root: Path | None = None
+    # Why the recorded python or entry point must not run (a record is data anyone who can write
+    # the output dir may have edited): checked before anything runs, shown by --dry-run.
+    problems: list[str] = field(default_factory=list)
+    record_path: Path | None = None
+
+    def refuse_if_unsafe(self, root: Path | None = None) -> None:
+        """Raise RerunError when the recorded interpreter or entry point is not one to run;
+        with ``root`` (the checked-out code), the script must be a file inside it."""
+        problems = list(self.problems)
+        if root is not None and self.entry[0] != "-m":
+            script = root / self.entry[0]
+            if not script.is_file() or _relative(script.resolve(), root.resolve()) is None:
+                problems.append(f"the recorded script {self.entry[0]} is not a file of the checked-out code "
+                                f"({root}); check launch.script in {self.record_path}")
+        if problems:
+            raise RerunError("; ".join(problems) + "\nnothing was run")
 
     def entry_argv(self, root: Path) -> list[str]:
         if self.entry[0] == "-m":
@@ -121,11 +139,14 @@ class CodeSource:
     @contextlib.contextmanager
     def checked_out(self) -> Iterator[Path]:
         """Yield the code root: a temporary worktree of the snapshot (removed after), or the current tree."""
+        self.refuse_if_unsafe()
         if self.snapshot is None:
             assert self.current_root is not None
+            self.refuse_if_unsafe(self.current_root)
             yield self.current_root
         else:
             with checked_out(self.snapshot) as where:
+                self.refuse_if_unsafe(where)
                 yield where
 
     def commands(self, launch: Callable[[Path], list[str]]) -> list[str]:
@@ -168,8 +189,18 @@ def code_source(code: Code, job_dir: Path, record: Mapping[str, Any], *, subject
         root = current_root = recorded_root if recorded_root is not None and recorded_root.exists() else (
             find_repo_root(launch_cwd) or launch_cwd)
     entry, cwd, relative = map_into(root, launch, launch_cwd, fix)
-    return CodeSource(code=code, python=recorded_python(launch), entry=entry, cwd=cwd, relative_cwd=relative,
-                      snapshot=snapshot, current_root=current_root)
+    record_path = RunPaths(job_dir).record
+    python = recorded_python(launch)
+    problems = []
+    why = python_problem(python, job_dir)
+    if why is not None:
+        problems.append(f"the recorded python {python} is not a Python interpreter ({why}); check launch.python "
+                        f"in {record_path} (was it edited?), or remove it to use this one ({sys.executable})")
+    if entry[0] == "-m" and not _MODULE_NAME.fullmatch(entry[1]):
+        problems.append(f"the recorded module {entry[1]!r} is not a Python module name (letters, digits, '_' "
+                        f"and '.', not starting with '-' or a digit); check launch.module in {record_path}")
+    return CodeSource(code=code, python=python, entry=entry, cwd=cwd, relative_cwd=relative,
+                      snapshot=snapshot, current_root=current_root, problems=problems, record_path=record_path)
 
 
 def recorded_python(launch: Mapping[str, Any]) -> str:
@@ -179,6 +210,45 @@ def recorded_python(launch: Mapping[str, Any]) -> str:
         log.warning("hydra-ledger: recorded python %s is gone; using %s", python, sys.executable)
         python = sys.executable
     return python
+
+
+_MODULE_NAME = re.compile(r"[A-Za-z_][\w.]*")
+# python, python3, python3.11, python3.13t (free-threaded), python.exe
+_PYTHON_NAME = re.compile(r"python(\d+(\.\d+)*t?)?(\.exe)?", re.IGNORECASE)
+# Every CPython executable starts through one of these C functions, so its name is in the binary
+# (statically linked) or in its import table (linked to libpython / python3X.dll).
+_CPYTHON_ENTRY = (b"Py_BytesMain", b"Py_Main")
+
+
+def python_problem(python: str, job_dir: Path) -> str | None:
+    """Why ``python`` (from a record) is not an interpreter to run, None when it is one.
+
+    Nothing is executed to find out: this interpreter is accepted as it is; any other must be
+    named ``python[0-9.]*`` both as recorded and once symlinks are resolved (a venv's
+    ``bin/python`` -> ``/usr/bin/python3.11``), be an executable binary (not a ``#!`` script)
+    outside the run's own output dir, and hold a CPython entry point (read, not run)."""
+    path = Path(python)
+    if not path.is_absolute():
+        return "not an absolute path"
+    real = Path(os.path.realpath(path))
+    if real == Path(os.path.realpath(sys.executable)):
+        return None
+    if not (_PYTHON_NAME.fullmatch(path.name) and _PYTHON_NAME.fullmatch(real.name)):
+        return f"its name {real.name!r} is not python[0-9.]*"
+    if not real.is_file() or not os.access(real, os.X_OK):
+        return "not an executable file"
+    if _relative(real, job_dir.resolve()) is not None:
+        return f"it lies inside the run's own output dir {job_dir}"
+    try:
+        with open(real, "rb") as file:
+            if file.read(2) == b"#!":
+                return "a script, not an interpreter binary"
+            with mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
+                if not any(data.find(marker) >= 0 for marker in _CPYTHON_ENTRY):
+                    return "the file holds no CPython entry point (Py_BytesMain)"
+    except (OSError, ValueError) as exc:
+        return f"cannot read it: {exc}"
+    return None
 
 
 def checkout_repo(recorded_root: Path) -> Path:
@@ -237,5 +307,6 @@ def run(argv: list[str], cwd: Path, env: Mapping[str, str], *, what: str, redact
     log.info("hydra-ledger: %s: %s", what, shown(argv, redactor))
     proc = subprocess.run(argv, cwd=cwd, env=dict(env), check=False, capture_output=capture, text=True)
     if capture and proc.returncode != 0:
-        log.warning("hydra-ledger: %s exited with %d:\n%s", what, proc.returncode, proc.stderr[-4000:])
+        log.warning("hydra-ledger: %s exited with %d:\n%s", what, proc.returncode,
+                    redactor.text(proc.stderr[-4000:]))
     return proc.returncode

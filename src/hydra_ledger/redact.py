@@ -7,29 +7,57 @@ from typing import Any
 
 REDACTED = "***"
 
-# scheme://user:password@host -> scheme://user:***@host ; scheme://token@host -> scheme://***@host.
-# Hydra's sweepers escape ':' in the overrides they pass to jobs (`db.url=mysql\://bob\:pw@h`),
-# so a backslash may precede each ':'.
-_URL_CREDENTIALS = re.compile(
-    r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*\\?://)(?P<userinfo>[^/@\s:\\]+\\?(?::[^/@\s]*)?)@"
-)
-
+# A URL's scheme; its credentials are found by :func:`_userinfo_end`. Hydra's sweepers escape ':'
+# in the overrides they pass to jobs (`db.url=mysql\\://bob\\:pw@h`), so a backslash may precede each ':'.
+_URL_SCHEME = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*\\?://")
+_WHITESPACE = re.compile(r"\s")
 
 # An HTTP authorization value (a header copied into a config): "Bearer abc.def", "Basic dXNl..."
 _AUTH_SCHEME = re.compile(r"(?i)\b(?P<scheme>bearer|basic|token)\s+[A-Za-z0-9._~+/=-]{8,}")
 
 
+def _userinfo_end(segment: str) -> int:
+    """Where the credentials of a URL end (the index of their '@') in ``segment``, the text after
+    ``scheme://`` up to whitespace or the next URL; -1 when there are none.
+
+    Passwords are often written unencoded, with '@' or '/' in them (``postgres://u:p@ss@h/db``,
+    ``redis://:pa/ss@h:6379``): with a ``user:`` part, the credentials run to the last '@'. Without
+    one, an '@' after the first '/', '?' or '#' is in the path or query (``https://h/?mail=a@b``)."""
+    at = segment.rfind("@")
+    if at <= 0:
+        return -1
+    user, colon, _ = segment[:at].partition(":")
+    if colon and not any(c in user for c in "/?#"):
+        return at
+    cut = min((i for i in (segment.find(c) for c in "/?#") if i >= 0), default=len(segment))
+    return segment.rfind("@", 0, cut)
+
+
+def _redact_url_credentials(text: str) -> str:
+    matches = list(_URL_SCHEME.finditer(text))
+    out: list[str] = []
+    pos = 0
+    for i, match in enumerate(matches):
+        start = match.end()
+        if start <= pos:
+            continue
+        stop = matches[i + 1].start() if i + 1 < len(matches) else len(text)
+        space = _WHITESPACE.search(text, start, stop)
+        segment = text[start:space.start() if space else stop]
+        at = _userinfo_end(segment)
+        if at <= 0:
+            continue
+        user, sep, _secret = segment[:at].partition(":")
+        out += [text[pos:start], f"{user}:{REDACTED}" if sep else REDACTED, "@"]
+        pos = start + at + 1
+    return "".join(out) + text[pos:]
+
+
 def redact_url(text: str) -> str:
     """Strip credentials from every URL in ``text`` (keeping the user name where there is one),
     and the credential of an HTTP authorization value (``Bearer <token>``)."""
-
-    def _sub(match: re.Match[str]) -> str:
-        user, sep, _secret = match.group("userinfo").partition(":")
-        kept = f"{user}:{REDACTED}" if sep else REDACTED
-        return f"{match.group('scheme')}{kept}@"
-
     if "@" in text:
-        text = _URL_CREDENTIALS.sub(_sub, text)
+        text = _redact_url_credentials(text)
     if " " in text:
         text = _AUTH_SCHEME.sub(lambda m: f"{m['scheme']} {REDACTED}", text)
     return text
@@ -37,6 +65,10 @@ def redact_url(text: str) -> str:
 
 # `key: value` inside an override's dict literal (Hydra's grammar: {a:1,b:{c:2}})
 _DICT_ITEM = re.compile(r"(?<=[{,\s])(?P<key>[A-Za-z_][\w-]*)(?P<sep>\s*:\s*)(?P<value>[^,{}\[\]]+)")
+
+
+# `key=value` or `key: value` in free text; the value runs to whitespace (or a quote).
+_TEXT_PAIR = re.compile(r"(?P<key>[A-Za-z_][\w.-]*)(?P<sep>\s*[=:]\s*)(?P<value>[^\s'\",]+)")
 
 
 class Redactor:
@@ -47,8 +79,15 @@ class Redactor:
         # A key is secret when it ends with a secret word (or its plural), after a separator
         # (_ - . or camelCase): db_password, apiKey, GITHUB_TOKEN, auth.secret, api_tokens.
         self._pattern = re.compile(rf"(^|[^a-z0-9])({'|'.join(words)})s?$") if words else None
+        self._known: dict[str, bool] = {}
 
     def is_secret_key(self, key: str) -> bool:
+        known = self._known.get(key)  # summary and metric keys repeat at every step
+        if known is None:
+            known = self._known[key] = self._match(key)
+        return known
+
+    def _match(self, key: str) -> bool:
         if self._pattern is None:
             return False
         snake = re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", key).lower()
@@ -88,6 +127,16 @@ class Redactor:
 
     def overrides(self, texts: Iterable[str]) -> list[str]:
         return [self.override(str(t)) for t in texts]
+
+    def text(self, text: str) -> str:
+        """Redact free text such as an app's error output before it is shown: URL credentials,
+        authorization values, and ``key=value`` or ``key: value`` whose key names a secret."""
+        def _pair(match: re.Match[str]) -> str:
+            if self.is_secret_key(match["key"].rsplit(".", 1)[-1]) and not _is_setting(_scalar(match["value"])):
+                return f"{match['key']}{match['sep']}{REDACTED}"
+            return match[0]
+
+        return redact_url(_TEXT_PAIR.sub(_pair, text))
 
 
 def _is_setting(value: Any) -> bool:

@@ -272,7 +272,7 @@ def _compose(plan: RerunPlan, root: Path, args: list[str]) -> tuple[dict[str, An
         except ComposeError as exc:
             fresh = [k for k in exc.removed if k not in removed]
             if plan.code != "current" or not fresh:
-                raise RerunError(str(exc)) from None
+                raise RerunError(plan.redactor.text(str(exc))) from None  # the app may print secrets
             removed += fresh
     raise RerunError("too many overridden keys no longer exist: " + ", ".join(removed))
 
@@ -286,10 +286,10 @@ def check_config(plan: RerunPlan, root: Path, config_dir: Path | None) -> Config
     hdir = hydra_dir(plan.job_dir)
     ignore = volatile_keys(hdir / "config.yaml" if hdir else None) | set((plan.record.get("unresolved") or {}))
     recorded = plan.record.get("config") or {}
-    diff = compare(recorded, composed, ignore)
+    diff = compare(recorded, composed, ignore, redactor=plan.redactor)
     if plan.extra:
         with_extra, _ = _compose(plan, root, plan.overrides(config_dir))
-        changes = compare(composed, with_extra, ignore)
+        changes = compare(composed, with_extra, ignore, redactor=plan.redactor)
         old = flatten(recorded)
         for key, (_, new) in changes.changed.items():
             diff.intended[key] = (old.get(key, "(absent)"), new)

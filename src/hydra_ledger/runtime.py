@@ -22,6 +22,7 @@ from typing import Any
 from hydra_ledger.changes import mark_changed
 from hydra_ledger.flatten import flatten
 from hydra_ledger.record import FINAL_STATUSES, RunPaths, append_line, write_atomic, write_json_atomic
+from hydra_ledger.redact import Redactor
 from hydra_ledger.source_files import format_exception
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,8 @@ def error_info(exc: BaseException) -> dict[str, str]:
 
 class ActiveRun:
     """The record of the job running in this process, and the heartbeat that keeps it alive."""
+
+    redactor: Redactor | None = None  # the job's; summary and metrics are redacted when written
 
     def __init__(self, paths: RunPaths, record: dict[str, Any], heartbeat_s: float) -> None:
         self.paths = paths
@@ -101,7 +104,7 @@ class ActiveRun:
     # -- updating ------------------------------------------------------------------------
     def update_summary(self, values: Mapping[str, Any]) -> None:
         with self._lock:
-            self.record.setdefault("summary", {}).update(flatten(values))
+            self.record.setdefault("summary", {}).update(redacted(self, flatten(values)))
             self.save()
 
     def finish(self, status: str, error: dict[str, Any] | None = None, **extra: Any) -> None:
@@ -249,6 +252,17 @@ def _require_active(what: str) -> ActiveRun | None:
     return run
 
 
+def redacted(run: ActiveRun, values: dict[str, Any]) -> dict[str, Any]:
+    """Flat summary or metric values as they may be written: secret-named keys, URL credentials
+    and authorization values redacted with the job's redactor (the default one when unset)."""
+    redactor = run.redactor
+    if redactor is None:
+        from hydra_plugins.hydra_ledger import DEFAULT_REDACT_KEYS
+
+        redactor = run.redactor = Redactor(DEFAULT_REDACT_KEYS)
+    return redactor.tree(values)
+
+
 def log_summary(**values: Any) -> None:
     """Add values to the current job's summary (``summary.<name>`` columns); nested dicts are dotted.
 
@@ -270,7 +284,8 @@ def log_metrics(values: Mapping[str, Any], step: int | None = None) -> None:
     if run is None:
         return
     try:
-        append_line(run.paths.metrics, {"step": step, "time": time.time(), "values": flatten(dict(values))})
+        append_line(run.paths.metrics,
+                    {"step": step, "time": time.time(), "values": redacted(run, flatten(dict(values)))})
     except Exception as exc:  # noqa: BLE001
         run._warn_once(f"cannot append to {run.paths.metrics}: {exc}")
 

@@ -22,17 +22,28 @@ log = logging.getLogger(__name__)
 
 _SKIPPED_SUFFIXES = (".pyc", ".pyo")
 _SKIPPED_PARTS = frozenset({"__pycache__", ".ledger", ".hydra"})
-# File names (lower-cased) that hold secrets by convention: dotenv files, TLS/SSH keys, cloud credentials.
-_SECRET_NAMES = (".env", ".env.*", "*.env", "*.pem", "*.key", "id_rsa*", "credentials*.json", "secrets.*")
+# File names (lower-cased) that hold secrets by convention: dotenv files, TLS/SSH keys, key stores,
+# cloud and registry credentials, client configs that keep passwords (netrc, pgpass, pypirc, kubeconfig,
+# Django's local_settings).
+_SECRET_NAMES = (
+    ".env", ".env.*", "*.env", "*.pem", "*.key", "id_rsa*", "credentials*", "secrets*", "*secret*.json",
+    ".netrc", "_netrc", ".pgpass", ".pypirc", ".npmrc", ".git-credentials", ".htpasswd", ".vault_pass*",
+    "*service-account*.json", "*service_account*.json", "*.p12", "*.pfx", "*.jks", "*.keystore", "*.kdbx",
+    "*.ppk", "kubeconfig", "kubeconfig.*", "*.kubeconfig", "local_settings*",
+)
 SECRET_REASON = "secret-like name"
 
 
-def is_secret_file(rel: str, redactor: Redactor) -> bool:
+def is_secret_file(rel: str, redactor: Redactor, exclude: Iterable[str] = ()) -> bool:
     """Whether an untracked file's name says it holds a secret: a conventional name (``.env*``,
-    ``*.pem``, ``*.key``, SSH keys ``id_*``, ``credentials*.json``, ``secrets.*``), or a stem
-    that is a redacted config key (``db_password.txt``, ``api_token``)."""
+    ``*.pem``, ``*.key``, SSH keys ``id_*``, ``.netrc``, ``kubeconfig``, ``credentials*``,
+    ``secrets*``...), a user pattern of ``exclude`` (matched against the name and the relative
+    path), or a stem that is a redacted config key (``db_password.txt``, ``api_token``)."""
     name = Path(rel).name.lower()
     if any(fnmatch.fnmatchcase(name, pattern) for pattern in _SECRET_NAMES):
+        return True
+    posix = Path(rel).as_posix()
+    if any(fnmatch.fnmatch(Path(rel).name, p) or fnmatch.fnmatch(posix, p) for p in exclude):
         return True
     stem, _, suffix = name.partition(".")
     if stem.startswith("id_") and suffix in ("", "pub"):  # id_ed25519, id_ecdsa.pub; not id_map.py
@@ -41,14 +52,16 @@ def is_secret_file(rel: str, redactor: Redactor) -> bool:
 
 
 def save_untracked(root: str | os.PathLike[str], files: Iterable[str], dest: Path, max_bytes: int,
-                   redact_keys: Iterable[str] = ()) -> dict[str, Any]:
+                   redact_keys: Iterable[str] = (), exclude: Iterable[str] = ()) -> dict[str, Any]:
     """Job process: copy ``files`` (paths relative to ``root``) into ``dest`` while the total
-    stays within ``max_bytes``, leaving out secret-like names (see :func:`is_secret_file`).
+    stays within ``max_bytes``, leaving out secret-like names and the ``exclude`` patterns
+    (option ``untracked_exclude``; see :func:`is_secret_file`).
 
     Returns ``{"untracked_saved": [path, ...], "untracked_not_saved": [{"path", "reason"}, ...]}``.
     Never raises for one file (deleted since ``git status``, unreadable, quota): it is listed
     as not saved, so that the job's record is still written."""
     redactor = Redactor(redact_keys)
+    exclude = list(exclude)
     saved: list[str] = []
     not_saved: list[dict[str, str]] = []
     total = 0
@@ -57,7 +70,7 @@ def save_untracked(root: str | os.PathLike[str], files: Iterable[str], dest: Pat
         parts = Path(rel).parts
         if rel.endswith(_SKIPPED_SUFFIXES) or _SKIPPED_PARTS.intersection(parts) or ".." in parts:
             continue
-        if is_secret_file(rel, redactor):
+        if is_secret_file(rel, redactor, exclude):
             not_saved.append({"path": rel, "reason": SECRET_REASON})
             continue
         target = dest / rel

@@ -79,6 +79,8 @@ def run(args: argparse.Namespace) -> int:
         if args.dry_run:
             for command in plan.commands():
                 print(command)
+            for problem in plan.source.problems:  # execute() refuses these before running anything
+                print(f"hydra-ledger: warning: a rerun would refuse this record: {problem}", file=sys.stderr)
             return 0
         result = execute(plan, check=args.check, rtol=args.rtol, atol=args.atol, ignore_summary=args.ignore_summary)
     except (RerunError, WorktreeError) as exc:
