@@ -223,9 +223,11 @@ def test_a_stopped_job_whose_heartbeat_is_stale_is_running_and_not_resumed(app, 
         assert hydra_ledger.load_runs(sweep, stale_after=0.5, cache="off")["status"].tolist() == ["RUNNING"]
         capsys.readouterr()
         assert cli_main(["resume", str(sweep), "--stale-after", "0.5", "--dry-run"]) == 0
-        printed = capsys.readouterr().out
+        captured = capsys.readouterr()
+        printed = captured.out
         assert "to relaunch" not in printed, printed
         assert "left alone: 0 RUNNING" in printed
+        assert captured.err == f"hydra-ledger: job 0 is left alone: its process (pid {job_pid}) still runs on this host\n"
     finally:
         proc.kill()
         proc.communicate()
@@ -237,3 +239,25 @@ def test_a_stopped_job_whose_heartbeat_is_stale_is_running_and_not_resumed(app, 
     rec["attempts"][-1]["pid"] = os.getpid()
     path.write_text(json.dumps(rec))
     assert hydra_ledger.load_runs(sweep, stale_after=0.5, cache="off")["status"].tolist() == ["DIED"]
+
+
+def test_a_job_holding_the_gil_is_running_though_its_heartbeat_is_stale(app, tmp_path):
+    """One long C call holds the GIL: the heartbeat thread cannot beat, yet the job lives."""
+    out = app / "out"
+    marker = tmp_path / "task-runs"
+    proc = start_app(app, "hydra.run.dir=out", "hydra.callbacks.ledger.heartbeat_s=0.2", "hold_gil=6",
+                     env={"FAULT_MARKER": str(marker)})
+    try:
+        wait_for(marker, proc)
+        time.sleep(2.0)
+        assert proc.poll() is None
+        beat = float((out / ".ledger" / "heartbeat").read_text())
+        assert time.time() - beat > 1.0, "the heartbeat went on: the GIL was not held"
+        assert hydra_ledger.load_runs(out, stale_after=1.0, cache="off")["status"].tolist() == ["RUNNING"]
+        returncode, output = finish(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert returncode == 0, output
+    assert hydra_ledger.load_runs(out)["status"].tolist() == ["COMPLETED"]

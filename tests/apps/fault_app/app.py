@@ -1,5 +1,6 @@
 """A task for fault tests: it can fill its disk, fail, sleep, or send itself a real signal at a
 chosen point of the ledger's end hook (FAULT_SIGNAL_AT), so that the signal lands exactly there."""
+import itertools
 import os
 import random
 import signal
@@ -72,6 +73,10 @@ def main(cfg: DictConfig):
                     pass
     if os.environ.get("FAULT_MARKER"):  # outside the (maybe full) output dir: "the task runs"
         Path(os.environ["FAULT_MARKER"]).write_text(str(os.getpid()))
+    if cfg.hold_gil:  # one C call that never lets the heartbeat thread run (e.g. a long numpy op)
+        start, n = time.perf_counter(), 10**6
+        sum(itertools.repeat(1, n))
+        sum(itertools.repeat(1, int(n * cfg.hold_gil / max(time.perf_counter() - start, 1e-6))))
     if cfg.sleep:
         time.sleep(cfg.sleep)
     if os.environ.get("FAULT_SIGNAL_AT"):
