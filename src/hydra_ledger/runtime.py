@@ -190,12 +190,12 @@ def _shrinking(record: dict[str, Any]) -> Iterator[bytes]:
 # -- signals while the record is written -------------------------------------------------------
 # Python runs signal handlers in the main thread, between any two bytecodes: inside a write, or
 # inside threading.Event.set() holding its lock. While the main thread is in such a section, the
-# ledger's SIGTERM handler and the SIGINT handler only note the signal; it is acted upon, by the
-# same handlers, as soon as the section ends. (Blocking with pthread_sigmask would not do: the
+# ledger's SIGTERM handler, the SIGINT handler and the wrapper of submitit's SIGUSR2 handler only
+# note the signal; it is acted upon, by the same handlers, as soon as the section ends. (Blocking with pthread_sigmask would not do: the
 # kernel then hands the signal to another thread, and Python still runs the handler here.)
 
 _section_depth = 0
-_pending_signals: list[tuple[int, Any]] = []
+_pending_signals: list[tuple[Any, int, Any]] = []  # (handler, or None for SIGINT; signum; frame)
 _saved_sigint: Any = None
 
 
@@ -237,15 +237,24 @@ def _end_section() -> None:
             pass
     pending = list(_pending_signals)
     _pending_signals.clear()
-    for signum, frame in pending:
-        if signum == signal.SIGTERM:
-            _on_sigterm(signum, frame)
-        elif callable(restored):
-            restored(signum, frame)  # e.g. Python's default: KeyboardInterrupt, now
+    for handler, signum, frame in pending:
+        if handler is None:  # SIGINT, deferred by swapping its handler
+            handler = restored
+        if callable(handler):
+            handler(signum, frame)  # e.g. Python's default SIGINT handler: KeyboardInterrupt, now
 
 
-def _defer_signal(signum: int, frame: Any) -> None:
-    _pending_signals.append((signum, frame))
+def _defer_signal(signum: int, frame: Any, handler: Any = None) -> None:
+    _pending_signals.append((handler, signum, frame))
+
+
+def defer_if_busy(handler: Any, signum: int, frame: Any) -> bool:
+    """For a signal handler: True (and ``handler`` called later) when the main thread is writing
+    the record, e.g. submitit's preemption signal arriving while the final status is saved."""
+    if _section_depth > 0:
+        _defer_signal(signum, frame, handler)
+        return True
+    return False
 
 
 _active: ActiveRun | None = None
@@ -326,8 +335,7 @@ def _at_exit() -> None:
 def _on_sigterm(signum: int, frame: Any) -> None:
     """Record the signal, then behave exactly as the previous handler would have (once the
     record being written, if any, is on disk)."""
-    if _section_depth > 0:
-        _defer_signal(signum, frame)
+    if defer_if_busy(_on_sigterm, signum, frame):
         return
     run = active_run()
     previous = _previous_sigterm
