@@ -183,11 +183,11 @@ def test_a_signal_while_the_final_status_is_saved_keeps_it(app, point, sig, fail
 
 
 def test_sigterm_at_random_moments_of_the_end_hook_never_loses_the_status(app, tmp_path):
-    """Many runs, each sending itself SIGTERM a random 0-4 ms into the ledger's end hook."""
+    """Many runs, each sending itself SIGTERM a random 0-2 ms after the ledger starts writing the final status."""
     runs = 24
 
     def one(i: int) -> tuple[int | None, str, dict, list[str]]:
-        proc = start_app(app, f"hydra.run.dir=out{i}", env={"FAULT_SIGNAL_AT": "random:4"})
+        proc = start_app(app, f"hydra.run.dir=out{i}", env={"FAULT_SIGNAL_AT": "random:2"})
         returncode, stderr = finish(proc, timeout=60)
         job = app / f"out{i}"
         return returncode, stderr, record(job), temp_files(job)
@@ -196,7 +196,7 @@ def test_sigterm_at_random_moments_of_the_end_hook_never_loses_the_status(app, t
         results = list(pool.map(one, range(runs)))
     for returncode, stderr, rec, temps in results:
         assert returncode is not None, f"hung: {stderr}"
-        assert rec["status"] in ("COMPLETED", "INTERRUPTED"), stderr
+        assert rec["status"] == "COMPLETED", stderr  # the signal came after the job's outcome was known
         assert temps == []
 
 
