@@ -69,7 +69,10 @@ def test_single_run_record(app, run_app):
     assert rec["attempts"] == [{
         "attempt": 1, "started_at": rec["started_at"], "ended_at": rec["ended_at"], "status": "COMPLETED",
         "pid": rec["host"]["pid"], "hostname": rec["host"]["hostname"],
+        # the process's start time and boot: a live process with this pid is this job (#12)
+        "pid_start": rec["attempts"][0]["pid_start"], "boot_id": rec["attempts"][0]["boot_id"],
     }]
+    assert isinstance(rec["attempts"][0]["pid_start"], int)
     started, ended = pd.Timestamp(rec["started_at"]), pd.Timestamp(rec["ended_at"])
     assert started.tzname() == "UTC"
     assert rec["duration_s"] == pytest.approx((ended - started).total_seconds(), abs=1e-6)

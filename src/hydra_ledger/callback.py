@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from hydra_plugins.hydra_ledger import DEFAULT_ENV_VARS, DEFAULT_REDACT_KEYS, LedgerConf
 
-from hydra_ledger import runtime, signals, sweep_interrupt
+from hydra_ledger import process_identity, runtime, signals, sweep_interrupt
 from hydra_ledger.capture.config import resolve_task_config
 from hydra_ledger.capture.environment import capture_host, installed_packages
 from hydra_ledger.capture.git import capture_git
@@ -42,6 +42,7 @@ from hydra_ledger.record import (
     dump_json,
     read_heartbeat,
     read_record,
+    remove_stale_temps,
     write_atomic,
     write_json_atomic,
 )
@@ -225,6 +226,8 @@ class LedgerCallback(Callback):
             paths.ledger_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise OSError(f"cannot create {paths.ledger_dir} ({exc.strerror or exc}), nothing recorded") from None
+        remove_stale_temps(paths.ledger_dir)  # left by a process killed mid-write (an earlier attempt)
+        optional_files = _room_for_optional_files(paths.ledger_dir)
         redactor = Redactor(self.redact_keys)
         job_id = None if OmegaConf.is_missing(hc.job, "id") else str(hc.job.id)
         job_num = None if OmegaConf.is_missing(hc.job, "num") else int(hc.job.num)
@@ -240,6 +243,7 @@ class LedgerCallback(Callback):
         record["attempts"].append({
             "attempt": attempt_no, "started_at": started, "ended_at": None, "status": "RUNNING",
             "pid": host["pid"], "hostname": host["hostname"],
+            **process_identity.identity(),  # tells this very process from a later one with its pid
             **{k: slurm[k] for k in _ATTEMPT_SLURM_KEYS if k in slurm},
         })
 
@@ -289,20 +293,29 @@ class LedgerCallback(Callback):
             "ledger_version": _version(),
             "rerun_of": rerun_of(job_num),
         })
-        record["git"] = self._capture_git(paths, hc, task_function)
+        # The RUNNING record goes to disk now, before the slow part (git status and diff, copies
+        # of untracked files, input hashing, packages: seconds on a big repo or input): a kill or
+        # Ctrl-C meanwhile leaves a record (DIED / INTERRUPTED), not nothing.
+        run = runtime.ActiveRun(paths, record, self.heartbeat_s)
+        run.redactor = redactor
+        runtime.activate(run)
+        git_info = self._capture_git(paths, hc, task_function, optional_files)
+        inputs = None
         if self.inputs:
             from hydra_ledger.inputs import record_inputs
 
-            record["inputs"], record["input_hashing"] = record_inputs(config, self.inputs)
-        run = runtime.ActiveRun(paths, record, self.heartbeat_s)
-        run.redactor = redactor
-        if self.packages:
+            inputs = record_inputs(config, self.inputs)
+        with run._lock:
+            record["git"] = git_info
+            if inputs is not None:
+                record["inputs"], record["input_hashing"] = inputs
+            run.save()
+        if self.packages and optional_files:
             try:
                 write_atomic(paths.packages, _packages_json())
-            except Exception as exc:  # noqa: BLE001 - one warning per job, shared with the record's
-                run._warn_once(f"cannot write {paths.packages}: {exc}")
-        runtime.activate(run)
-        if self.capture_output:
+            except Exception as exc:  # noqa: BLE001 - one warning per job and kind
+                run._warn_once(f"cannot write {paths.packages}: {exc}", "packages", unrecorded=False)
+        if self.capture_output and optional_files:
             from hydra_ledger import output_capture
 
             output_capture.start(paths.stdout, paths.stderr)
@@ -326,13 +339,15 @@ class LedgerCallback(Callback):
                     run.record.setdefault("summary", {}).update(
                         runtime.redacted(run, summarize_return(job_return._return_value)))
         finally:
-            # even when listing artifacts or the summary failed (a warning), the job's outcome lands
-            run.finish(status, error)
-            runtime.deactivate(run)
-            if self.capture_output:
-                from hydra_ledger import output_capture
+            # even when listing artifacts or the summary failed (a warning), the job's outcome lands;
+            # a SIGTERM or Ctrl-C meanwhile acts once it is on disk and the job's hooks are undone
+            with runtime.signals_deferred():
+                run.finish(status, error)
+                runtime.deactivate(run)
+                if self.capture_output:
+                    from hydra_ledger import output_capture
 
-                output_capture.stop()
+                    output_capture.stop()
 
     # -- helpers -----------------------------------------------------------------------------
     def _continue_or_archive(self, paths: RunPaths, job_id: str | None) -> tuple[dict[str, Any] | None, int]:
@@ -369,7 +384,8 @@ class LedgerCallback(Callback):
             return self.sweep_dir
         return str(Path(hc.runtime.cwd, str(hc.sweep.dir)).resolve())
 
-    def _capture_git(self, paths: RunPaths, hc: DictConfig, task_function: Any) -> dict[str, Any]:
+    def _capture_git(self, paths: RunPaths, hc: DictConfig, task_function: Any,
+                     optional_files: bool = True) -> dict[str, Any]:
         if not self.git:
             return {"state": "disabled"}
         start = _script_dir(task_function) or hc.runtime.cwd
@@ -388,7 +404,13 @@ class LedgerCallback(Callback):
         except Exception as exc:  # noqa: BLE001
             log.warning("hydra-ledger: cannot capture git state from %s: %s", start, exc)
             return {"state": "error", "error": str(exc)}
-        if info.get("untracked"):
+        if not optional_files:  # low disk space: the job's own files come first
+            if info.get("untracked"):
+                info.update({"untracked_saved": [], "untracked_not_saved": [
+                    {"path": p, "reason": _LOW_SPACE_REASON} for p in info["untracked"]]})
+            if patch is not None:
+                info["patch_skipped"], patch = _LOW_SPACE_REASON, None
+        elif info.get("untracked"):
             info.update(save_untracked(info["root"], info["untracked"], paths.untracked, self.untracked_max_bytes,
                                        self.redact_keys, self.untracked_exclude))
         if patch is not None and not self.save_patch:  # it would hold uncommitted secrets verbatim
@@ -400,7 +422,7 @@ class LedgerCallback(Callback):
             except OSError as exc:  # e.g. a disk quota: the record matters more than the patch
                 info["patch_skipped"] = f"cannot write {paths.patch}: {exc.strerror or exc}"
                 log.warning("hydra-ledger: uncommitted diff not saved: %s", info["patch_skipped"])
-        elif "patch_skipped" in info:
+        elif "patch_skipped" in info and optional_files:
             log.warning("hydra-ledger: uncommitted diff not saved: %s (raise hydra.callbacks.ledger.patch_max_bytes)",
                         info["patch_skipped"])
         return info
@@ -422,6 +444,29 @@ def _outcome(record: dict[str, Any], job_return: JobReturn) -> tuple[str, dict[s
         # TIMEOUT when submitit gave up after its time-out signal (UncompletedJobError)
         return signals.failure_status(record, exc), runtime.error_info(exc)
     return "FAILED", {"type": "Unknown", "message": repr(exc), "traceback": ""}
+
+
+# Below this much free space where the job writes, the ledger leaves out its optional files
+# (git patch, untracked copies, packages, captured output): they must not be what fills the disk.
+LOW_SPACE_BYTES = 64 << 20
+_LOW_SPACE_REASON = "low disk space"
+
+
+def _room_for_optional_files(directory: Path) -> bool:
+    """Whether ``directory``'s file system has room for the ledger's optional files; says once when not."""
+    try:
+        st = os.statvfs(directory)
+    except (OSError, AttributeError):  # no statvfs (Windows): assume room
+        return True
+    free = st.f_bavail * st.f_frsize
+    if free >= LOW_SPACE_BYTES:
+        return True
+    runtime.warn_once_per_process(
+        "low-space",
+        f"hydra-ledger: only {free / (1 << 20):.1f} MiB free in {directory} (< {LOW_SPACE_BYTES >> 20} MiB): "
+        "optional files (git patch, untracked copies, packages, captured output) are not saved, "
+        "so that the ledger does not fill the disk; the record itself is kept")
+    return False
 
 
 def _is_within(path: str, parent: str) -> bool:

@@ -105,6 +105,9 @@ def _scandir(path: str) -> tuple[list[str], list[str] | None, bool]:
                         record = not e.is_dir()
                     except OSError:
                         record = True
+            # neither a run's nor a sweep's record: a job killed before its first write, or a
+            # partial copy; read_job reports it, naming the dir, rather than it vanishing silently
+            record = record or not (set(ledger) & {RunPaths.RECORD, SweepPaths.RECORD})
         elif name not in SKIP_DIRS:
             try:
                 if entry.is_dir(follow_symlinks=False):
@@ -199,6 +202,10 @@ def walk(root: str, previous: Mapping[str, DirState], known: Mapping[str, str], 
 # -- reading records ------------------------------------------------------------------------
 
 
+MISSING_RECORD = "missing: the job's .ledger/ dir has no run.json (killed before its first write, or a partial copy?)"
+MISSING_RECORD_HINT = "skipped; rerun the job, or delete the dir"
+
+
 def signature(stat: os.stat_result) -> str:
     return f"{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ino}"
 
@@ -219,6 +226,8 @@ def read_job(root: str, rel: str, ledger: Iterable[str], now: float,
     try:
         stat, data = _read_file(record_file)
     except OSError as exc:
+        if not os.path.lexists(record_file):  # not even a dangling symlink: never written
+            return "", True, RecordError(record_file, MISSING_RECORD, MISSING_RECORD_HINT)
         return "", True, RecordError(record_file, f"unreadable ({exc.strerror or exc})", "check its permissions")
     parts = [f"{RunPaths.RECORD}={signature(stat)}"]
     racy = stat.st_mtime_ns >= limit

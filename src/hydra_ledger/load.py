@@ -12,8 +12,9 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from hydra_ledger.discover import SKIP_DIRS
-from hydra_ledger.record import LEDGER_DIR, STATUSES, RecordError, RunPaths, read_heartbeat, read_record
+from hydra_ledger.discover import MISSING_RECORD, MISSING_RECORD_HINT, SKIP_DIRS
+from hydra_ledger.process_identity import liveness
+from hydra_ledger.record import LEDGER_DIR, STATUSES, RecordError, RunPaths, SweepPaths, read_heartbeat, read_record
 from hydra_ledger.rows import BASE_COLUMNS, GROUPS
 from hydra_ledger.signals import gave_up_at_time_out
 
@@ -62,12 +63,21 @@ def _walk(root: Path) -> Iterator[Path]:
         for entry in entries:
             if entry.name == LEDGER_DIR:
                 record = Path(entry.path, RunPaths.RECORD)
-                # a dangling symlink (a partial copy) is reported unreadable, not silently missed
-                if os.path.lexists(record) and not record.is_dir():
+                # a dangling symlink (a partial copy) is reported unreadable, not silently missed;
+                # so is a .ledger/ without a run's or a sweep's record (killed before its first write)
+                if os.path.lexists(record) and not record.is_dir() or _lacks_records(entry.path):
                     yield record
             elif entry.name not in _SKIP_DIRS and entry.is_dir(follow_symlinks=False):
                 subdirs.append(entry.path)
         stack.extend(sorted(subdirs, reverse=True))
+
+
+def _lacks_records(ledger_dir: str) -> bool:
+    try:
+        names = os.listdir(ledger_dir)
+    except OSError:  # a .ledger file, or unreadable
+        return False
+    return RunPaths.RECORD not in names and SweepPaths.RECORD not in names
 
 
 def _handle(exc: RecordError, errors: Errors) -> None:
@@ -80,6 +90,9 @@ def _handle(exc: RecordError, errors: Errors) -> None:
 def read_records(paths: Iterable[str | os.PathLike[str]], errors: Errors = "warn") -> Iterator[tuple[Path, dict[str, Any]]]:
     """``(record_file, record)`` for every readable record; broken ones are reported per ``errors``."""
     for record_file in find_records(paths):
+        if not os.path.lexists(record_file):
+            _handle(RecordError(record_file, MISSING_RECORD, MISSING_RECORD_HINT), errors)
+            continue
         try:
             yield record_file, read_record(record_file)
         except RecordError as exc:
@@ -100,12 +113,17 @@ def derive_status(record: Mapping[str, Any], job_dir: str | Path, now: float, st
 
 def _died_or_timeout(record: Mapping[str, Any], job_dir: str | Path) -> str:
     """DIED, or TIMEOUT when submitit had given up on the job at its time-out signal and Slurm
-    ended it at its limit without the task hearing of it (see :func:`signals.gave_up_at_time_out`)."""
-    if "signals" not in record:  # a row from the index: the record tells (read for dead jobs only)
+    ended it at its limit without the task hearing of it (see :func:`signals.gave_up_at_time_out`);
+    RUNNING after all when its very process still lives on this host (a task holding the GIL or
+    a stopped process beats no more, yet is not dead: see :mod:`hydra_ledger.process_identity`)."""
+    if "signals" not in record or "attempts" not in record:  # a row from the index: read for stale jobs only
         try:
             record = read_record(RunPaths(job_dir).record)
         except RecordError:
             return "DIED"
+    attempts = record.get("attempts")
+    if attempts and isinstance(attempts[-1], dict) and liveness(attempts[-1]) == "alive":
+        return "RUNNING"
     return "TIMEOUT" if gave_up_at_time_out(record) else "DIED"
 
 

@@ -6,9 +6,10 @@ reader never sees half a file and a killed job never leaves a corrupt record.
 """
 from __future__ import annotations
 
+import errno
+import itertools
 import json
 import os
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -140,10 +141,30 @@ class SweepPaths:
         return self.ledger_dir / self.CONCLUSIONS
 
 
+_temp_numbers = itertools.count()
+# Errors that mean "no room": a full disk or an exhausted quota.
+NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+# Room kept at the end of a RUNNING record (trailing spaces, valid JSON): when the disk is full,
+# the final status is written over it in place, since a temp file would need free space.
+RECORD_RESERVE_BYTES = 8192
+_BLOCK = 4096
+
+
+def no_space(exc: BaseException) -> bool:
+    """Whether ``exc`` says the disk (or the quota) is full."""
+    return isinstance(exc, OSError) and exc.errno in NO_SPACE_ERRNOS
+
+
+def temp_name(path: Path) -> Path:
+    """A temp file beside ``path``, unique per write (a signal handler may write the same file
+    while the interrupted write is still open); ``.<name>.<pid>-<n>.tmp``."""
+    return path.with_name(f".{path.name}.{os.getpid()}-{next(_temp_numbers)}.tmp")
+
+
 def write_atomic(path: Path, data: bytes) -> None:
     """Replace ``path`` with ``data`` so that readers see the old or the new file, never half."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp = temp_name(path)
     try:
         with open(tmp, "wb") as f:
             f.write(data)
@@ -156,9 +177,72 @@ def write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
+def padded(data: bytes, reserve: int = RECORD_RESERVE_BYTES) -> bytes:
+    """``data`` with trailing spaces: at least ``reserve`` bytes more, up to a whole block."""
+    size = -(-(len(data) + reserve) // _BLOCK) * _BLOCK
+    return data + b" " * (size - len(data))
+
+
+def rewrite_in_place(path: Path, data: bytes) -> bool:
+    """Overwrite ``path`` with ``data`` padded with spaces to the file's current size, in the
+    blocks it already has: needs no free space (for a full disk), but is not atomic. False,
+    writing nothing, when ``data`` is larger than the file."""
+    fd = os.open(path, os.O_WRONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        size = os.fstat(fd).st_size
+        if len(data) > size:
+            return False
+        view = memoryview(data + b" " * (size - len(data)))
+        offset = 0
+        while offset < len(view):
+            offset += os.pwrite(fd, view[offset:], offset)
+    finally:
+        os.close(fd)
+    return True
+
+
+def remove_stale_temps(directory: Path) -> list[str]:
+    """Delete the temp files left in ``directory`` by writers that were killed mid-write (their
+    process is gone, or it is this one between jobs); returns their names. Never raises."""
+    removed = []
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return removed
+    for entry in entries:
+        name = entry.name
+        if not (name.startswith(".") and name.endswith(".tmp")):
+            continue
+        parts = name[1:-4].split(".")  # .<file>.<pid>-<n>.tmp, or .<file>.<pid>.<thread>.tmp (older writers)
+        owner = parts[-1].split("-")[0] if "-" in parts[-1] else parts[-2] if len(parts) > 2 else ""
+        if owner.isdigit() and int(owner) != os.getpid() and _pid_alive(int(owner)):
+            continue
+        try:
+            os.unlink(entry.path)
+            removed.append(name)
+        except OSError:
+            pass
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: someone else's process
+        return True
+    return True
+
+
 def dump_json(value: Any) -> bytes:
     """Serialise a record: UTF-8 JSON, non-JSON values converted faithfully, never raising."""
     return json.dumps(value, ensure_ascii=False, indent=1, default=to_jsonable, allow_nan=True).encode()
+
+
+def dump_json_compact(value: Any) -> bytes:
+    """As :func:`dump_json` without indentation: a smaller record where room is short."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=to_jsonable, allow_nan=True).encode()
 
 
 def write_json_atomic(path: Path, value: Any) -> None:

@@ -23,6 +23,7 @@ from hydra_ledger import launch as _launch
 from hydra_ledger.launch import Code, CodeSource, RerunError, hydra_dir, quote_value, read_yaml, without
 from hydra_ledger.lineage import ENV_RERUN_OF, ENV_RESUME, encode_rerun_of
 from hydra_ledger.load import derive_status, load_runs, read_records
+from hydra_ledger.process_identity import liveness
 from hydra_ledger.record import SWEEP_SCHEMA, RecordError, RunPaths, SweepPaths, read_record
 from hydra_ledger.redact import REDACTED, Redactor
 
@@ -154,6 +155,21 @@ def _statuses(sweep_dir: Path, sweep: dict[str, Any], stale_after: float | None)
     return out
 
 
+def _liveness_note(num: int, record: Mapping[str, Any], status: str) -> str | None:
+    """Why a job recorded RUNNING is left alone, or why relaunching it may launch it twice."""
+    attempts = record.get("attempts") or []
+    if record.get("status") != "RUNNING" or not attempts or not isinstance(attempts[-1], dict):
+        return None
+    attempt = attempts[-1]
+    state = liveness(attempt)
+    if status == "RUNNING" and state == "alive":
+        return f"job {num} is left alone: its process (pid {attempt.get('pid')}) still runs on this host"
+    if status in RESUMABLE and state == "unknown" and attempt.get("hostname"):
+        return (f"job {num} ran on {attempt.get('hostname')} (pid {attempt.get('pid')}) and its heartbeat stopped; "
+                "this host cannot tell whether it still runs: check before resuming, or it may run twice")
+    return None
+
+
 def plan_resume(
     sweep_dir: str | os.PathLike[str],
     *,
@@ -181,6 +197,9 @@ def plan_resume(
     for num in sorted(job_list.keys() | recorded.keys()):
         if num in recorded:
             job_dir, record, status = recorded[num]
+            note = _liveness_note(num, record, status)
+            if note:
+                notes.append(note)
             if status not in RESUMABLE and not status.startswith("PREEMPTED ("):
                 skipped[num] = status
                 continue

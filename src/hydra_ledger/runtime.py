@@ -8,6 +8,7 @@ a basic-launcher sweep.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import datetime as _dt
 import logging
 import os
@@ -15,13 +16,23 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from hydra_ledger.changes import mark_changed
 from hydra_ledger.flatten import flatten
-from hydra_ledger.record import FINAL_STATUSES, RunPaths, append_line, write_atomic, write_json_atomic
+from hydra_ledger.record import (
+    FINAL_STATUSES,
+    RunPaths,
+    append_line,
+    dump_json,
+    dump_json_compact,
+    no_space,
+    padded,
+    rewrite_in_place,
+    write_atomic,
+)
 from hydra_ledger.redact import Redactor
 from hydra_ledger.source_files import format_exception
 
@@ -63,29 +74,54 @@ class ActiveRun:
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._warned = False
+        self._warned: set[str] = set()
 
     # -- writing ---------------------------------------------------------------------------
-    def save(self) -> None:
-        """Atomically rewrite run.json; a failure is one warning, never the job's failure."""
-        with self._lock:
+    def save(self, final: bool = False) -> None:
+        """Atomically rewrite run.json; a failure is one warning, never the job's failure.
+
+        A RUNNING record keeps room at its end (trailing spaces) so that, on a full disk, the
+        final status still lands in place: the atomic rewrite needs room for a temp file.
+        """
+        with self._lock, signals_deferred():
+            data = dump_json(self.record)
             try:
-                write_json_atomic(self.paths.record, self.record)
+                write_atomic(self.paths.record, data if final else padded(data))
             except Exception as exc:  # noqa: BLE001
-                self._warn_once(f"cannot write {self.paths.record}: {exc}")
-                return
+                if not (no_space(exc) and self._save_in_place()):
+                    self._warn_once(f"cannot write {self.paths.record}: {exc}", "record")
+                    return
             mark_changed(self.paths.job_dir)  # tells loaders' indexes to look at this sweep again
 
-    def _warn_once(self, message: str) -> None:
-        if not self._warned:
-            self._warned = True
-            log.warning("hydra-ledger: %s — the job runs on, unrecorded", message)
+    def _save_in_place(self) -> bool:
+        """The disk is full: write the record over its reserved room, smaller versions if need be."""
+        for data in _shrinking(self.record):
+            try:
+                if rewrite_in_place(self.paths.record, data):
+                    self._warn_once(f"the disk of {self.paths.record} is full: the record is rewritten in place "
+                                    "(not atomically) until there is room again", "space", unrecorded=False)
+                    return True
+            except OSError:
+                return False
+        return False
+
+    def _warn_once(self, message: str, kind: str = "record", unrecorded: bool = True) -> None:
+        """One warning per kind of failure (record, heartbeat, metrics, packages, space) and job."""
+        if kind not in self._warned:
+            self._warned.add(kind)
+            log.warning("hydra-ledger: %s — the job runs on%s", message, ", unrecorded" if unrecorded else "")
 
     def beat(self) -> None:
+        data = f"{time.time():.3f}\n".encode()
         try:
-            write_atomic(self.paths.heartbeat, f"{time.time():.3f}\n".encode())
+            write_atomic(self.paths.heartbeat, data)
         except Exception as exc:  # noqa: BLE001
-            self._warn_once(f"cannot write heartbeat {self.paths.heartbeat}: {exc}")
+            try:  # a full disk: the old heartbeat's own bytes still take the new one
+                if no_space(exc) and rewrite_in_place(self.paths.heartbeat, data):
+                    return
+            except OSError:
+                pass
+            self._warn_once(f"cannot write heartbeat {self.paths.heartbeat}: {exc}", "heartbeat", unrecorded=False)
 
     def start_heartbeat(self) -> None:
         self.beat()
@@ -97,7 +133,10 @@ class ActiveRun:
             self.beat()
 
     def stop_heartbeat(self) -> None:
-        self._stop.set()
+        # Event.set() takes the event's own (non-reentrant) lock: a signal handler that called it
+        # again on this thread would deadlock, hence the deferral of signals around it.
+        with signals_deferred():
+            self._stop.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=2)
 
@@ -108,8 +147,13 @@ class ActiveRun:
             self.save()
 
     def finish(self, status: str, error: dict[str, Any] | None = None, **extra: Any) -> None:
-        """Write the final status once; later calls (e.g. atexit after on_job_end) do nothing."""
-        with self._lock:
+        """Write the final status once; later calls (e.g. atexit after on_job_end) do nothing.
+
+        SIGTERM and Ctrl-C wait until the status is on disk (:func:`signals_deferred`): a handler
+        run between setting the status and saving it would otherwise see the job finished and
+        let the process die with RUNNING on disk.
+        """
+        with self._lock, signals_deferred():
             if self.record.get("status") in FINAL_STATUSES:
                 return
             self.stop_heartbeat()
@@ -123,11 +167,97 @@ class ActiveRun:
             attempts = self.record.get("attempts") or []
             if attempts:
                 attempts[-1].update({"ended_at": ended, "status": status})
-            self.save()
+            self.save(final=True)
 
     @property
     def finished(self) -> bool:
         return self.record.get("status") in FINAL_STATUSES
+
+
+def _shrinking(record: dict[str, Any]) -> Iterator[bytes]:
+    """The record as JSON, then smaller and smaller (compact, traceback trimmed, artifacts and
+    summary dropped), for the room left in a full disk."""
+    yield dump_json(record)
+    yield dump_json_compact(record)
+    smaller = dict(record)
+    error = smaller.get("error")
+    if isinstance(error, dict) and len(str(error.get("traceback") or "")) > 2000:
+        smaller["error"] = {**error, "traceback": "…" + str(error["traceback"])[-2000:]}
+        yield dump_json_compact(smaller)
+    for key, empty in (("artifacts", []), ("summary", {})):
+        if smaller.get(key):
+            smaller[key] = empty
+            yield dump_json_compact(smaller)
+
+
+# -- signals while the record is written -------------------------------------------------------
+# Python runs signal handlers in the main thread, between any two bytecodes: inside a write, or
+# inside threading.Event.set() holding its lock. While the main thread is in such a section, the
+# ledger's SIGTERM handler, the SIGINT handler and the wrapper of submitit's SIGUSR2 handler only
+# note the signal; it is acted upon, by the same handlers, as soon as the section ends. (Blocking with pthread_sigmask would not do: the
+# kernel then hands the signal to another thread, and Python still runs the handler here.)
+
+_section_depth = 0
+_pending_signals: list[tuple[Any, int, Any]] = []  # (handler, or None for SIGINT; signum; frame)
+_saved_sigint: Any = None
+
+
+def _in_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """In the main thread: SIGTERM and SIGINT that arrive inside the block are handled after it."""
+    global _section_depth, _saved_sigint
+    if not _in_main_thread():
+        yield
+        return
+    _section_depth += 1  # first: from here on, a SIGTERM waits
+    try:
+        if _section_depth == 1:
+            try:
+                current = signal.getsignal(signal.SIGINT)
+                if callable(current) and current is not _defer_signal:
+                    signal.signal(signal.SIGINT, _defer_signal)
+                    _saved_sigint = current
+            except (ValueError, OSError):  # not the main interpreter
+                _saved_sigint = None
+        yield
+    finally:
+        _section_depth -= 1
+        if _section_depth == 0:
+            _end_section()
+
+
+def _end_section() -> None:
+    global _saved_sigint
+    restored, _saved_sigint = _saved_sigint, None
+    if restored is not None:
+        try:
+            signal.signal(signal.SIGINT, restored)
+        except (ValueError, OSError):
+            pass
+    pending = list(_pending_signals)
+    _pending_signals.clear()
+    for handler, signum, frame in pending:
+        if handler is None:  # SIGINT, deferred by swapping its handler
+            handler = restored
+        if callable(handler):
+            handler(signum, frame)  # e.g. Python's default SIGINT handler: KeyboardInterrupt, now
+
+
+def _defer_signal(signum: int, frame: Any, handler: Any = None) -> None:
+    _pending_signals.append((handler, signum, frame))
+
+
+def defer_if_busy(handler: Any, signum: int, frame: Any) -> bool:
+    """For a signal handler: True (and ``handler`` called later) when the main thread is writing
+    the record, e.g. submitit's preemption signal arriving while the final status is saved."""
+    if _section_depth > 0:
+        _defer_signal(signum, frame, handler)
+        return True
+    return False
 
 
 _active: ActiveRun | None = None
@@ -206,7 +336,10 @@ def _at_exit() -> None:
 
 
 def _on_sigterm(signum: int, frame: Any) -> None:
-    """Record the signal, then behave exactly as the previous handler would have."""
+    """Record the signal, then behave exactly as the previous handler would have (once the
+    record being written, if any, is on disk)."""
+    if defer_if_busy(_on_sigterm, signum, frame):
+        return
     run = active_run()
     previous = _previous_sigterm
     if run is not None and not run.finished:
@@ -287,7 +420,7 @@ def log_metrics(values: Mapping[str, Any], step: int | None = None) -> None:
         append_line(run.paths.metrics,
                     {"step": step, "time": time.time(), "values": redacted(run, flatten(dict(values)))})
     except Exception as exc:  # noqa: BLE001
-        run._warn_once(f"cannot append to {run.paths.metrics}: {exc}")
+        run._warn_once(f"cannot append to {run.paths.metrics}: {exc}", "metrics", unrecorded=False)
 
 
 def run_dir() -> Path:
@@ -303,3 +436,13 @@ def run_dir() -> Path:
         raise RuntimeError(
             "hydra_ledger.run_dir() works only inside a Hydra job (a function decorated with @hydra.main)"
         ) from None
+
+
+_warned_kinds: set[str] = set()
+
+
+def warn_once_per_process(kind: str, message: str) -> None:
+    """Log ``message`` the first time only: e.g. low disk space, for every job of a sweep alike."""
+    if kind not in _warned_kinds:
+        _warned_kinds.add(kind)
+        log.warning("%s", message)

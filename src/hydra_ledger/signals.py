@@ -37,6 +37,8 @@ class _Usr2Wrapper:
     def __call__(self, signum: int, frame: Any) -> None:
         from hydra_ledger import runtime
 
+        if runtime.defer_if_busy(self, signum, frame):  # the record is being written: right after it
+            return
         run = runtime.active_run()
         entry: dict[str, Any] | None = None
         if run is not None and not run.finished:

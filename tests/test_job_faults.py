@@ -1,0 +1,263 @@
+"""Faults on the job side: a kill while the record is first written, a full disk, a signal while
+the final status is saved, a live job whose heartbeat stops (#12). Real apps, real signals, real
+git repos, a real (small) file system."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from conftest import app_env, git, start_app
+
+import hydra_ledger
+from hydra_ledger.cli import main as cli_main
+from hydra_ledger.load import LedgerLoadWarning
+
+
+def record(job_dir: Path) -> dict:
+    return json.loads((job_dir / ".ledger" / "run.json").read_text())
+
+
+def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if proc.poll() is not None:
+            raise AssertionError(f"the app ended (rc={proc.returncode}) before {path} appeared: {proc.stderr.read()}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{path} did not appear within {timeout} s")
+        time.sleep(0.02)
+
+
+def finish(proc: subprocess.Popen, timeout: float = 60) -> tuple[int | None, str]:
+    """Wait for the app: (exit code, stdout + stderr); one still running after ``timeout`` (a
+    deadlock) is killed: exit code None."""
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+        return proc.returncode, stdout + stderr
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        stdout, stderr = proc.communicate()
+        return None, stdout + stderr
+
+
+def temp_files(job_dir: Path) -> list[str]:
+    return sorted(p.name for p in (job_dir / ".ledger").glob("*.tmp"))
+
+
+@pytest.fixture
+def app(make_app):
+    return make_app("fault_app")
+
+
+# -- 6. a kill while the job's record is first written ------------------------------------------
+
+
+@pytest.fixture
+def slow_git(app, tmp_path):
+    """git status in the app's repo takes seconds: a real fsmonitor hook that sleeps (as a slow
+    network file system or a huge work tree would); it touches ``in_git`` when called."""
+    marker = tmp_path / "in_git"
+    hook = tmp_path / "slow-fsmonitor.sh"
+    hook.write_text(f"#!/bin/sh\ntouch '{marker}'\nexec sleep 8\n")
+    hook.chmod(0o755)
+    git(app, "config", "core.fsmonitor", str(hook))
+    return marker
+
+
+@pytest.mark.parametrize(("sig", "expected"), [(signal.SIGKILL, "DIED"), (signal.SIGTERM, "INTERRUPTED"),
+                                               (signal.SIGINT, "INTERRUPTED")], ids=["sigkill", "sigterm", "ctrl-c"])
+def test_a_job_killed_while_its_start_hook_captures_git_is_recorded(app, slow_git, sig, expected):
+    out = app / "out"
+    proc = start_app(app, "hydra.run.dir=out", "hydra.callbacks.ledger.heartbeat_s=0.2", "sleep=60")
+    try:
+        wait_for(slow_git, proc)  # on_job_start is inside `git status`
+        proc.send_signal(sig)
+        returncode, stderr = finish(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert returncode is not None and returncode != 0, stderr
+    assert not (out / "started").exists()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        frame = hydra_ledger.load_runs(out, stale_after=0.0)
+    assert frame["status"].tolist() == [expected], stderr
+    rec = record(out)
+    assert rec["job"]["name"] == "app"
+    assert rec["overrides"] == ["sleep=60"]
+    assert rec["attempts"][-1]["pid"] == proc.pid
+    assert rec["started_at"] and rec["host"]["hostname"]
+    assert "git" not in rec or rec["git"].get("state") != "ok"  # killed before git answered
+    assert temp_files(out) == []
+
+
+def test_a_ledger_dir_without_a_record_is_reported_naming_it(app, tmp_path):
+    """A job killed before its first write (an older hydra-ledger) leaves `.ledger/` only: loads say so."""
+    job = tmp_path / "runs" / "lost"
+    (job / ".ledger").mkdir(parents=True)
+    for load in (lambda: hydra_ledger.load_runs(tmp_path / "runs"),  # indexed,
+                 lambda: hydra_ledger.load_runs(tmp_path / "runs"),  # from the index,
+                 lambda: hydra_ledger.load_runs(tmp_path / "runs", cache="off"),  # without one
+                 lambda: hydra_ledger.load_metrics(tmp_path / "runs")):
+        with pytest.warns(LedgerLoadWarning, match="lost/.ledger/run.json: missing"):
+            assert len(load()) == 0
+
+
+# -- 7. a full disk -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_fs(tmp_path):
+    """A 2 MB tmpfs (needs root and a kernel that lets us mount); unmounted after the test."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs (mount -t tmpfs -o size=2m: {proc.stderr.strip()})")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@pytest.mark.parametrize(("fail", "expected", "expected_rc"), [(False, "COMPLETED", 0), (True, "FAILED", 1)],
+                         ids=["returning", "raising"])
+def test_a_task_that_fills_its_disk_keeps_its_final_status_and_exit_code(app, small_fs, tmp_path, fail, expected,
+                                                                          expected_rc):
+    out = small_fs / "out"
+    marker = tmp_path / "task-runs"
+    proc = start_app(app, f"hydra.run.dir={out}", "hydra.callbacks.ledger.heartbeat_s=0.2", "fill_disk=true",
+                     f"fail={str(fail).lower()}", "sleep=2.5", env={"FAULT_MARKER": str(marker)})
+    try:
+        wait_for(marker, proc)
+        assert os.statvfs(small_fs).f_bavail == 0  # the disk is full
+        time.sleep(1.5)  # the heartbeat goes on in place, and the process lives: RUNNING
+        assert hydra_ledger.load_runs(out, stale_after=1.0, cache="off")["status"].tolist() == ["RUNNING"]
+        returncode, stderr = finish(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert returncode == expected_rc, stderr
+    assert record(out)["status"] == expected
+    assert hydra_ledger.load_runs(out, cache="off")["status"].tolist() == [expected]
+    rec = record(out)
+    if fail:
+        assert rec["error"]["type"] == "ValueError"
+    else:
+        assert rec["summary"] == {"x": 1}
+    assert temp_files(out) == []
+    # the ledger said why optional files were left out, once
+    assert stderr.count("optional files") == 1, stderr
+    assert not (out / ".ledger" / "packages.json").exists()
+
+
+# -- 8. a signal while the final status is saved ------------------------------------------------
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "ctrl-c"])
+@pytest.mark.parametrize("point", ["notify_all", "write_atomic", "c:write", "c:replace"],
+                         ids=["in-stop-heartbeat", "status-set-not-saved", "temp-file-empty", "before-replace"])
+@pytest.mark.parametrize(("fail", "expected"), [(False, "COMPLETED"), (True, "FAILED")], ids=["returning", "raising"])
+def test_a_signal_while_the_final_status_is_saved_keeps_it(app, point, sig, fail, expected):
+    out = app / "out"
+    proc = start_app(app, "hydra.run.dir=out", f"fail={str(fail).lower()}",
+                     env={"FAULT_SIGNAL_AT": point, "FAULT_SIGNAL": sig.name})
+    returncode, stderr = finish(proc, timeout=30)
+    assert returncode is not None, f"the job hung (deadlock) after {sig.name} at {point}: {stderr}"
+    if sig == signal.SIGTERM:
+        assert returncode == -signal.SIGTERM, stderr  # the signal still ends the process, as it would have
+    rec = record(out)
+    assert rec["status"] == expected, stderr
+    assert rec["attempts"][-1]["status"] == expected
+    assert rec["ended_at"] is not None
+    assert temp_files(out) == []
+    assert hydra_ledger.load_runs(out, cache="off")["status"].tolist() == [expected]
+
+
+def test_sigterm_at_random_moments_of_the_end_hook_never_loses_the_status(app, tmp_path):
+    """Many runs, each sending itself SIGTERM a random 0-2 ms after the ledger starts writing the final status."""
+    runs = 24
+
+    def one(i: int) -> tuple[int | None, str, dict, list[str]]:
+        proc = start_app(app, f"hydra.run.dir=out{i}", env={"FAULT_SIGNAL_AT": "random:2"})
+        returncode, stderr = finish(proc, timeout=60)
+        job = app / f"out{i}"
+        return returncode, stderr, record(job), temp_files(job)
+
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(one, range(runs)))
+    for returncode, stderr, rec, temps in results:
+        assert returncode is not None, f"hung: {stderr}"
+        assert rec["status"] == "COMPLETED", stderr  # the signal came after the job's outcome was known
+        assert temps == []
+
+
+# -- 16. a live job whose heartbeat stops -------------------------------------------------------
+
+
+def test_a_stopped_job_whose_heartbeat_is_stale_is_running_and_not_resumed(app, capsys):
+    """SIGSTOP (Ctrl-Z, or a task holding the GIL) stops the heartbeat of a process that lives:
+    it is RUNNING, and `resume` leaves it alone; once it is gone it is DIED."""
+    sweep = app / "sweep"
+    proc = subprocess.Popen(
+        [sys.executable, "app.py", "-m", "hydra.sweep.dir=sweep", "hydra.callbacks.ledger.heartbeat_s=0.2",
+         "x=1", "sleep=60"],
+        cwd=app, env=app_env({"FAULT_MARKER": str(app / "task-runs")}), stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(app / "task-runs", proc)
+        job_pid = int((app / "task-runs").read_text())
+        os.kill(job_pid, signal.SIGSTOP)
+        time.sleep(1.0)
+        beat = float((sweep / "0" / ".ledger" / "heartbeat").read_text())
+        assert time.time() - beat > 0.8  # stale
+        assert hydra_ledger.load_runs(sweep, stale_after=0.5)["status"].tolist() == ["RUNNING"]
+        assert hydra_ledger.load_runs(sweep, stale_after=0.5, cache="off")["status"].tolist() == ["RUNNING"]
+        capsys.readouterr()
+        assert cli_main(["resume", str(sweep), "--stale-after", "0.5", "--dry-run"]) == 0
+        captured = capsys.readouterr()
+        printed = captured.out
+        assert "to relaunch" not in printed, printed
+        assert "left alone: 0 RUNNING" in printed
+        assert captured.err == f"hydra-ledger: job 0 is left alone: its process (pid {job_pid}) still runs on this host\n"
+    finally:
+        proc.kill()
+        proc.communicate()
+    assert hydra_ledger.load_runs(sweep, stale_after=0.5)["status"].tolist() == ["DIED"]
+    # the job's pid reused by another live process (here: this one) is not the job: start times differ
+    path = sweep / "0" / ".ledger" / "run.json"
+    rec = json.loads(path.read_text())
+    assert isinstance(rec["attempts"][-1]["pid_start"], int)
+    rec["attempts"][-1]["pid"] = os.getpid()
+    path.write_text(json.dumps(rec))
+    assert hydra_ledger.load_runs(sweep, stale_after=0.5, cache="off")["status"].tolist() == ["DIED"]
+
+
+def test_a_job_holding_the_gil_is_running_though_its_heartbeat_is_stale(app, tmp_path):
+    """One long C call holds the GIL: the heartbeat thread cannot beat, yet the job lives."""
+    out = app / "out"
+    marker = tmp_path / "task-runs"
+    proc = start_app(app, "hydra.run.dir=out", "hydra.callbacks.ledger.heartbeat_s=0.2", "hold_gil=6",
+                     env={"FAULT_MARKER": str(marker)})
+    try:
+        wait_for(marker, proc)
+        time.sleep(2.0)
+        assert proc.poll() is None
+        beat = float((out / ".ledger" / "heartbeat").read_text())
+        assert time.time() - beat > 1.0, "the heartbeat went on: the GIL was not held"
+        assert hydra_ledger.load_runs(out, stale_after=1.0, cache="off")["status"].tolist() == ["RUNNING"]
+        returncode, output = finish(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert returncode == 0, output
+    assert hydra_ledger.load_runs(out)["status"].tolist() == ["COMPLETED"]
