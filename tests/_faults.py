@@ -71,12 +71,17 @@ class Job:
         return "FAILED" if self.fails else "COMPLETED"
 
     def reached(self) -> str | None:
-        """The last phase marker this job wrote, or None when Hydra never started it."""
-        last = None
-        for phase in PHASES:
-            if (self.dir / f"phase.{phase}").exists():
-                last = phase
-        return last
+        """Where the job stopped: None when Hydra never started it, else the phase it was in or
+        last finished ("end": the ledger's end hook returned). A job whose task did not finish
+        is in "body" even when Hydra >= 1.4 ran the end hooks after a KeyboardInterrupt."""
+        have = {phase for phase in PHASES if (self.dir / f"phase.{phase}").exists()}
+        if "start" not in have:
+            return None
+        if "body" not in have:
+            return "start"
+        if "done" not in have:
+            return "body"
+        return "end" if "end" in have else "done"
 
 
 @dataclass
@@ -205,7 +210,8 @@ class Verdicts:
 def judge(seed: int, trials: Sequence[Trial], frame: Any, warned: Sequence[str]) -> Verdicts:
     """Check every job of every trial against the loaded frame (one row per job dir).
 
-    - lost: the job ran its task (or finished) but has no row and no loader warning names it;
+    - lost: the job ran its task, or its record is on disk, but it has no row and no loader
+      warning names it;
     - mislabeled: its row's status is not what the job did: COMPLETED/FAILED as requested
       when it got through the ledger's end hook, the signal's status when the signal caught it
       before the end hook returned (COMPLETED/FAILED then too if its task had finished), and
@@ -232,7 +238,8 @@ def judge(seed: int, trials: Sequence[Trial], frame: Any, warned: Sequence[str])
             context = f"{where}: reached {reached or 'nothing'}, {trial.describe()}, log {trial.log}"
             if status is None:
                 named = any(str(job.dir) in message for message in warned)
-                if reached in ("body", "done", "end") and not named:
+                on_disk = (job.dir / ".ledger" / "run.json").exists()
+                if (reached in ("body", "done", "end") or on_disk) and not named:
                     verdicts.lost += 1
                     verdicts.problems.append(f"LOST {context}")
                 continue

@@ -14,7 +14,7 @@ from phases import mark
 try:
     from hydra.utils import execution_whitelist  # noqa: F401  (Hydra >= 1.4)
 
-    MAIN_KWARGS: dict = {"execution_whitelist": [*hydra_ledger.EXECUTION_WHITELIST, "phases.PhaseMarker"]}
+    MAIN_KWARGS: dict = {"execution_whitelist": (*hydra_ledger.EXECUTION_WHITELIST, "phases.PhaseMarker")}
 except ImportError:
     MAIN_KWARGS = {"version_base": "1.3"}
 
