@@ -15,7 +15,20 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from hydra_ledger.record import LEDGER_DIR, SWEEP_SCHEMA, RecordError, RunPaths, SweepPaths, parse_record
+from hydra_ledger import record as _record
+from hydra_ledger.record import (
+    LEDGER_DIR,
+    MAX_SIDECAR_BYTES,
+    SWEEP_SCHEMA,
+    RecordError,
+    RunPaths,
+    SweepPaths,
+    parse_record,
+    read_regular_file,
+    side_file_message,
+    unreadable,
+    unreadable_problem,
+)
 from hydra_ledger.rows import record_to_row
 
 log = logging.getLogger(__name__)
@@ -228,9 +241,10 @@ def read_job(root: str, rel: str, ledger: Iterable[str], now: float,
     except OSError as exc:
         if not os.path.lexists(record_file):  # not even a dangling symlink: never written
             return "", True, RecordError(record_file, MISSING_RECORD, MISSING_RECORD_HINT)
-        return "", True, RecordError(record_file, f"unreadable ({exc.strerror or exc})", "check its permissions")
+        return "", True, unreadable(record_file, exc)
     parts = [f"{RunPaths.RECORD}={signature(stat)}"]
     racy = stat.st_mtime_ns >= limit
+    unread = []
     for name in SIDECARS:
         if name in names:
             try:
@@ -240,30 +254,26 @@ def read_job(root: str, rel: str, ledger: Iterable[str], now: float,
                 continue
             parts.append(f"{name}={signature(side)}")
             racy = racy or side.st_mtime_ns >= limit
+            problem = unreadable_problem(side, MAX_SIDECAR_BYTES)
+            if problem:  # a FIFO would block the read forever: the sidecar is left out, with a warning
+                names.discard(name)
+                unread.append(side_file_message(os.path.join(ledger_dir, name), problem))
     try:
         record = parse_record(record_file, data)
     except RecordError as exc:
         return ";".join(parts), True, exc
     row = record_to_row(record, job_dir, ledger_names=names)
+    if unread:
+        row.setdefault("#warn", []).extend(unread)
     if row["status"] == "RUNNING":  # derived again at each load, from its heartbeat then
         row["#hb"] = float(record.get("heartbeat_s") or 10.0)
     return ";".join(parts), racy, row
 
 
 def _read_file(path: str) -> tuple[os.stat_result, bytes]:
-    """``(stat, content)`` of the very file read, even if it is replaced meanwhile."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-    try:
-        stat = os.fstat(fd)
-        data = os.read(fd, stat.st_size + 1)
-        if len(data) == stat.st_size:  # the whole file as stat-ed: no read just to meet its end
-            return stat, data
-        chunks = [data]
-        while chunk := os.read(fd, 1 << 16):  # it grew meanwhile, or a short read: on to its end
-            chunks.append(chunk)
-        return stat, b"".join(chunks)
-    finally:
-        os.close(fd)
+    """``(stat, content)`` of the very file read, even if it is replaced meanwhile; a FIFO, device
+    or oversized file raises :class:`~hydra_ledger.record.NotARegularFile` unread."""
+    return read_regular_file(path, _record.MAX_RECORD_BYTES)
 
 
 def read_sweep(root: str, rel: str) -> list[Any]:
@@ -273,7 +283,7 @@ def read_sweep(root: str, rel: str) -> list[Any]:
     try:
         stat, data = _read_file(str(path))
     except OSError as exc:
-        return ["", None, str(RecordError(path, f"unreadable ({exc.strerror or exc})", "check its permissions"))]
+        return ["", None, str(unreadable(path, exc))]
     sig = signature(stat)
     try:
         record = parse_record(path, data, SWEEP_SCHEMA)

@@ -11,6 +11,9 @@ from typing import Any
 from hydra_ledger.jsonable import to_jsonable
 
 
+# A name two key paths flatten to: (name, [(key path, value)...], the value kept).
+Clash = tuple[str, list[tuple[list[str], Any]], Any]
+
 # JSON's leaf types, told apart from mappings by one set lookup (the loader's hot path:
 # isinstance(x, Mapping) is an ABC check, slow for every non-mapping leaf).
 _LEAF_TYPES = frozenset({str, int, float, bool, list, type(None)})
@@ -18,39 +21,84 @@ _LEAF_TYPES = frozenset({str, int, float, bool, list, type(None)})
 
 def flatten(
     value: Mapping[str, Any], prefix: str = "", out: dict[str, Any] | None = None, keep_empty: bool = True,
-    names: dict[str, dict[Any, str]] | None = None,
+    names: dict[str, dict[Any, str]] | None = None, clashes: list[Clash] | None = None,
 ) -> dict[str, Any]:
     """``{"a": {"b": 1}, "c": [1, 2]}`` -> ``{"a.b": 1, "c": [1, 2]}``: lists stay lists.
 
     An empty mapping is kept as a value (``{}``) unless ``keep_empty`` is false. ``names``: a
     memo of dotted names (prefix -> key -> name) shared across calls, so that flattening many
     records of the same shape makes each name once and rows share the very key strings.
+    Iterative, so that a config nested 1,000 levels deep is one more column, not a RecursionError.
+    Keys that flatten to one name (``{"a.b": 1, "a": {"b": 2}}``) keep the most nested value,
+    whatever their order; ``clashes`` gets ``(name, [(key path, value)...], value kept)`` of each.
     """
     if out is None:
         out = {}
-    known = None
-    if names is not None:
-        known = names.get(prefix)
-        if known is None:
-            known = names[prefix] = {}
-    for key, item in value.items():
-        if known is None:
-            name = f"{prefix}{key}"
-        else:
-            name = known.get(key)
-            if name is None:
-                name = known[key] = f"{prefix}{key}"
-        kind = type(item)
-        if kind in _LEAF_TYPES:
-            out[name] = item
-        elif kind is dict or isinstance(item, Mapping):
-            if item:
-                flatten(item, name + ".", out, keep_empty, names)
-            elif keep_empty:
+    expected = len(out) + len(value)  # each key is a name, but a mapping's own is replaced by its keys'
+    stack = [(iter(value.items()), prefix, _memo(names, prefix))]
+    while stack:
+        items, pre, known = stack[-1]
+        for key, item in items:
+            if known is None:
+                name = f"{pre}{key}"
+            else:
+                name = known.get(key)
+                if name is None:
+                    name = known[key] = f"{pre}{key}"
+            kind = type(item)
+            if kind in _LEAF_TYPES:
+                out[name] = item
+            elif kind is dict or isinstance(item, Mapping):
+                if item:
+                    expected += len(item) - 1
+                    sub = name + "."
+                    stack.append((iter(item.items()), sub, _memo(names, sub)))
+                    break
+                if keep_empty:
+                    out[name] = item
+                else:
+                    expected -= 1
+            else:
                 out[name] = item
         else:
-            out[name] = item
+            stack.pop()
+    if len(out) != expected:  # two keys made one name: rare, so looked into only now
+        _settle_clashes(value, prefix, out, keep_empty, clashes)
     return out
+
+
+def _memo(names: dict[str, dict[Any, str]] | None, prefix: str) -> dict[Any, str] | None:
+    if names is None:
+        return None
+    known = names.get(prefix)
+    if known is None:
+        known = names[prefix] = {}
+    return known
+
+
+def _settle_clashes(value: Mapping[str, Any], prefix: str, out: dict[str, Any], keep_empty: bool,
+                    clashes: list[Clash] | None) -> None:
+    """Give each clashing name the value of its most nested key path (the last of equals)."""
+    found: dict[str, list[tuple[list[str], Any]]] = {}
+    stack: list[tuple[Any, list[str]]] = [(iter(value.items()), [])]
+    while stack:
+        items, path = stack[-1]
+        for key, item in items:
+            keys = [*path, str(key)]
+            if (type(item) is dict or isinstance(item, Mapping)) and item:
+                stack.append((iter(item.items()), keys))
+                break
+            if isinstance(item, Mapping) and not keep_empty:
+                continue
+            found.setdefault(prefix + ".".join(keys), []).append((keys, item))
+        else:
+            stack.pop()
+    for name, paths in found.items():
+        if len(paths) > 1:
+            kept = max(reversed(paths), key=lambda p: len(p[0]))[1]
+            out[name] = kept
+            if clashes is not None:  # fewest keys first: the same report whatever the order
+                clashes.append((name, sorted(paths, key=lambda p: len(p[0])), kept))
 
 
 # A summary is a few values per run. A longer sequence (a whole array returned by mistake)

@@ -51,6 +51,8 @@ INDEX_FORMAT = 1
 META_KEY = b"hydra-ledger-index"
 # Internal columns; row keys never start with '#'.
 REL, SIG, RACY, HB, LAYOUT = "#rel", "#sig", "#racy", "#hb", "#layout"
+# A row's warnings (a field loaded as empty, clashing keys): kept beside the table, warned at every load.
+WARN = "#warn"
 INTERNAL = (REL, SIG, RACY, HB, LAYOUT)
 TIME_COLUMNS = ("started_at", "ended_at")
 # A native text column is `string`; `large_string` marks a column of JSON texts (lists,
@@ -78,7 +80,10 @@ def _dump_safe(value: Any) -> str:
     try:
         return _dump(value)
     except (TypeError, orjson.JSONEncodeError):
-        return json.dumps(value, allow_nan=True, default=str)
+        try:
+            return json.dumps(value, allow_nan=True, default=str)
+        except RecursionError:  # a list nested ~1,000 levels deep (orjson stops at 255): a note, not a failed load
+            return json.dumps(f"<{type(value).__name__} nested too deeply to load>")
 
 
 def encode_values(values: list[Any], name: str) -> pa.Array:
@@ -115,6 +120,7 @@ class Chunk:
     table: pa.Table
     layouts: list[list[str]]
     broken: dict[str, list[Any]]  # rel -> [signature, file, problem, hint]
+    warned: dict[str, list[str]] = field(default_factory=dict)  # rel -> warnings of a row that loads
 
 
 def encode_rows(items: list[tuple[str, str, bool, Any]]) -> Chunk:
@@ -122,10 +128,13 @@ def encode_rows(items: list[tuple[str, str, bool, Any]]) -> Chunk:
     rows, rels, sigs, racy, hbs, layout_ids = [], [], [], [], [], []
     layouts: dict[tuple[str, ...], int] = {}
     broken: dict[str, list[Any]] = {}
+    warned: dict[str, list[str]] = {}
     for rel, sig, is_racy, row in items:
         if isinstance(row, RecordError):
             broken[rel] = [sig, str(row.path), row.problem, str(row).partition(" — ")[2]]
             continue
+        if WARN in row:
+            warned[rel] = row.pop(WARN)
         hbs.append(row.pop(HB, None))
         keys = tuple(row)
         layout_ids.append(layouts.setdefault(keys, len(layouts)))
@@ -140,7 +149,7 @@ def encode_rows(items: list[tuple[str, str, bool, Any]]) -> Chunk:
               pa.array(hbs, pa.float64()), pa.array(layout_ids, pa.int32())]
     arrays += [encode_values(values, name) for name, values in _transpose(rows, layout_ids, layouts, names).items()]
     table = pa.Table.from_arrays(arrays, names=[*INTERNAL, *names])
-    return Chunk(table, [list(keys) for keys in layouts], broken)
+    return Chunk(table, [list(keys) for keys in layouts], broken, warned)
 
 
 def _transpose(rows: list[dict[str, Any]], layout_ids: list[int], layouts: dict[tuple[str, ...], int],
@@ -183,8 +192,9 @@ def concat(tables: list[pa.Table]) -> pa.Table:
     for t in tables:
         names.update(dict.fromkeys(t.column_names))
     columns: dict[str, list[pa.ChunkedArray]] = {}
+    present = [frozenset(t.column_names) for t in tables]  # sets: a list per lookup is quadratic in width
     for name in names:
-        parts = [t.column(name) if name in t.column_names else None for t in tables]
+        parts = [t.column(name) if name in have else None for t, have in zip(tables, present)]
         types = {p.type for p in parts if p is not None and p.type != pa.null()}
         if len(types) > 1:
             parts = [_to_json_column(p) if p is not None else None for p in parts]
@@ -227,6 +237,7 @@ class RootIndex:
     dirs: dict[str, discover.DirState] = field(default_factory=dict)
     sweeps: dict[str, list[Any]] = field(default_factory=dict)  # rel -> [signature, job nums, error text]
     broken: dict[str, list[Any]] = field(default_factory=dict)
+    warned: dict[str, list[str]] = field(default_factory=dict)  # rel -> warnings of an indexed row
 
 
 def _empty_table() -> pa.Table:
@@ -288,7 +299,7 @@ def read_index(path: Path, root: str, fingerprint: str) -> RootIndex | None:
             raise ValueError("internal columns missing")
         return RootIndex(root, table, meta["layouts"],
                          {rel: discover.DirState.from_json(v) for rel, v in meta["dirs"].items()},
-                         meta["sweeps"], meta["broken"])
+                         meta["sweeps"], meta["broken"], meta.get("warned", {}))
     except Exception as exc:  # noqa: BLE001 - pyarrow raises many types for a damaged file
         _warn_rebuild(path, f"corrupt ({type(exc).__name__}: {exc})")
         return None
@@ -304,7 +315,7 @@ def write_index(path: Path, index: RootIndex, fingerprint: str) -> None:
     meta = {
         "format": INDEX_FORMAT, "code": fingerprint, "root": index.root, "written_at": time.time(),
         "layouts": index.layouts, "dirs": {rel: st.to_json() for rel, st in index.dirs.items()},
-        "sweeps": index.sweeps, "broken": index.broken,
+        "sweeps": index.sweeps, "broken": index.broken, "warned": index.warned,
     }
     table = index.table.replace_schema_metadata({META_KEY: orjson.dumps(meta)})
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
@@ -369,8 +380,10 @@ def update(root: str, prior: RootIndex | None, now: float) -> tuple[RootIndex, b
     else:
         table = parts[0]
     broken = {rel: v for rel, v in prior.broken.items() if rel not in dropped}
+    warned = {rel: v for rel, v in prior.warned.items() if rel not in dropped}
     for chunk in chunks:
         broken.update(chunk.broken)
+        warned.update(chunk.warned)
     dirs = {rel: st for rel, st in prior.dirs.items() if rel not in scan.now_jobs}
     if scan.gone:
         dirs = {rel: st for rel, st in dirs.items() if not _under(rel, scan.gone)}
@@ -402,7 +415,7 @@ def update(root: str, prior: RootIndex | None, now: float) -> tuple[RootIndex, b
         table = table.set_column(table.column_names.index(LAYOUT), LAYOUT,
                                  pa.array(remap[table.column(LAYOUT).to_numpy()], pa.int32()))
         layouts = [layouts[i] for i in used]
-    return RootIndex(root, table, layouts, dirs, sweeps, broken), changed
+    return RootIndex(root, table, layouts, dirs, sweeps, broken, warned), changed
 
 
 def _in_walk_order(parts: list[pa.Table]) -> pa.Table:
@@ -490,7 +503,7 @@ def load_file(record_file: str, now: float) -> RootIndex:
     except OSError:
         ledger = []
     chunk = encode_rows([("", *discover.read_job(job_dir, "", ledger, now, record_file))])
-    return RootIndex(job_dir, chunk.table, chunk.layouts, broken=chunk.broken)
+    return RootIndex(job_dir, chunk.table, chunk.layouts, broken=chunk.broken, warned=chunk.warned)
 
 
 def load_roots(paths: Sequence[str | os.PathLike[str]], now: float, cache: str = "auto") -> list[RootIndex]:

@@ -24,27 +24,39 @@ import pyarrow.compute as pc
 
 from hydra_ledger import discover, slurm_status
 from hydra_ledger.index import HB, JSON_TYPE, LAYOUT, TIME_COLUMNS, RootIndex, concat, no_gc
-from hydra_ledger.record import STATUSES, RecordError, loads
+from hydra_ledger.record import LEDGER_DIR, STATUSES, RecordError, RunPaths, loads
 
 _NATIVE = {pa.bool_(): bool, pa.int64(): int, pa.float64(): float, pa.string(): str}
 
 
 def report_broken(indexes: Sequence[RootIndex], errors: str) -> None:
-    """Warn about (or raise for) each broken record, in walk order, as the plain loader does."""
-    from hydra_ledger.load import LedgerLoadWarning
+    """Warn about (or raise for) each broken record, and each record loaded with a field left
+    empty, in walk order, as the plain loader does."""
+    from hydra_ledger.record import LedgerLoadWarning
 
     seen: set[str] = set()
     for index in indexes:
-        for rel in sorted(index.broken, key=discover.walk_key):
-            _sig, path, problem, hint = index.broken[rel]
-            if path in seen:
+        rels = sorted({*index.broken, *index.warned}, key=discover.walk_key)
+        for rel in rels:
+            if rel in index.broken:
+                _sig, path, problem, hint = index.broken[rel]
+                if path in seen:
+                    continue
+                seen.add(path)
+                exc = RecordError(path, problem, hint)
+                if errors == "raise":
+                    raise exc
+                if errors == "warn":
+                    warnings.warn(str(exc), LedgerLoadWarning, stacklevel=4)
                 continue
-            seen.add(path)
-            exc = RecordError(path, problem, hint)
-            if errors == "raise":
-                raise exc
-            if errors == "warn":
-                warnings.warn(str(exc), LedgerLoadWarning, stacklevel=4)
+            for message in index.warned[rel]:
+                if message in seen:  # a job under two of the roots
+                    continue
+                seen.add(message)
+                if errors == "raise":
+                    raise RecordError(Path(index.root, rel, LEDGER_DIR, RunPaths.RECORD), message.split(": ", 2)[-1])
+                if errors == "warn":
+                    warnings.warn(message, LedgerLoadWarning, stacklevel=4)
 
 
 def combine(indexes: Sequence[RootIndex]) -> tuple[pa.Table, list[list[str]]]:
@@ -211,6 +223,9 @@ def sort_order(table: pa.Table, keep: np.ndarray | None) -> np.ndarray:
     column = table.column("started_at")
     if column.type == pa.null():
         return positions
+    if not pa.types.is_timestamp(column.type):  # times stored as text (rows check them: never expected)
+        times = pd.to_datetime(pd.Series(_values(column), dtype=object), utc=True, format="ISO8601", errors="coerce")
+        column = pa.chunked_array([pa.array(times.astype("datetime64[ns, UTC]"))])
     values = column.cast(pa.int64()).fill_null(np.iinfo(np.int64).max).to_numpy()[positions]
     return positions[np.argsort(values, kind="stable")]
 
@@ -228,6 +243,9 @@ class Columns:
         self.pend_rows = pend_rows  # then these PENDING rows
         self.cache: dict[str, pd.Series] = {}
         self._identity: bool | None = None
+        # a set: `name in table.column_names` builds the list of names at each call, and once per
+        # column that made a 10,000-key config load in 42 s instead of a fraction of one
+        self.names = frozenset(table.column_names)
 
     def series(self, name: str) -> pd.Series:
         series = self.cache.get(name)
@@ -244,11 +262,11 @@ class Columns:
             values = [self.statuses[i] for i in self.rows] + [pend[i] for i in self.pend_rows]
             return pd.Series(pd.Categorical(values, categories=list(STATUSES)))
         if name == "slurm.state" and self.states:
-            column = self.table.column(name).to_pylist() if name in self.table.column_names else [None] * n
+            column = self.table.column(name).to_pylist() if name in self.names else [None] * n
             for i, state in self.states.items():
                 column[i] = state
             return _typed(column + pend, name).iloc[self._index()].reset_index(drop=True)
-        column = self.table.column(name) if name in self.table.column_names else pa.chunked_array([pa.nulls(n)])
+        column = self.table.column(name) if name in self.names else pa.chunked_array([pa.nulls(n)])
         kind = _NATIVE.get(column.type)
         pend_kinds = {type(v) for v in pend if v is not None}
         pend_missing = any(v is None for v in pend)
@@ -276,6 +294,51 @@ class Columns:
         if self._identical() and not len(self.pend_rows) and not pend:
             return series
         return series.iloc[self._index()].reset_index(drop=True)
+
+    def size(self) -> int:
+        """The number of rows of the frame."""
+        return len(self.rows) + len(self.pend_rows)
+
+    # Below this many columns of one native type, converting them one by one costs as little.
+    BULK_MIN = 64
+
+    def bulk(self, names: Sequence[str]) -> list[pd.DataFrame]:
+        """Native number and boolean columns among ``names`` as frames, a type at a time: a
+        10,000-key config is then 10,000 columns converted in one call, not 10,000 (0.6 s)."""
+        if self.pending or len(names) < self.BULK_MIN:
+            return []
+        groups: dict[tuple[type, bool], list[str]] = {}
+        for name in names:
+            if name in self.cache or name not in self.names or name in ("status", "slurm.state"):
+                continue
+            column = self.table.column(name)
+            kind = _NATIVE.get(column.type)
+            if kind is int or kind is float or kind is bool:
+                groups.setdefault((kind, kind is not float and column.null_count > 0), []).append(name)
+        parts = []
+        size = len(self.rows)
+        index = pd.RangeIndex(size)
+        for (kind, missing), group in groups.items():
+            if len(group) < self.BULK_MIN:
+                continue
+            table = self.table.select(group)
+            if not self._identical():
+                table = table.take(pa.array(self.rows, pa.int64()))
+            # all the columns end to end in one array: converted in one call, then cut in rows of a matrix
+            whole = pa.concat_arrays([c.combine_chunks() if c.num_chunks != 1 else c.chunk(0) for c in table.columns])
+            if not missing:  # one 2-D block, typed as _from_native types a column
+                matrix = whole.to_numpy(zero_copy_only=False).reshape(len(group), size)
+                if kind is float:
+                    matrix = matrix.astype("float64", copy=False)
+                parts.append(pd.DataFrame(matrix.T, columns=group, index=index, copy=False))
+                continue
+            filled = whole.fill_null(False if kind is bool else 0)
+            values = filled.to_numpy(zero_copy_only=False).reshape(len(group), size)
+            mask = whole.is_null().to_numpy(zero_copy_only=False).reshape(len(group), size)
+            make = pd.arrays.BooleanArray if kind is bool else pd.arrays.IntegerArray
+            parts.append(pd.DataFrame({name: make(values[i], mask[i]) for i, name in enumerate(group)},
+                                      columns=group, index=index, copy=False))
+        return parts
 
     def _identical(self) -> bool:
         if self._identity is None:
@@ -462,4 +525,13 @@ def _build(indexes: Sequence[RootIndex], *, now: float, stale_after: float | Non
                          select[select >= len(rows)] - len(rows))
         for name, series in every.cache.items():
             chosen.cache[name] = series.iloc[select].reset_index(drop=True)
-    return pd.DataFrame({name: chosen.series(name) for name in wanted}, columns=wanted)
+    parts = chosen.bulk(wanted)
+    done = {name for part in parts for name in part.columns}
+    rest = [name for name in wanted if name not in done]
+    data = {name: chosen.series(name) for name in rest}
+    # every series is indexed 0..n-1: giving that index spares pandas the union of 10,000 indexes
+    # (1.5 s of a warm load of a 10,000-key config)
+    frame = pd.DataFrame(data, columns=rest, index=pd.RangeIndex(chosen.size()), copy=False)
+    if parts:
+        frame = pd.concat([frame, *parts], axis=1)[wanted]
+    return frame

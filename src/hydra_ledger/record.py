@@ -10,6 +10,8 @@ import errno
 import itertools
 import json
 import os
+import stat as _stat
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -272,13 +274,84 @@ class RecordError(ValueError):
         super().__init__(message)
 
 
+class LedgerLoadWarning(UserWarning):
+    """A record (or a field of it, or a file beside it) was skipped while loading; the message names
+    the file and the fix."""
+
+
+# Caps on what a reader takes in: a file larger than this is not what it is named after (a
+# record of a 10,000-key config is 0.4 MB), and reading it whole could exhaust the memory.
+MAX_RECORD_BYTES = 64 << 20
+MAX_SIDECAR_BYTES = 16 << 20  # tags.json, packages.json
+MAX_HEARTBEAT_BYTES = 4096
+MAX_METRICS_BYTES = 4 << 30
+
+_FILE_KINDS = ((_stat.S_ISFIFO, "a FIFO (named pipe)"), (_stat.S_ISCHR, "a character device"),
+               (_stat.S_ISBLK, "a block device"), (_stat.S_ISSOCK, "a socket"), (_stat.S_ISDIR, "a directory"))
+
+
+class NotARegularFile(OSError):
+    """A file the loader will not read: not a regular file (a FIFO would block forever, ``/dev/zero``
+    never end), or larger than its cap. ``problem`` says which, for the warning."""
+
+    def __init__(self, path: str | os.PathLike[str], problem: str) -> None:
+        super().__init__(problem)
+        self.path, self.problem = str(path), problem
+
+
+def read_regular_file(path: str | os.PathLike[str], max_bytes: int) -> tuple[os.stat_result, bytes]:
+    """``(stat, content)`` of a regular file of at most ``max_bytes``, the very file read even if
+    replaced meanwhile; raises NotARegularFile for anything else (opened non-blocking, so a
+    FIFO never blocks), OSError when unreadable."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        stat = os.fstat(fd)
+        problem = unreadable_problem(stat, max_bytes)
+        if problem:
+            raise NotARegularFile(path, problem)
+        data = os.read(fd, stat.st_size + 1)
+        if len(data) == stat.st_size:  # the whole file as stat-ed: no read just to meet its end
+            return stat, data
+        chunks, size = [data], len(data)
+        while chunk := os.read(fd, 1 << 16):  # it grew meanwhile, or a short read: on to its end
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > max_bytes:
+                raise NotARegularFile(path, f"larger than a record can be (over {max_bytes:,} bytes, growing)")
+        return stat, b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def unreadable_problem(stat: os.stat_result, max_bytes: int) -> str | None:
+    """Why a file of this stat is not read: not a regular file, or larger than ``max_bytes``; None: read it."""
+    if not _stat.S_ISREG(stat.st_mode):
+        kind = next((name for test, name in _FILE_KINDS if test(stat.st_mode)), "a special file")
+        return f"not a regular file but {kind}"
+    if stat.st_size > max_bytes:
+        return f"larger than a record can be ({stat.st_size:,} bytes, the cap is {max_bytes:,})"
+    return None
+
+
+def warn_unread(path: str | os.PathLike[str], problem: str, what: str = "ignored") -> None:
+    """One warning for a file beside a record that was not read (see :func:`read_regular_file`)."""
+    warnings.warn(side_file_message(path, problem, what), LedgerLoadWarning, stacklevel=3)
+
+
+def side_file_message(path: str | os.PathLike[str], problem: str, what: str = "ignored") -> str:
+    """The warning of a file beside a record (heartbeat, tags.json...) left unread."""
+    if problem.startswith("larger"):
+        return f"hydra-ledger: record {path}: {problem} — {what}; is it what its name says? Delete or move it"
+    return f"hydra-ledger: record {path}: {problem} — {what}; reading it could block or never end: delete it"
+
+
 def loads(data: bytes) -> Any:
     """Parse JSON with orjson (3x faster than ``json`` on records: the loader's hot path);
     ``json`` takes over for the NaN/Infinity that records may hold and orjson rejects."""
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError:
-        return json.loads(data)
+        return json.loads(data)  # may raise RecursionError: a text nested deeper than orjson's 1,024 levels
 
 
 def parse_record(path: Path | str, data: bytes, schema: str = RUN_SCHEMA) -> dict[str, Any]:
@@ -287,6 +360,8 @@ def parse_record(path: Path | str, data: bytes, schema: str = RUN_SCHEMA) -> dic
         raise RecordError(path, "empty file (the disk was full, or the copy is incomplete?)", "skipped")
     try:
         record = loads(data)
+    except RecursionError:
+        raise RecordError(path, "nested too deeply (more than 1,000 levels)", _EDITED) from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise RecordError(
             path,
@@ -336,8 +411,11 @@ def _check_shape(path: Path | str, record: dict[str, Any]) -> None:
                 path,
                 f"malformed record: field {name!r} is {_JSON_TYPE_NAMES.get(type(value), type(value).__name__)}, "
                 f"expected {_JSON_TYPE_NAMES[types[0]]}",
-                "skipped; was it edited by hand? Restore it from history/ or rerun the job",
+                _EDITED,
             )
+
+
+_EDITED = "skipped; was it edited by hand? Restore it from history/ or rerun the job"
 
 
 def upgrade(record: dict[str, Any]) -> dict[str, Any]:
@@ -347,16 +425,31 @@ def upgrade(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def read_record(path: Path, schema: str = RUN_SCHEMA) -> dict[str, Any]:
+    """A record file parsed and checked; RecordError (naming the file and the fix) when it cannot be used."""
     try:
-        data = path.read_bytes()
+        _stat_result, data = read_regular_file(path, MAX_RECORD_BYTES)
     except OSError as exc:
-        raise RecordError(path, f"unreadable ({exc.strerror or exc})", "check its permissions") from None
+        raise unreadable(path, exc) from None
     return parse_record(path, data, schema)
 
 
+def unreadable(path: Path | str, exc: OSError) -> RecordError:
+    """The RecordError of a record file that could not be read."""
+    if isinstance(exc, NotARegularFile):
+        if exc.problem.startswith("larger"):
+            return RecordError(path, exc.problem, "skipped; is it a job's record? Move it out of the run tree")
+        return RecordError(path, exc.problem,
+                           "skipped; reading it could block or never end: replace it with the job's real record")
+    return RecordError(path, f"unreadable ({exc.strerror or exc})", "check its permissions")
+
+
 def read_heartbeat(paths: RunPaths) -> float | None:
-    """The epoch seconds of a job's last heartbeat, or None when there is none."""
+    """The epoch seconds of a job's last heartbeat, or None when there is none (a FIFO or
+    device in its place is not read: one warning)."""
     try:
-        return float(paths.heartbeat.read_text().strip())
+        return float(read_regular_file(paths.heartbeat, MAX_HEARTBEAT_BYTES)[1].strip())
+    except NotARegularFile as exc:
+        warn_unread(paths.heartbeat, exc.problem)
+        return None
     except (OSError, ValueError):
         return None

@@ -1,13 +1,16 @@
 """One job's row: its record flattened into base columns and prefixed groups, as indexed and loaded."""
 from __future__ import annotations
 
+import datetime as _dt
+import math
 import os
+import reprlib
 from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
 from hydra_ledger.flatten import flatten
-from hydra_ledger.record import STATUSES
+from hydra_ledger.record import LEDGER_DIR, STATUSES, RunPaths
 from hydra_ledger.sidecars import annotate
 
 BASE_COLUMNS = ["run_id", "path", "sweep", "job_num", "status", "started_at", "ended_at", "duration_s", "overrides"]
@@ -42,6 +45,15 @@ def record_to_row(record: Mapping[str, Any], job_dir: str, ledger_names: Collect
         "duration_s": record.get("duration_s"),
         "overrides": record.get("overrides") or [],
     }
+    problems = []
+    for name in ("started_at", "ended_at"):
+        if row[name] is not None and not is_timestamp(row[name]):
+            problems.append(f"field {name!r} is not a date ({_short(row[name])})")
+            row[name] = None
+    duration = row["duration_s"]
+    if duration is not None and not _finite(duration):
+        problems.append(f"field 'duration_s' is not a finite number ({_short(duration)})")
+        row["duration_s"] = None
     git = record.get("git") or {}
     if "untracked" in git:  # the file list is in the record, not a column
         git = {k: v for k, v in git.items() if k != "untracked"}
@@ -49,9 +61,10 @@ def record_to_row(record: Mapping[str, Any], job_dir: str, ledger_names: Collect
               record.get("host"), record.get("slurm"), record.get("error"))
     if len(_NAMES) > _NAMES_MAX:  # a pathological number of distinct keys: start the memo afresh
         _NAMES.clear()
+    clashes: list[Any] = []
     for prefix, group in zip(_GROUP_PREFIXES, groups):
         if group:  # an empty mapping means "nothing", except in a config
-            flatten(group, prefix, row, prefix == "cfg.", _NAMES)
+            flatten(group, prefix, row, prefix == "cfg.", _NAMES, clashes)
     tags, note = annotate(record, job_dir, ledger_names)  # launch values + `hydra-ledger tag/note` sidecars
     if tags:
         row["tags"] = tags
@@ -61,7 +74,53 @@ def record_to_row(record: Mapping[str, Any], job_dir: str, ledger_names: Collect
         row["artifacts"] = record["artifacts"]
     if record.get("debug"):
         row["debug"] = True
+    if problems or clashes:  # the row loads; the index keeps these to warn at every load (popped there)
+        record_file = os.path.join(job_dir, LEDGER_DIR, RunPaths.RECORD)
+        row["#warn"] = [f"hydra-ledger: record {record_file}: {p} — loaded as empty; was it edited by hand? "
+                        "Restore it from history/ or rerun the job" for p in problems]
+        row["#warn"] += [_clash_message(record_file, *clash) for clash in clashes]
     return row
+
+
+# Datetimes pandas holds (nanoseconds since 1970 in an int64): a date out of these is no start time.
+_FIRST_YEAR, _LAST_YEAR = 1678, 2261
+
+
+def is_timestamp(value: Any) -> bool:
+    """Whether a record's time field is an ISO 8601 date the frame's datetime columns can hold."""
+    if not isinstance(value, str):
+        return False
+    try:
+        parsed = _dt.datetime.fromisoformat(value)
+    except ValueError:
+        import pandas as pd  # what fromisoformat refuses, pandas' ISO 8601 parser may take (the frame's)
+
+        try:
+            pd.to_datetime([value], utc=True, format="ISO8601")
+        except (ValueError, TypeError, OverflowError):
+            return False
+        return True
+    return _FIRST_YEAR <= parsed.year <= _LAST_YEAR
+
+
+def _finite(value: Any) -> bool:
+    try:
+        return math.isfinite(value)
+    except (TypeError, OverflowError):  # an integer too large for a float
+        return False
+
+
+def _short(value: Any) -> str:
+    return reprlib.repr(value)
+
+
+def _clash_message(record_file: str, name: str, paths: list[tuple[list[str], Any]], kept: Any) -> str:
+    group, _, key = name.partition(".")
+    group = {"cfg": "config"}.get(group, group)
+    ways = " and as ".join(f"{' → '.join(repr(k) for k in keys)} ({_short(value)})" for keys, value in paths)
+    times = "twice" if len(paths) == 2 else f"{len(paths)} times"
+    return (f"hydra-ledger: record {record_file}: {group} key {key!r} is given {times}, as {ways} "
+            f"— column {name} holds {_short(kept)}; rename one of them")
 
 
 def sweep_dir_of(job_dir: str | Path, job: Mapping[str, Any]) -> str | None:

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from hydra_ledger.changes import mark_changed
-from hydra_ledger.record import RunPaths, append_line, write_json_atomic
+from hydra_ledger.record import MAX_SIDECAR_BYTES, RunPaths, append_line, read_regular_file, write_json_atomic
 
 
 LOCK_TIMEOUT_S = 30.0  # $HYDRA_LEDGER_LOCK_TIMEOUT_S overrides it
@@ -66,7 +66,7 @@ def locked(paths: RunPaths, timeout_s: float | None = None) -> Iterator[None]:
 
 def _read_tag_edits(paths: RunPaths) -> dict[str, list[str]]:
     try:
-        data = json.loads(paths.tags.read_bytes())
+        data = json.loads(read_regular_file(paths.tags, MAX_SIDECAR_BYTES)[1])  # a FIFO: not read (the loader warns)
     except (OSError, ValueError):
         return {"added": [], "removed": []}
     if not isinstance(data, dict):
@@ -110,7 +110,7 @@ def _edit_tags(paths: RunPaths, tags: Iterable[str], *, into: str, out_of: str) 
 def read_notes(paths: RunPaths) -> list[dict[str, Any]]:
     """Notes added with ``hydra-ledger note``, oldest first: ``{"time": iso, "text": ...}``."""
     try:
-        lines = paths.notes.read_bytes().splitlines()
+        lines = read_regular_file(paths.notes, MAX_SIDECAR_BYTES)[1].splitlines()  # a FIFO: not read
     except OSError:
         return []
     notes = []

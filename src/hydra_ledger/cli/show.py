@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shlex
 import sys
 from pathlib import Path
@@ -69,17 +70,22 @@ def details(paths: Any, record: dict[str, Any]) -> dict[str, Any]:
 
 
 def last_metrics(metrics_file: Path) -> dict[str, dict[str, Any]]:
-    """``{name: {"value": v, "step": s}}``: the last value logged of each metric."""
+    """``{name: {"value": v, "step": s}}``: the last value logged of each metric (lines that are
+    not ``{"values": {...}}`` skipped: the loader warns of them)."""
+    from hydra_ledger.record import MAX_METRICS_BYTES, read_regular_file
+
     last: dict[str, dict[str, Any]] = {}
     try:
-        lines = metrics_file.read_bytes().splitlines()
+        lines = read_regular_file(metrics_file, MAX_METRICS_BYTES)[1].splitlines()
     except OSError:
         return last
     for line in lines:
         try:
             entry = json.loads(line)
             values = entry["values"]
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):
+            continue
+        if not isinstance(values, dict):
             continue
         for name, value in values.items():
             last[name] = {"value": value, "step": entry.get("step")}
@@ -87,9 +93,11 @@ def last_metrics(metrics_file: Path) -> dict[str, dict[str, Any]]:
 
 
 def _packages(path: Path) -> dict[str, str]:
+    from hydra_ledger.record import MAX_SIDECAR_BYTES, read_regular_file
+
     try:
-        data = json.loads(path.read_bytes())
-    except (OSError, ValueError):
+        data = json.loads(read_regular_file(path, MAX_SIDECAR_BYTES)[1])
+    except (OSError, ValueError, RecursionError):
         return {}
     return data if isinstance(data, dict) else {}
 
@@ -115,7 +123,12 @@ def run(args: argparse.Namespace) -> int:
     paths, record = resolve(args.run, args.roots)
     extra = details(paths, record)
     if args.format == "json":
-        print(dumps_json({**record, **extra, "path": str(paths.job_dir)}, indent=1, default=str))
+        try:
+            dumped = dumps_json({**record, **extra, "path": str(paths.job_dir)}, indent=1, default=str)
+        except RecursionError:
+            raise CommandError(f"the record {paths.record} is nested too deeply to print as JSON; "
+                               "show it as text (without --format json)") from None
+        print(dumped)
         return 0
     print(render_text(paths, record, extra, use_colour(sys.stdout)), end="")
     if args.patch:
@@ -154,7 +167,9 @@ def render_text(paths: Any, record: dict[str, Any], extra: dict[str, Any], colou
     field("sweep", job.get("sweep_dir"))
     field("started", text(record.get("started_at")))
     field("ended", text(record.get("ended_at")))
-    field("duration", duration(record.get("duration_s")))
+    seconds = record.get("duration_s")
+    finite = isinstance(seconds, (int, float)) and not isinstance(seconds, bool) and math.isfinite(seconds)
+    field("duration", duration(seconds) if finite or seconds is None else f"{seconds!r} (not a duration)")
     field("tags", ", ".join(extra["tags"]))
     if record.get("note"):
         field("note", record["note"])
@@ -179,7 +194,13 @@ def render_text(paths: Any, record: dict[str, Any], extra: dict[str, Any], colou
     section("overrides")
     out.append(printable("  " + (" ".join(str(o) for o in record.get("overrides") or []) or "(none)")))
     section("config")
-    dumped = yaml.safe_dump(record.get("config") or {}, sort_keys=False, default_flow_style=False, allow_unicode=True)
+    try:
+        dumped = yaml.safe_dump(record.get("config") or {}, sort_keys=False, default_flow_style=False,
+                                allow_unicode=True)
+    except RecursionError:  # nested too deeply for the YAML writer: as the loader's dotted keys
+        from hydra_ledger.flatten import flatten
+
+        dumped = "".join(f"{key}: {json.dumps(value)}\n" for key, value in flatten(record.get("config") or {}).items())
     out.extend("  " + printable(line) for line in dumped.rstrip().split("\n"))
     for key in ("missing", "unresolved"):
         if record.get(key):
