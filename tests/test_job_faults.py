@@ -14,25 +14,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from conftest import app_env, git, start_app
+from conftest import app_env, git, record, start_app, wait_for
 
 import hydra_ledger
 from hydra_ledger.cli import main as cli_main
 from hydra_ledger.load import LedgerLoadWarning
-
-
-def record(job_dir: Path) -> dict:
-    return json.loads((job_dir / ".ledger" / "run.json").read_text())
-
-
-def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        if proc.poll() is not None:
-            raise AssertionError(f"the app ended (rc={proc.returncode}) before {path} appeared: {proc.stderr.read()}")
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{path} did not appear within {timeout} s")
-        time.sleep(0.02)
 
 
 def finish(proc: subprocess.Popen, timeout: float = 60) -> tuple[int | None, str]:
@@ -103,12 +89,25 @@ def test_a_ledger_dir_without_a_record_is_reported_naming_it(app, tmp_path):
     """A job killed before its first write (an older hydra-ledger) leaves `.ledger/` only: loads say so."""
     job = tmp_path / "runs" / "lost"
     (job / ".ledger").mkdir(parents=True)
+    long_ago = time.time() - 3600
+    os.utime(job / ".ledger", (long_ago, long_ago))
     for load in (lambda: hydra_ledger.load_runs(tmp_path / "runs"),  # indexed,
                  lambda: hydra_ledger.load_runs(tmp_path / "runs"),  # from the index,
                  lambda: hydra_ledger.load_runs(tmp_path / "runs", cache="off"),  # without one
                  lambda: hydra_ledger.load_metrics(tmp_path / "runs")):
         with pytest.warns(LedgerLoadWarning, match="lost/.ledger/run.json: missing"):
             assert len(load()) == 0
+
+
+def test_a_ledger_dir_a_starting_job_has_not_written_to_yet_is_not_reported(app, tmp_path):
+    """Between creating `.ledger/` and its first write a job is starting, not lost: a load racing a
+    sweep stays silent about it (and reports it once it is older than a dead heartbeat would be)."""
+    (tmp_path / "runs" / "starting" / ".ledger").mkdir(parents=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for cache in ("auto", "auto", "off"):
+            assert len(hydra_ledger.load_runs(tmp_path / "runs", cache=cache, errors="raise")) == 0
+        assert len(hydra_ledger.load_metrics(tmp_path / "runs")) == 0
 
 
 # -- 7. a full disk -----------------------------------------------------------------------------

@@ -217,6 +217,19 @@ def walk(root: str, previous: Mapping[str, DirState], known: Mapping[str, str], 
 
 MISSING_RECORD = "missing: the job's .ledger/ dir has no run.json (killed before its first write, or a partial copy?)"
 MISSING_RECORD_HINT = "skipped; rerun the job, or delete the dir"
+# A job writes its first record moments after creating .ledger/: until the dir is as old as a
+# dead job's heartbeat would be (stale_after_s of the default heartbeat), it is starting, not lost.
+STARTING_RECORD = "not written yet (the job is starting)"
+STARTING_GRACE_S = 30.0
+
+
+def missing_record_problem(record_file: str | os.PathLike[str], now: float) -> str:
+    """Why a job dir's record is absent: MISSING_RECORD, or STARTING_RECORD (not reported) for a young .ledger/."""
+    try:
+        created = os.stat(os.path.dirname(record_file)).st_mtime
+    except OSError:
+        return MISSING_RECORD
+    return STARTING_RECORD if now - created < STARTING_GRACE_S else MISSING_RECORD
 
 
 def signature(stat: os.stat_result) -> str:
@@ -240,7 +253,7 @@ def read_job(root: str, rel: str, ledger: Iterable[str], now: float,
         stat, data = _read_file(record_file)
     except OSError as exc:
         if not os.path.lexists(record_file):  # not even a dangling symlink: never written
-            return "", True, RecordError(record_file, MISSING_RECORD, MISSING_RECORD_HINT)
+            return "", True, RecordError(record_file, missing_record_problem(record_file, now), MISSING_RECORD_HINT)
         return "", True, unreadable(record_file, exc)
     parts = [f"{RunPaths.RECORD}={signature(stat)}"]
     racy = stat.st_mtime_ns >= limit

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from hydra_ledger.discover import MISSING_RECORD, MISSING_RECORD_HINT, SKIP_DIRS
+from hydra_ledger.discover import MISSING_RECORD_HINT, SKIP_DIRS, STARTING_RECORD, missing_record_problem
 from hydra_ledger.process_identity import liveness
 from hydra_ledger.record import (
     LEDGER_DIR,
@@ -103,7 +103,9 @@ def read_records(paths: Iterable[str | os.PathLike[str]], errors: Errors = "warn
     """``(record_file, record)`` for every readable record; broken ones are reported per ``errors``."""
     for record_file in find_records(paths):
         if not os.path.lexists(record_file):
-            _handle(RecordError(record_file, MISSING_RECORD, MISSING_RECORD_HINT), errors)
+            problem = missing_record_problem(record_file, time.time())
+            if problem != STARTING_RECORD:
+                _handle(RecordError(record_file, problem, MISSING_RECORD_HINT), errors)
             continue
         try:
             yield record_file, read_record(record_file)

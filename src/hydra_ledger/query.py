@@ -40,7 +40,7 @@ def report_broken(indexes: Sequence[RootIndex], errors: str) -> None:
         for rel in rels:
             if rel in index.broken:
                 _sig, path, problem, hint = index.broken[rel]
-                if path in seen:
+                if path in seen or problem == discover.STARTING_RECORD:  # re-read by the next load
                     continue
                 seen.add(path)
                 exc = RecordError(path, problem, hint)
