@@ -1,10 +1,12 @@
 """Shared fixtures: real Hydra apps run in subprocesses inside real git repos under tmp_path."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -32,6 +34,29 @@ def commit_all(repo: Path, message: str = "commit") -> str:
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", message)
     return git(repo, "rev-parse", "HEAD").strip()
+
+
+def record(job_dir: Path) -> dict:
+    """The job's ``.ledger/run.json``, as written (no loader in between)."""
+    return json.loads((job_dir / ".ledger" / "run.json").read_text())
+
+
+def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 60) -> None:
+    """Wait until the app ``proc`` creates ``path``; fail with its stderr if it ends first."""
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if proc.poll() is not None:
+            raise AssertionError(f"the app ended (rc={proc.returncode}) before {path} appeared: {proc.stderr.read()}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{path} did not appear within {timeout} s")
+        time.sleep(0.02)
+
+
+def first_run(app: Path, run_app: Callable[..., subprocess.CompletedProcess], *overrides: str) -> Path:
+    """Run ``app`` once into ``outputs/first`` and return that job dir."""
+    proc = run_app(app, *overrides, "hydra.run.dir=outputs/first")
+    assert proc.returncode == 0, proc.stderr
+    return app / "outputs" / "first"
 
 
 @pytest.fixture

@@ -117,7 +117,8 @@ def test_disk_full_mid_run_keeps_the_outcome(make_app, run_app, small_disk, fail
     result = run_app(app, f"hydra.run.dir={out}", "fill_disk=true", "sleep=0", f"fail={str(fail).lower()}")
     assert shutil.disk_usage(small_disk).free < 64 * 1024, "the job did not fill the disk"
     assert result.returncode == returncode, result.stderr
-    assert "hydra-ledger" in result.stderr, f"no warning from the ledger:\n{result.stderr}"
+    output = result.stdout + result.stderr  # Hydra's job log goes to stdout
+    assert "hydra-ledger" in output, f"no warning from the ledger:\n{output}"
     # cache="off": the job's record is under test here, not the loader's index on a full disk
     frame, warned = _load(out, stale_after=0.0, cache="off")
     assert frame["status"].tolist() == [status], (warned, result.stderr)

@@ -205,7 +205,7 @@ def test_config_nested_beyond_the_parsers_limit_is_skipped_with_one_warning(swee
 # -- wide configs ----------------------------------------------------------------------------
 
 
-def test_config_of_10000_keys_loads_in_well_under_a_second(sweep):
+def test_config_of_10000_keys_loads_in_seconds_not_minutes(sweep):
     record = json.loads(record_of(sweep, "1").read_text())
     record["config"].update({f"k{i:05d}": i for i in range(10_000)})
     edit(sweep, "1", text=json.dumps(record))
@@ -217,8 +217,9 @@ def test_config_of_10000_keys_loads_in_well_under_a_second(sweep):
         frame = hydra_ledger.load_runs(sweep)
         timings.append(time.perf_counter() - start)
     assert frame["cfg.k09999"].tolist() == [pd.NA, 9999, pd.NA]
-    # bench/bench_width.py measures it: ~0.2 s on the 2-core test machine; generous for a shared one
-    assert sorted(timings)[1] < 2.0, timings
+    # bench/bench_width.py measures it (well under a second); this only guards against the
+    # quadratic lookups coming back (42-134 s before), with room for a loaded 2-core CI machine
+    assert sorted(timings)[1] < 10.0, timings
 
 
 # -- clashing dotted keys --------------------------------------------------------------------

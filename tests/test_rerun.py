@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import commit_all, git
+from conftest import commit_all, first_run, git, record
 
 import hydra_ledger
 from hydra_ledger.cli import main as cli_main
@@ -39,16 +39,6 @@ def edit(path: Path, old: str, new: str) -> None:
     text = path.read_text()
     assert old in text
     path.write_text(text.replace(old, new))
-
-
-def record(job_dir: Path) -> dict:
-    return json.loads((job_dir / ".ledger" / "run.json").read_text())
-
-
-def first_run(app: Path, run_app, *overrides: str) -> Path:
-    proc = run_app(app, *overrides, "hydra.run.dir=outputs/first")
-    assert proc.returncode == 0, proc.stderr
-    return app / "outputs" / "first"
 
 
 def with_stash(app: Path) -> None:

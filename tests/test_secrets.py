@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import app_env, git
+from conftest import app_env, first_run, git, record
 
 LIVE = "LIVE"
 
@@ -24,16 +24,6 @@ def ledger(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subproce
     """The real CLI, as a user runs it."""
     return subprocess.run([sys.executable, "-m", "hydra_ledger", *args], cwd=cwd, env=app_env(env),
                           capture_output=True, text=True, timeout=300)
-
-
-def record(job_dir: Path) -> dict:
-    return json.loads((job_dir / ".ledger" / "run.json").read_text())
-
-
-def first_run(app: Path, run_app, *overrides: str) -> Path:
-    proc = run_app(app, *overrides, "hydra.run.dir=outputs/first")
-    assert proc.returncode == 0, proc.stderr
-    return app / "outputs" / "first"
 
 
 def tamper(job_dir: Path, **launch: object) -> None:

@@ -1,7 +1,6 @@
 """Statuses of jobs that do not end normally: Ctrl-C, SIGTERM, SIGKILL (DIED once the heartbeat is stale)."""
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -10,26 +9,12 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import app_env, start_app
+from conftest import app_env, record, start_app, wait_for
 
 import hydra_ledger
 from hydra_ledger.sweep_interrupt import STOPPED_MESSAGE, mark_lost_jobs
 
 LEDGER = "hydra/callbacks=ledger"
-
-
-def record(job_dir: Path) -> dict:
-    return json.loads((job_dir / ".ledger" / "run.json").read_text())
-
-
-def wait_for(path: Path, proc, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        if proc.poll() is not None:
-            raise AssertionError(f"the app ended (rc={proc.returncode}) before {path} appeared: {proc.stderr.read()}")
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{path} did not appear within {timeout} s")
-        time.sleep(0.05)
 
 
 def signalled(app: Path, sig: signal.Signals, *args: str) -> tuple[int, str]:
