@@ -22,7 +22,7 @@ from pathlib import Path
 from _common import median
 from make_runs import make_runs
 
-from hydra_ledger.record import RunPaths, read_record, write_json_atomic
+from hydra_ledger.record import read_record, write_json_atomic
 
 HERE = Path(__file__).resolve().parent
 SRC = HERE.parent / "src"
@@ -90,16 +90,22 @@ def main() -> None:
                 warm = load(src, root, cache, args.give_up)
                 times.setdefault((label, "cold"), []).append(cold["seconds"])
                 times.setdefault((label, "warm"), []).append(warm["seconds"])
-                shape = shape or (warm.get("rows"), warm.get("columns"))
+                if shape is None and "rows" in warm:  # a load that gave up has no frame
+                    shape = (warm["rows"], warm["columns"])
                 print(f"# repeat {repeat + 1}: {label}: cold {cold['seconds']:.3f} s, warm {warm['seconds']:.3f} s",
                       file=sys.stderr)
-    print(f"{args.runs} runs of {args.keys:,} config keys (frame {shape[0]} x {shape[1]}), medians of "
+    rows, columns = shape or ("?", "?")
+    print(f"{args.runs} runs of {args.keys:,} config keys (frame {rows} x {columns}), medians of "
           f"{args.repeats}, each load in a fresh process:")
     print("| code | cold load | warm load |\n|---|---:|---:|")
     for label in codes:
         cold, warm = median(times[(label, "cold")]), median(times[(label, "warm")])
-        print(f"| {label} | {cold:.3f} s | {warm:.3f} s |")
+        print(f"| {label} | {_seconds(cold, args.give_up)} | {_seconds(warm, args.give_up)} |")
     print(json.dumps({f"{label} {case}": values for (label, case), values in times.items()}))
+
+
+def _seconds(value: float, give_up: float) -> str:
+    return f"{value:.3f} s" if value != float("inf") else f"> {give_up:.0f} s (gave up)"
 
 
 if __name__ == "__main__":
