@@ -206,3 +206,21 @@ def test_save_patch_false_writes_no_patch_and_says_so(make_app, run_app):
     assert "its patch is missing" in proc.stderr and "save_patch=false" in proc.stderr
     assert git(app, "status", "--porcelain", "--untracked-files=no").strip() == "M config.yaml"
     assert yaml.safe_load((job / ".hydra" / "config.yaml").read_text())["seed"] == 2
+
+
+def test_resume_checks_the_recorded_interpreter_and_dry_run_warns(make_app, run_app):
+    app = make_app("secrets_app")
+    proc = run_app(app, "-m", "seed=1,2", "hydra.sweep.dir=multi")
+    assert proc.returncode == 0, proc.stderr
+    shutil.rmtree(app / "multi" / "1")  # a job that never ran: resume relaunches it
+    tamper(app / "multi" / "0", python="/bin/sh")
+
+    dry = ledger(app, "resume", "multi", "--dry-run")
+    real = ledger(app, "resume", "multi")
+
+    assert dry.returncode == 0, dry.stderr
+    assert "warning: a resume would refuse this record:" in dry.stderr
+    assert "the recorded python /bin/sh is not a Python interpreter" in dry.stderr
+    assert real.returncode == 1, real.stdout + real.stderr
+    assert "nothing was run" in real.stderr
+    assert not (app / "multi" / "1").exists()

@@ -6,6 +6,7 @@ import sys
 from collections.abc import Callable
 
 from hydra_ledger.cli import CommandError
+from hydra_ledger.cli._output import printable
 
 EXAMPLE = """\
 Examples:
@@ -80,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
             for command in plan.commands():
                 print(command)
             for problem in plan.source.problems:  # execute() refuses these before running anything
-                print(f"hydra-ledger: warning: a rerun would refuse this record: {problem}", file=sys.stderr)
+                print(printable(f"hydra-ledger: warning: a rerun would refuse this record: {problem}"), file=sys.stderr)
             return 0
         result = execute(plan, check=args.check, rtol=args.rtol, atol=args.atol, ignore_summary=args.ignore_summary)
     except (RerunError, WorktreeError) as exc:

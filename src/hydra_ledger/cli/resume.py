@@ -5,6 +5,7 @@ import argparse
 import sys
 
 from hydra_ledger.cli import CommandError
+from hydra_ledger.cli._output import printable
 from hydra_ledger.cli.rerun import split_overrides
 
 EXAMPLE = """\
@@ -65,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         for command in plan.commands():
             print(command)
+        for problem in plan.source.problems:  # execute_resume() refuses these before running anything
+            print(printable(f"hydra-ledger: warning: a resume would refuse this record: {problem}"), file=sys.stderr)
         return 0
     try:
         result = execute_resume(plan)
