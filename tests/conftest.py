@@ -82,6 +82,18 @@ def app_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+def all_at_once(commands: list[list[str]], cwd: Path, env: dict[str, str] | None = None,
+                timeout: float = 300) -> list[subprocess.CompletedProcess[str]]:
+    """Start every command before waiting for any, so that they race on the same files."""
+    procs = [subprocess.Popen(c, cwd=cwd, env=env if env is not None else app_env(), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for c in commands]
+    results = []
+    for command, proc in zip(commands, procs):
+        out, err = proc.communicate(timeout=timeout)
+        results.append(subprocess.CompletedProcess(command, proc.returncode, out, err))
+    return results
+
+
 @pytest.fixture
 def run_app() -> Callable[..., subprocess.CompletedProcess[str]]:
     """Run ``python <script> <args>`` in ``cwd`` with this interpreter; returns the finished process."""

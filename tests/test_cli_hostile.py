@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import APPS, app_env, commit_all, init_repo, start_app
+from conftest import APPS, all_at_once, app_env, commit_all, init_repo, start_app
 
 # The app's config value `evil`: ESC colour, an OSC title ended by BEL, CR, a C1 CSI, DEL, a bidi override.
 EVIL = "\x1b[31mred\x1b]0;title\x07\rover\x9b2J\x7f\u202eend"
@@ -76,13 +76,7 @@ def run_id(repo: Path, name: str) -> str:
 # -- many commands on one run at once ------------------------------------------------------------
 
 def _parallel(repo: Path, argvs: list[list[str]]) -> list[subprocess.CompletedProcess[str]]:
-    procs = [subprocess.Popen([sys.executable, "-m", "hydra_ledger", *argv], cwd=repo, env=cli_env(repo),
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for argv in argvs]
-    done = []
-    for proc, argv in zip(procs, argvs):
-        out, err = proc.communicate(timeout=300)
-        done.append(subprocess.CompletedProcess(argv, proc.returncode, out, err))
-    return done
+    return all_at_once([[sys.executable, "-m", "hydra_ledger", *argv] for argv in argvs], repo, cli_env(repo))
 
 
 def test_twenty_parallel_tags_keep_every_tag(runs):

@@ -23,7 +23,7 @@ import pytest
 
 import hydra_ledger
 from _faults import SEED_ENV, judge, make_plan, run_trial, seed_from_env
-from conftest import app_env
+from conftest import all_at_once, app_env
 
 RUN_STATUSES = {"RUNNING", "COMPLETED", "FAILED"}
 
@@ -137,19 +137,8 @@ def one_run(make_app, run_app) -> Path:
     return app / "outputs" / "one"
 
 
-def _all_at_once(commands: list[list[str]], cwd: Path) -> list[subprocess.CompletedProcess[str]]:
-    """Start every command before waiting for any: they race on the same files."""
-    procs = [subprocess.Popen(c, cwd=cwd, env=app_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for c in commands]
-    results = []
-    for command, proc in zip(commands, procs):
-        out, err = proc.communicate(timeout=120)
-        results.append(subprocess.CompletedProcess(command, proc.returncode, out, err))
-    return results
-
-
 def test_parallel_tags_are_all_kept(one_run):
-    results = _all_at_once([_cli("tag", str(one_run), f"tag{i}") for i in range(PARALLEL)], one_run)
+    results = all_at_once([_cli("tag", str(one_run), f"tag{i}") for i in range(PARALLEL)], one_run)
     assert [r.returncode for r in results] == [0] * PARALLEL, [r.stderr for r in results if r.returncode]
     frame, warned = _load(one_run)
     assert not warned
@@ -157,7 +146,7 @@ def test_parallel_tags_are_all_kept(one_run):
 
 
 def test_parallel_notes_are_all_kept(one_run):
-    results = _all_at_once([_cli("note", str(one_run), f"note {i}") for i in range(PARALLEL)], one_run)
+    results = all_at_once([_cli("note", str(one_run), f"note {i}") for i in range(PARALLEL)], one_run)
     assert [r.returncode for r in results] == [0] * PARALLEL, [r.stderr for r in results if r.returncode]
     frame, warned = _load(one_run)
     assert not warned
