@@ -26,6 +26,7 @@ from hydra_ledger.load import derive_status, load_runs, read_records
 from hydra_ledger.process_identity import liveness
 from hydra_ledger.record import SWEEP_SCHEMA, RecordError, RunPaths, SweepPaths, read_record
 from hydra_ledger.redact import REDACTED, Redactor
+from hydra_ledger.sweep_jobs import MISSING
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,6 @@ RESUMABLE = ("FAILED", "DIED", "INTERRUPTED", "TIMEOUT", "CANCELLED", "OUT_OF_ME
 # sacct states (first word) saying a job has ended for good: a PREEMPTED job in one is relaunched.
 _GONE = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "DEADLINE", "OUT_OF_MEMORY", "NODE_FAIL",
                    "BOOT_FAIL"})
-MISSING = "MISSING"
 _SWEEP_PLACEMENT = ("hydra.mode", "hydra.sweep.dir", "hydra/sweeper", "hydra.sweeper", "hydra.job.id",
                     "hydra.job.num")
 _LAUNCHER = ("hydra/launcher", "hydra.launcher")
