@@ -22,8 +22,8 @@ from pathlib import Path
 import yaml
 
 from _common import make_repo, run_app
-from hydra_ledger.callback import new_id
-from hydra_ledger.record import SWEEP_SCHEMA, RunPaths, SweepPaths, read_record, write_json_atomic
+from hydra_ledger.job.callback import new_id
+from hydra_ledger.record.schema import SWEEP_SCHEMA, RunPaths, SweepPaths, read_record, write_json_atomic
 
 JOBS_PER_SWEEP = 100
 

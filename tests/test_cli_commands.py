@@ -19,7 +19,7 @@ from conftest import APPS, app_env, commit_all, init_repo, start_app
 
 import hydra_ledger
 from hydra_ledger.cli import main
-from hydra_ledger.record import RunPaths
+from hydra_ledger.record.schema import RunPaths
 
 
 def _python(cwd: Path, *args: str) -> None:
@@ -369,7 +369,7 @@ def test_a_long_first_load_draws_a_progress_bar_on_a_terminal(runs, monkeypatch,
     """An unindexed root is read in worker processes; on a terminal, ls shows how far they are."""
     import os
 
-    from hydra_ledger import discover
+    from hydra_ledger.load import walk as discover
 
     monkeypatch.setenv("HYDRA_LEDGER_CACHE", str(tmp_path / "fresh-cache"))  # no index yet: a cold load
     monkeypatch.setattr(discover, "PARALLEL_MIN", 1)  # even these few jobs go to worker processes

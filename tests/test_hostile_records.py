@@ -323,7 +323,7 @@ def test_fifo_or_device_file_is_skipped_with_one_warning(sweep, name, kind):
 
 
 def test_record_larger_than_the_cap_is_skipped_unread(sweep, monkeypatch):
-    from hydra_ledger import record as record_module
+    from hydra_ledger.record import schema as record_module
 
     bad = edit(sweep, "1", summary={"pad": "x" * 5000})
     cap = max(record_of(sweep, j).stat().st_size for j in ("0", "2")) + 100

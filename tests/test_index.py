@@ -17,7 +17,7 @@ from conftest import APPS, app_env, commit_all, init_repo, start_app
 
 import hydra_ledger
 from hydra_ledger.cli import main as cli_main
-from hydra_ledger.index import IndexWarning, cache_file
+from hydra_ledger.load.index import IndexWarning, cache_file
 from hydra_ledger.load import LedgerLoadWarning
 
 LEDGER = "hydra/callbacks=ledger"
@@ -195,7 +195,7 @@ def test_first_load_in_worker_processes_matches_one_process(repo, monkeypatch):
     """Many sweeps are shared among worker processes on a first load; rows, their order and the
     sweep records are as when one process reads them all. Copies of one job start at the same
     time, so only the walk order tells their rows apart."""
-    from hydra_ledger import discover
+    from hydra_ledger.load import walk as discover
 
     root = repo / "multirun"
     for i in range(40):

@@ -15,7 +15,7 @@ from conftest import APPS, app_env, commit_all, init_repo
 
 import hydra_ledger
 from hydra_ledger.load import LedgerLoadWarning
-from hydra_ledger.record import STATUSES, RecordError
+from hydra_ledger.record.schema import STATUSES, RecordError
 
 LEDGER = "hydra/callbacks=ledger"
 

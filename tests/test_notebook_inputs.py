@@ -6,12 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hydra_ledger.inputs import HashStats, fingerprint_path
+from hydra_ledger.job.inputs import HashStats, fingerprint_path
 
 HASH_ONE = """
 import json, sys
 from pathlib import Path
-from hydra_ledger.inputs import HashStats, fingerprint_path
+from hydra_ledger.job.inputs import HashStats, fingerprint_path
 stats = HashStats()
 entry = fingerprint_path(sys.argv[1], stats, Path(sys.argv[2]))
 print(json.dumps({"hash": entry["hash"], **stats.as_dict()}))

@@ -71,8 +71,8 @@ def test_wheel_holds_the_package_the_plugin_and_nothing_else(wheel: Path) -> Non
     dist_info = wheel.name.split("-py3")[0] + ".dist-info/"
     # exactly the source tree's modules and data files (py.typed, the report's assets), plus dist-info
     assert sorted(n for n in names if not n.startswith(dist_info)) == sorted(shipped_source_files())
-    for module in ("__init__.py", "callback.py", "runtime.py", "record.py", "load.py", "py.typed",
-                   "cli/__init__.py", "capture/git.py", "report/template.html"):
+    for module in ("__init__.py", "job/callback.py", "job/runtime.py", "record/schema.py", "load/__init__.py",
+                   "py.typed", "cli/__init__.py", "job/capture/git.py", "relaunch/rerun.py", "report/template.html"):
         assert f"hydra_ledger/{module}" in names, module
     assert "hydra_plugins/hydra_ledger/__init__.py" in names
     # hydra_plugins is a namespace shared with other plugins: shipping its __init__.py breaks them

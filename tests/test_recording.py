@@ -257,7 +257,7 @@ def test_unknown_option_in_explicit_form_warns_and_job_runs(app, run_app):
                    "+hydra.callbacks.ledger.heartbeet_s=1", "hydra.run.dir=out")
     assert proc.returncode == 0, proc.stderr
     # a log line, not a Python warning: `python -W error` must not turn it into an app that cannot start
-    from hydra_ledger.callback import _OPTIONS
+    from hydra_ledger.job.callback import _OPTIONS
 
     assert (f"hydra-ledger: unknown option(s) heartbeet_s ignored; valid options: {', '.join(_OPTIONS)}\n"
             in proc.stdout + proc.stderr)

@@ -14,9 +14,9 @@ from _cdp import CHROMIUM, NO_CHROMIUM, DevTools
 from conftest import APPS, app_env, commit_all, init_repo
 
 import hydra_ledger
-from hydra_ledger.callback import new_id
+from hydra_ledger.job.callback import new_id
 from hydra_ledger.cli import main
-from hydra_ledger.record import RunPaths, append_line, read_record, write_json_atomic
+from hydra_ledger.record.schema import RunPaths, append_line, read_record, write_json_atomic
 from hydra_ledger.report.build import report_data
 
 

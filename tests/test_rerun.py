@@ -16,8 +16,8 @@ from conftest import commit_all, first_run, git, record
 
 import hydra_ledger
 from hydra_ledger.cli import main as cli_main
-from hydra_ledger.reproduce import ConfigMismatch, RerunError
-from hydra_ledger.worktree import WorktreeError
+from hydra_ledger.relaunch.rerun import ConfigMismatch, RerunError
+from hydra_ledger.relaunch.worktree import WorktreeError
 
 
 def repo_state(repo: Path) -> dict[str, str]:
@@ -320,7 +320,7 @@ def test_untracked_secret_files_and_files_over_their_own_budget_are_not_saved(ma
 
 
 def test_a_file_that_cannot_be_copied_is_listed_and_the_others_are_saved(tmp_path):
-    from hydra_ledger.untracked import save_untracked
+    from hydra_ledger.job.untracked import save_untracked
 
     root, dest = tmp_path / "repo", tmp_path / "saved"
     (root / "data").mkdir(parents=True)

@@ -22,7 +22,7 @@ import pytest
 
 import hydra_ledger
 from conftest import app_env
-from hydra_ledger.slurm_status import parse_sacct
+from hydra_ledger.load.slurm import parse_sacct
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "slurm-cluster.sh"

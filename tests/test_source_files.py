@@ -9,7 +9,7 @@ from pathlib import Path
 SCRIPT = '''\
 import json
 import cloudpickle
-from hydra_ledger.source_files import defining_file, format_exception
+from hydra_ledger.job.source_files import defining_file, format_exception
 
 def inner():
     raise KeyError("deep")

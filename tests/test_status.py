@@ -12,7 +12,7 @@ import pytest
 from conftest import app_env, record, start_app, wait_for
 
 import hydra_ledger
-from hydra_ledger.sweep_interrupt import STOPPED_MESSAGE, mark_lost_jobs
+from hydra_ledger.job.sweep_interrupt import STOPPED_MESSAGE, mark_lost_jobs
 
 LEDGER = "hydra/callbacks=ledger"
 

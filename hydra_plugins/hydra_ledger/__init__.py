@@ -61,7 +61,7 @@ class LedgerConf:
     save_patch: bool = True
     # Total size of the untracked (not ignored) files copied into .ledger/untracked/ for exact
     # reruns; files beyond it are not saved, nor are secret-like names (.env*, *.pem, *.key,
-    # .netrc, .pgpass, kubeconfig, *.p12, credentials*, secrets*... see hydra_ledger.untracked).
+    # .netrc, .pgpass, kubeconfig, *.p12, credentials*, secrets*... see hydra_ledger.job.untracked).
     untracked_max_bytes: int = 5_000_000
     # More shell-style patterns of untracked files never to copy, matched against the file name
     # and the path relative to the repository root (e.g. ["*.vault", "conf/prod/*"]).

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from hydra_ledger.runtime import log_metrics, log_summary, run_dir
+from hydra_ledger.job.runtime import log_metrics, log_summary, run_dir
 
 __version__ = "0.1.0"
 
@@ -34,20 +34,20 @@ __all__ = [
     "run_dir",
 ]
 
-_LAZY = {"LedgerCallback": "hydra_ledger.callback",  # imports Hydra: not needed to load runs
+_LAZY = {"LedgerCallback": "hydra_ledger.job.callback",  # imports Hydra: not needed to load runs
          "load_runs": "hydra_ledger.load", "load_metrics": "hydra_ledger.load", "only_changed": "hydra_ledger.load",
          # modules named apart from their functions: importing a submodule binds its name here
-         "open": "hydra_ledger.artifacts",  # hydra_ledger.open("model.pt", "wb"): inside the run's dir
-         "rerun": "hydra_ledger.reproduce", "resume": "hydra_ledger.resume_sweep",
-         "RerunError": "hydra_ledger.launch", "ConfigMismatch": "hydra_ledger.reproduce"}
+         "open": "hydra_ledger.job.artifacts",  # hydra_ledger.open("model.pt", "wb"): inside the run's dir
+         "rerun": "hydra_ledger.relaunch.rerun", "resume": "hydra_ledger.relaunch.resume",
+         "RerunError": "hydra_ledger.relaunch.launch", "ConfigMismatch": "hydra_ledger.relaunch.rerun"}
 
 if TYPE_CHECKING:
-    from hydra_ledger.artifacts import open
-    from hydra_ledger.callback import LedgerCallback
-    from hydra_ledger.launch import RerunError
+    from hydra_ledger.job.artifacts import open
+    from hydra_ledger.job.callback import LedgerCallback
+    from hydra_ledger.relaunch.launch import RerunError
     from hydra_ledger.load import load_metrics, load_runs, only_changed
-    from hydra_ledger.reproduce import ConfigMismatch, rerun
-    from hydra_ledger.resume_sweep import resume
+    from hydra_ledger.relaunch.rerun import ConfigMismatch, rerun
+    from hydra_ledger.relaunch.resume import resume
 
 
 def __getattr__(name: str) -> Any:

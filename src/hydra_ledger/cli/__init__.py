@@ -63,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = logging.StreamHandler()
     handler.setFormatter(_PrintableFormatter("%(message)s"))  # messages name hydra-ledger
     logging.basicConfig(level=logging.WARNING, handlers=[handler])
-    from hydra_ledger.record import RecordError
+    from hydra_ledger.record.schema import RecordError
 
     try:
         return int(args.func(args) or 0)

@@ -43,21 +43,22 @@ def load_frame_and_missing(paths: Sequence[str], *, include_debug: bool = False,
 def _load(paths: Sequence[str], *, include_debug: bool, tags: Sequence[str], columns: Sequence[str] | None,
           optional: Sequence[str], show_progress: bool,
           missing: bool) -> tuple[pd.DataFrame, dict[str, list[dict[str, Any]]]]:
-    from hydra_ledger import discover, index, query
+    from hydra_ledger.load import index, walk
+    from hydra_ledger.load.frame import build, report_broken
     from hydra_ledger.load import _default_paths
 
     roots = list(paths) or _default_paths()
     now = time.time()
     if show_progress:
         # called only when records are read in worker processes: a long load worth a bar
-        discover.progress = lambda results, total: progress(results, "reading runs", enabled=True, total=total,
+        walk.progress = lambda results, total: progress(results, "reading runs", enabled=True, total=total,
                                                             min_total=1)
     try:
         indexes = index.load_roots(roots, now)
     finally:
-        discover.progress = None
-    query.report_broken(indexes, "warn")
-    frame = query.build(indexes, now=now, stale_after=None, include_debug=include_debug, status=None,
+        walk.progress = None
+    report_broken(indexes, "warn")
+    frame = build(indexes, now=now, stale_after=None, include_debug=include_debug, status=None,
                         columns=columns, where=None, needed=optional)
     never_started = _missing(indexes, frame, include_debug) if missing else {}
     if tags:
@@ -70,10 +71,10 @@ def _load(paths: Sequence[str], *, include_debug: bool, tags: Sequence[str], col
 def _missing(indexes: Sequence[Any], frame: pd.DataFrame, include_debug: bool) -> dict[str, list[dict[str, Any]]]:
     """The MISSING jobs of each sweep: listed in its record, but neither recorded nor PENDING in ``frame``.
 
-    The sweep records come from :func:`hydra_ledger.query.sweep_candidates`, which the loader
+    The sweep records come from :func:`hydra_ledger.load.frame.sweep_candidates`, which the loader
     reads for PENDING rows: only sweeps with jobs not loaded yet (none once all have run)."""
-    from hydra_ledger.query import sweep_candidates
-    from hydra_ledger.sweep_jobs import missing_jobs
+    from hydra_ledger.load.frame import sweep_candidates
+    from hydra_ledger.record.sweep_jobs import missing_jobs
 
     memo: dict[str, str] = {}
     seen: dict[str, set[int]] = {}

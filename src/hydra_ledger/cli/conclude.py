@@ -32,8 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from hydra_ledger import journal
-    from hydra_ledger.record import RecordError
+    from hydra_ledger.load import journal
+    from hydra_ledger.record.schema import RecordError
 
     text = sys.stdin.read() if args.text == "-" else args.text
     text = text.strip()

@@ -9,7 +9,7 @@ from typing import Any
 
 from hydra_ledger.cli._output import colour, dumps_json, printable, text, use_colour
 from hydra_ledger.cli.show import _packages, add_run_argument, resolve
-from hydra_ledger.flatten import flatten
+from hydra_ledger.record.flatten import flatten
 
 EXAMPLE = """\
 Examples:

@@ -41,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from hydra_ledger import journal
+    from hydra_ledger.load import journal
     from hydra_ledger.load import _default_paths
 
     try:

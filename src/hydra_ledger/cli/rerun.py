@@ -69,9 +69,9 @@ def split_overrides(args: argparse.Namespace,
 
 def run(args: argparse.Namespace) -> int:
     split_overrides(args)
-    from hydra_ledger.launch import RerunError
-    from hydra_ledger.reproduce import execute, plan_rerun
-    from hydra_ledger.worktree import WorktreeError
+    from hydra_ledger.relaunch.launch import RerunError
+    from hydra_ledger.relaunch.rerun import execute, plan_rerun
+    from hydra_ledger.relaunch.worktree import WorktreeError
 
     try:
         plan = plan_rerun(args.run, code="current" if args.current_code else "recorded",

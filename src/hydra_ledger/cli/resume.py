@@ -43,9 +43,9 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     split_overrides(args, _add_options)
-    from hydra_ledger.launch import RerunError
-    from hydra_ledger.resume_sweep import execute_resume, plan_resume
-    from hydra_ledger.worktree import WorktreeError
+    from hydra_ledger.relaunch.launch import RerunError
+    from hydra_ledger.relaunch.resume import execute_resume, plan_resume
+    from hydra_ledger.relaunch.worktree import WorktreeError
 
     try:
         plan = plan_resume(args.sweep_dir, launcher=args.launcher, code="current" if args.current_code else "recorded",

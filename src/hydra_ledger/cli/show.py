@@ -43,7 +43,7 @@ def add_run_argument(parser: argparse.ArgumentParser, name: str) -> None:
 
 def resolve(arg: str, roots: list[str]) -> tuple[Any, dict[str, Any]]:
     """``(RunPaths, record)`` of a RUN argument; a lookup failure becomes a CommandError."""
-    from hydra_ledger.select import SelectError, resolve_run
+    from hydra_ledger.load.runs import SelectError, resolve_run
 
     try:
         return resolve_run(arg, roots)
@@ -53,7 +53,7 @@ def resolve(arg: str, roots: list[str]) -> tuple[Any, dict[str, Any]]:
 
 def details(paths: Any, record: dict[str, Any]) -> dict[str, Any]:
     """What ``show`` adds to the record: live status, tags, notes, last metric values, file paths."""
-    from hydra_ledger.sidecars import annotate, read_notes
+    from hydra_ledger.record.sidecars import annotate, read_notes
     from hydra_ledger.load import derive_status
 
     import time
@@ -72,7 +72,7 @@ def details(paths: Any, record: dict[str, Any]) -> dict[str, Any]:
 def last_metrics(metrics_file: Path) -> dict[str, dict[str, Any]]:
     """``{name: {"value": v, "step": s}}``: the last value logged of each metric (lines that are
     not ``{"values": {...}}`` skipped: the loader warns of them)."""
-    from hydra_ledger.record import MAX_METRICS_BYTES, read_regular_file
+    from hydra_ledger.record.schema import MAX_METRICS_BYTES, read_regular_file
 
     last: dict[str, dict[str, Any]] = {}
     try:
@@ -93,7 +93,7 @@ def last_metrics(metrics_file: Path) -> dict[str, dict[str, Any]]:
 
 
 def _packages(path: Path) -> dict[str, str]:
-    from hydra_ledger.record import MAX_SIDECAR_BYTES, read_regular_file
+    from hydra_ledger.record.schema import MAX_SIDECAR_BYTES, read_regular_file
 
     try:
         data = json.loads(read_regular_file(path, MAX_SIDECAR_BYTES)[1])
@@ -198,7 +198,7 @@ def render_text(paths: Any, record: dict[str, Any], extra: dict[str, Any], colou
         dumped = yaml.safe_dump(record.get("config") or {}, sort_keys=False, default_flow_style=False,
                                 allow_unicode=True)
     except RecursionError:  # nested too deeply for the YAML writer: as the loader's dotted keys
-        from hydra_ledger.flatten import flatten
+        from hydra_ledger.record.flatten import flatten
 
         dumped = "".join(f"{key}: {json.dumps(value)}\n" for key, value in flatten(record.get("config") or {}).items())
     out.extend("  " + printable(line) for line in dumped.rstrip().split("\n"))

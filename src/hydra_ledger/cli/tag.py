@@ -1,13 +1,13 @@
 """``hydra-ledger tag``, ``untag`` and ``note``: marks and notes kept beside a run's record.
 
-They go to sidecar files in the run's ``.ledger/`` dir (see ``hydra_ledger.sidecars``),
+They go to sidecar files in the run's ``.ledger/`` dir (see ``hydra_ledger.record.sidecars``),
 never into ``run.json``, which a running job keeps rewriting.
 """
 from __future__ import annotations
 
 import argparse
 
-from hydra_ledger import sidecars
+from hydra_ledger.record import sidecars
 from hydra_ledger.cli import CommandError
 from hydra_ledger.cli._output import printable
 from hydra_ledger.cli.show import add_run_argument, resolve

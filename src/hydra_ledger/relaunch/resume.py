@@ -19,14 +19,14 @@ from typing import Any
 
 import pandas as pd
 
-from hydra_ledger import launch as _launch
-from hydra_ledger.launch import Code, CodeSource, RerunError, hydra_dir, quote_value, read_yaml, without
-from hydra_ledger.lineage import ENV_RERUN_OF, ENV_RESUME, encode_rerun_of
+from hydra_ledger.relaunch import launch as _launch
+from hydra_ledger.relaunch.launch import Code, CodeSource, RerunError, hydra_dir, quote_value, read_yaml, without
+from hydra_ledger.record.lineage import ENV_RERUN_OF, ENV_RESUME, encode_rerun_of
 from hydra_ledger.load import derive_status, load_runs, read_records
-from hydra_ledger.process_identity import liveness
-from hydra_ledger.record import SWEEP_SCHEMA, RecordError, RunPaths, SweepPaths, read_record
-from hydra_ledger.redact import REDACTED, Redactor
-from hydra_ledger.sweep_jobs import MISSING
+from hydra_ledger.record.process_identity import liveness
+from hydra_ledger.record.schema import SWEEP_SCHEMA, RecordError, RunPaths, SweepPaths, read_record
+from hydra_ledger.record.redact import REDACTED, Redactor
+from hydra_ledger.record.sweep_jobs import MISSING
 
 log = logging.getLogger(__name__)
 
@@ -125,9 +125,9 @@ def _statuses(sweep_dir: Path, sweep: dict[str, Any], stale_after: float | None)
     """``{num: (job dir, record, status)}`` of the recorded jobs, and under the key None
     ``{num: status}`` of the listed jobs without a record, as ``load_runs`` gives them: a
     stale RUNNING job is DIED, and sacct has its say on DIED and PREEMPTED jobs and on jobs
-    not started (see :mod:`hydra_ledger.slurm_status`). A PREEMPTED job stays resumable only
+    not started (see :mod:`hydra_ledger.load.slurm`). A PREEMPTED job stays resumable only
     when sacct says it has ended for good."""
-    from hydra_ledger.slurm_status import refine
+    from hydra_ledger.load.slurm import refine
 
     now = time.time()
     records: dict[int, tuple[Path, dict[str, Any]]] = {}

@@ -24,15 +24,16 @@ from omegaconf import DictConfig, OmegaConf
 
 from hydra_plugins.hydra_ledger import DEFAULT_ENV_VARS, DEFAULT_REDACT_KEYS, LedgerConf
 
-from hydra_ledger import process_identity, runtime, signals, sweep_interrupt
-from hydra_ledger.capture.config import resolve_task_config
-from hydra_ledger.capture.environment import capture_host, installed_packages
-from hydra_ledger.capture.git import capture_git
-from hydra_ledger.capture.slurm import capture_slurm
-from hydra_ledger.flatten import summarize_return
-from hydra_ledger.latest import link_run, link_sweep, template_prefix
-from hydra_ledger.lineage import rerun_of, resumed_sweep_record
-from hydra_ledger.record import (
+from hydra_ledger.job import runtime, signals, sweep_interrupt
+from hydra_ledger.record import process_identity
+from hydra_ledger.job.capture.config import resolve_task_config
+from hydra_ledger.job.capture.environment import capture_host, installed_packages
+from hydra_ledger.job.capture.git import capture_git
+from hydra_ledger.job.capture.slurm import capture_slurm
+from hydra_ledger.record.flatten import summarize_return
+from hydra_ledger.job.latest import link_run, link_sweep, template_prefix
+from hydra_ledger.record.lineage import rerun_of, resumed_sweep_record
+from hydra_ledger.record.schema import (
     RUN_SCHEMA,
     SCHEMA_VERSION,
     SWEEP_SCHEMA,
@@ -46,10 +47,10 @@ from hydra_ledger.record import (
     write_atomic,
     write_json_atomic,
 )
-from hydra_ledger.redact import Redactor
-from hydra_ledger.source_files import defining_file
-from hydra_ledger.sweep_jobs import basic_sweep_jobs, redact_jobs
-from hydra_ledger.untracked import save_untracked
+from hydra_ledger.record.redact import Redactor
+from hydra_ledger.job.source_files import defining_file
+from hydra_ledger.record.sweep_jobs import basic_sweep_jobs, redact_jobs
+from hydra_ledger.job.untracked import save_untracked
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +191,7 @@ class LedgerCallback(Callback):
             "tags": self.tags,
             "debug": self.debug,
             "jobs": redact_jobs(basic_sweep_jobs(config), redactor),
-            # pending jobs of a dead launcher will never start (hydra_ledger.slurm_status)
+            # pending jobs of a dead launcher will never start (hydra_ledger.load.slurm)
             "launcher_pid": os.getpid(),
             "launcher_host": socket.gethostname(),
         }
@@ -302,7 +303,7 @@ class LedgerCallback(Callback):
         git_info = self._capture_git(paths, hc, task_function, optional_files)
         inputs = None
         if self.inputs:
-            from hydra_ledger.inputs import record_inputs
+            from hydra_ledger.job.inputs import record_inputs
 
             inputs = record_inputs(config, self.inputs)
         with run._lock:
@@ -316,7 +317,7 @@ class LedgerCallback(Callback):
             except Exception as exc:  # noqa: BLE001 - one warning per job and kind
                 run._warn_once(f"cannot write {paths.packages}: {exc}", "packages", unrecorded=False)
         if self.capture_output and optional_files:
-            from hydra_ledger import output_capture
+            from hydra_ledger.job import output_capture
 
             output_capture.start(paths.stdout, paths.stderr)
         if not multirun:
@@ -330,7 +331,7 @@ class LedgerCallback(Callback):
             return
         status, error = _outcome(run.record, job_return)
         try:
-            from hydra_ledger.artifacts import record_artifacts
+            from hydra_ledger.job.artifacts import record_artifacts
 
             record_artifacts(run.record, run.paths.job_dir, str(config.hydra.job.name), self.artifact_hash_max_bytes)
             if status == "COMPLETED":
@@ -345,7 +346,7 @@ class LedgerCallback(Callback):
                 run.finish(status, error)
                 runtime.deactivate(run)
                 if self.capture_output:
-                    from hydra_ledger import output_capture
+                    from hydra_ledger.job import output_capture
 
                     output_capture.stop()
 

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import IO, Any
 
-from hydra_ledger.record import LEDGER_DIR
+from hydra_ledger.record.schema import LEDGER_DIR
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def open(file: str | os.PathLike[str], mode: str = "r", *args: Any, **kwargs: An
     created for writing. Paths leading outside the dir raise ``ArtifactPathError`` (a
     ``ValueError``). Example: ``with hydra_ledger.open("ckpt/model.pt", "wb") as f: ...``.
     """
-    from hydra_ledger.runtime import run_dir
+    from hydra_ledger.job.runtime import run_dir
 
     target = resolve_in_run(file, run_dir())
     if _WRITE_MODES & set(mode):
@@ -75,7 +75,7 @@ def list_artifacts(job_dir: str | os.PathLike[str], since: float | None, hash_ma
     subdirectories that are themselves job dirs (a sweep written into one dir). ``hash``
     is None above ``hash_max_bytes``.
     """
-    from hydra_ledger.inputs import digest_file
+    from hydra_ledger.job.inputs import digest_file
 
     root = os.path.abspath(job_dir)
     threshold = None if since is None else since - _MTIME_SLACK_S

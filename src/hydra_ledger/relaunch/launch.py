@@ -6,7 +6,7 @@ worktree, the recorded patch applied, the saved untracked files restored) or the
 working tree. The entry point (a script, or ``-m module``) and the launch dir are mapped
 relative to the repository root so that they are found in either.
 
-Everything printed or logged goes through a :class:`~hydra_ledger.redact.Redactor`: the
+Everything printed or logged goes through a :class:`~hydra_ledger.record.redact.Redactor`: the
 overrides read back from ``.hydra/`` hold real secret values, which only the launched
 command may see.
 """
@@ -27,9 +27,9 @@ from typing import Any, Literal
 
 import yaml
 
-from hydra_ledger.record import RunPaths
-from hydra_ledger.redact import Redactor
-from hydra_ledger.worktree import CodeSnapshot, checked_out
+from hydra_ledger.record.schema import RunPaths
+from hydra_ledger.record.redact import Redactor
+from hydra_ledger.relaunch.worktree import CodeSnapshot, checked_out
 
 log = logging.getLogger(__name__)
 
@@ -183,7 +183,7 @@ def code_source(code: Code, job_dir: Path, record: Mapping[str, Any], *, subject
         snapshot = CodeSnapshot(checkout_repo(root), str(git["commit"]), patch, paths.untracked,
                                 list(git.get("untracked_saved") or []))
     else:
-        from hydra_ledger.capture.git import find_repo_root
+        from hydra_ledger.job.capture.git import find_repo_root
 
         recorded_root = Path(str(git["root"])) if git.get("root") else None
         root = current_root = recorded_root if recorded_root is not None and recorded_root.exists() else (
@@ -256,7 +256,7 @@ def checkout_repo(recorded_root: Path) -> Path:
     else the one around the current dir (a rerun's own record names its removed worktree)."""
     if (recorded_root / ".git").exists():
         return recorded_root
-    from hydra_ledger.capture.git import find_repo_root
+    from hydra_ledger.job.capture.git import find_repo_root
 
     return find_repo_root(Path.cwd()) or recorded_root
 

@@ -12,8 +12,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from hydra_ledger.record import LEDGER_DIR
-from hydra_ledger.redact import redact_url
+from hydra_ledger.record.schema import LEDGER_DIR
+from hydra_ledger.record.redact import redact_url
 
 UNTRACKED_LIMIT = 1000
 _GIT_TIMEOUT_S = 20

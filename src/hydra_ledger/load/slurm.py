@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from hydra_ledger.record import LEDGER_DIR, STATUSES, SWEEP_SCHEMA, RecordError, SweepPaths, read_record
+from hydra_ledger.record.schema import LEDGER_DIR, STATUSES, SWEEP_SCHEMA, RecordError, SweepPaths, read_record
 
 log = logging.getLogger(__name__)
 

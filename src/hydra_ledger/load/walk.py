@@ -3,7 +3,7 @@
 One pass collects everything the loader needs from the tree: job dirs (a ``.ledger/run.json``),
 the sidecars present beside each record (``tags.json``, ``notes.jsonl``: read only where they
 exist), and sweep records (``.ledger/sweep.json``). Given the previous state, it re-reads only
-what may have changed (see :mod:`hydra_ledger.index` for the rules); parsing is spread over
+what may have changed (see :mod:`hydra_ledger.load.index` for the rules); parsing is spread over
 worker processes when there are many records.
 """
 from __future__ import annotations
@@ -15,8 +15,8 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from hydra_ledger import record as _record
-from hydra_ledger.record import (
+from hydra_ledger.record import schema as _record
+from hydra_ledger.record.schema import (
     LEDGER_DIR,
     MAX_SIDECAR_BYTES,
     SWEEP_SCHEMA,
@@ -29,7 +29,7 @@ from hydra_ledger.record import (
     unreadable,
     unreadable_problem,
 )
-from hydra_ledger.rows import record_to_row
+from hydra_ledger.load.rows import record_to_row
 
 log = logging.getLogger(__name__)
 
@@ -285,7 +285,7 @@ def read_job(root: str, rel: str, ledger: Iterable[str], now: float,
 
 def _read_file(path: str) -> tuple[os.stat_result, bytes]:
     """``(stat, content)`` of the very file read, even if it is replaced meanwhile; a FIFO, device
-    or oversized file raises :class:`~hydra_ledger.record.NotARegularFile` unread."""
+    or oversized file raises :class:`~hydra_ledger.record.schema.NotARegularFile` unread."""
     return read_regular_file(path, _record.MAX_RECORD_BYTES)
 
 
@@ -311,7 +311,7 @@ def read_sweep(root: str, rel: str) -> list[Any]:
 
 def _read_chunk(root: str, jobs: list[tuple[str, list[str]]], now: float) -> Any:
     """Worker process: read and encode a chunk of job dirs as one Arrow table (compact to send back)."""
-    from hydra_ledger.index import encode_rows
+    from hydra_ledger.load.index import encode_rows
 
     return encode_rows([(rel, *read_job(root, rel, ledger, now)) for rel, ledger in jobs])
 
@@ -321,7 +321,7 @@ def read_jobs(root: str, jobs: list[tuple[str, list[str]]], now: float) -> list[
 
     Workers send back Arrow tables, not rows: a chunk of 10k rows pickles as a few buffers.
     """
-    from hydra_ledger.index import encode_rows
+    from hydra_ledger.load.index import encode_rows
 
     workers = _pool_size()
     if len(jobs) < PARALLEL_MIN or workers < 2:
@@ -342,7 +342,7 @@ def read_jobs(root: str, jobs: list[tuple[str, list[str]]], now: float) -> list[
 
 def _walk_and_read(root: str, units: list[str], now: float) -> tuple[Scan, Any]:
     """Worker process: walk some sub-trees of a root not indexed yet, and read their records."""
-    from hydra_ledger.index import encode_rows
+    from hydra_ledger.load.index import encode_rows
 
     scan = walk(root, {}, {}, set(), int(now * 1e9), start=list(reversed(units)))
     scan.to_read.sort(key=lambda item: walk_key(item[0]))  # units are whole sub-trees: rows come in walk order

@@ -8,7 +8,7 @@ import reprlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from hydra_ledger.jsonable import to_jsonable
+from hydra_ledger.record.jsonable import to_jsonable
 
 
 # A name two key paths flatten to: (name, [(key path, value)...], the value kept).

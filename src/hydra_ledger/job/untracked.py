@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from hydra_ledger.redact import Redactor
+from hydra_ledger.record.redact import Redactor
 
 log = logging.getLogger(__name__)
 

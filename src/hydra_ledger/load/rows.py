@@ -9,9 +9,9 @@ from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
-from hydra_ledger.flatten import flatten
-from hydra_ledger.record import LEDGER_DIR, STATUSES, RunPaths
-from hydra_ledger.sidecars import annotate
+from hydra_ledger.record.flatten import flatten
+from hydra_ledger.record.schema import LEDGER_DIR, STATUSES, RunPaths
+from hydra_ledger.record.sidecars import annotate
 
 BASE_COLUMNS = ["run_id", "path", "sweep", "job_num", "status", "started_at", "ended_at", "duration_s", "overrides"]
 # Column groups after the base columns, in this order.

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from hydra_ledger.record import SWEEP_SCHEMA, RecordError, RunPaths, SweepPaths, append_line, read_record
+from hydra_ledger.record.schema import SWEEP_SCHEMA, RecordError, RunPaths, SweepPaths, append_line, read_record
 
 Format = Literal["text", "markdown", "org"]
 UNFINISHED = frozenset({"RUNNING", "PENDING"})
@@ -46,7 +46,7 @@ class Entry:
     tags: list[str] = field(default_factory=list)
     jobs: list[Job] = field(default_factory=list)
     pending: int = 0
-    missing: int = 0  # listed jobs that never started and never will (hydra_ledger.sweep_jobs.missing_jobs)
+    missing: int = 0  # listed jobs that never started and never will (hydra_ledger.record.sweep_jobs.missing_jobs)
     job_list: Any = None  # ``jobs`` of the sweep's record
     overrides: list[str] = field(default_factory=list)
     conclusions: list[dict[str, Any]] = field(default_factory=list)
@@ -114,10 +114,11 @@ def _git(job: Job) -> dict[str, Any]:
 
 def collect(roots: Sequence[str | os.PathLike[str]], include_debug: bool = False) -> list[Entry]:
     """The log's entries for every record under ``roots``, oldest first."""
-    from hydra_ledger import sidecars, slurm_status
+    from hydra_ledger.load import slurm
+    from hydra_ledger.record import sidecars
     from hydra_ledger.load import derive_status, read_records
-    from hydra_ledger.rows import sweep_dir_of
-    from hydra_ledger.sweep_jobs import missing_jobs
+    from hydra_ledger.load.rows import sweep_dir_of
+    from hydra_ledger.record.sweep_jobs import missing_jobs
 
     import time
 
@@ -153,7 +154,7 @@ def collect(roots: Sequence[str | os.PathLike[str]], include_debug: bool = False
             entry.started_at = started
     rows = [{"sweep": str(e.path), "job_num": (j.record.get("job") or {}).get("num")}
             for e in sweeps.values() for j in e.jobs]
-    pending = slurm_status.pending_rows(rows, roots)
+    pending = slurm.pending_rows(rows, roots)
     seen: dict[str, set[Any]] = {}  # per sweep: the nums of its recorded and its PENDING jobs
     for row in [*rows, *pending]:
         seen.setdefault(os.path.realpath(row["sweep"]), set()).add(row["job_num"])
@@ -410,7 +411,7 @@ def facts(entry: Entry, best: tuple[str, Literal["min", "max"]] | None) -> dict[
 
 
 def _status_order(item: tuple[str, int]) -> tuple[int, str]:
-    from hydra_ledger.record import STATUSES
+    from hydra_ledger.record.schema import STATUSES
 
     order = ("COMPLETED", "RUNNING", "PENDING", *STATUSES, "MISSING")
     return (order.index(item[0]) if item[0] in order else len(order), item[0])

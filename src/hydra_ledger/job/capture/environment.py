@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from hydra_ledger.redact import redact_url
+from hydra_ledger.record.redact import redact_url
 
 
 @functools.lru_cache(maxsize=1)

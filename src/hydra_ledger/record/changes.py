@@ -1,4 +1,4 @@
-"""Marking a job's record as changed, for the loader's index (see :mod:`hydra_ledger.index`).
+"""Marking a job's record as changed, for the loader's index (see :mod:`hydra_ledger.load.index`).
 
 Rewriting ``.ledger/run.json`` or a sidecar changes the mtime of ``.ledger/`` only; the
 index does not stat each job dir (100k stats take about a second). So every write of a

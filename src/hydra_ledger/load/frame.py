@@ -22,9 +22,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from hydra_ledger import discover, slurm_status
-from hydra_ledger.index import HB, JSON_TYPE, LAYOUT, TIME_COLUMNS, RootIndex, concat, no_gc
-from hydra_ledger.record import LEDGER_DIR, STATUSES, RecordError, RunPaths, loads
+from hydra_ledger.load import slurm, walk
+from hydra_ledger.load.index import HB, JSON_TYPE, LAYOUT, TIME_COLUMNS, RootIndex, concat, no_gc
+from hydra_ledger.record.schema import LEDGER_DIR, STATUSES, RecordError, RunPaths, loads
 
 _NATIVE = {pa.bool_(): bool, pa.int64(): int, pa.float64(): float, pa.string(): str}
 
@@ -32,15 +32,15 @@ _NATIVE = {pa.bool_(): bool, pa.int64(): int, pa.float64(): float, pa.string(): 
 def report_broken(indexes: Sequence[RootIndex], errors: str) -> None:
     """Warn about (or raise for) each broken record, and each record loaded with a field left
     empty, in walk order, as the plain loader does."""
-    from hydra_ledger.record import LedgerLoadWarning
+    from hydra_ledger.record.schema import LedgerLoadWarning
 
     seen: set[str] = set()
     for index in indexes:
-        rels = sorted({*index.broken, *index.warned}, key=discover.walk_key)
+        rels = sorted({*index.broken, *index.warned}, key=walk.walk_key)
         for rel in rels:
             if rel in index.broken:
                 _sig, path, problem, hint = index.broken[rel]
-                if path in seen or problem == discover.STARTING_RECORD:  # re-read by the next load
+                if path in seen or problem == walk.STARTING_RECORD:  # re-read by the next load
                     continue
                 seen.add(path)
                 exc = RecordError(path, problem, hint)
@@ -128,9 +128,9 @@ def sweep_candidates(indexes: Sequence[RootIndex], started: dict[str, set[int]],
     in the roots down to two levels (where a sweep with no started job lives)."""
     import logging
 
-    from hydra_ledger.record import SWEEP_SCHEMA, SweepPaths, read_record
+    from hydra_ledger.record.schema import SWEEP_SCHEMA, SweepPaths, read_record
 
-    log = logging.getLogger("hydra_ledger.slurm_status")
+    log = logging.getLogger("hydra_ledger.load.slurm")
     candidates: dict[str, tuple[Path, Any]] = {}
     complete: set[str] = set()  # indexed sweeps whose every job has a record: nothing to read
     for index in indexes:
@@ -177,12 +177,12 @@ def refine(indexes: Sequence[RootIndex], table: pa.Table, statuses: list[Any]) -
     sweeps = sweep_candidates(indexes, started, memo)
     doubt: list[dict[str, Any]] = []
     if "slurm.job_id" in table.column_names and shutil.which("sacct"):
-        rows = [i for i, s in enumerate(statuses) if s in slurm_status.IN_DOUBT]
+        rows = [i for i, s in enumerate(statuses) if s in slurm.IN_DOUBT]
         ids = table.column("slurm.job_id").take(rows).to_pylist() if rows else []
         run_ids = table.column("run_id").take(rows).to_pylist() if rows else []
         doubt = [{"#row": i, "run_id": r, "status": statuses[i], "slurm.job_id": j}
                  for i, j, r in zip(rows, ids, run_ids) if j is not None]
-    refined = slurm_status.refine(doubt, [], sweeps=sweeps, started=started)
+    refined = slurm.refine(doubt, [], sweeps=sweeps, started=started)
     states: dict[int, str] = {}
     pending = []
     for row in refined:
@@ -199,7 +199,7 @@ def column_order(table: pa.Table, keep: np.ndarray | None, layouts: list[list[st
                  states: dict[int, str], pending: list[dict]) -> list[str]:
     """The column order build_frame gives: base, then groups, each in first-seen order."""
     from hydra_ledger.load import _order_columns
-    from hydra_ledger.rows import BASE_COLUMNS
+    from hydra_ledger.load.rows import BASE_COLUMNS
 
     names: dict[str, None] = dict.fromkeys(BASE_COLUMNS)
     if table.num_rows:
@@ -471,7 +471,7 @@ def build(indexes: Sequence[RootIndex], *, now: float, stale_after: float | None
           needed: Sequence[str] = (), scheduler: bool = True) -> pd.DataFrame:
     """The frame of the indexed rows of ``indexes``, filtered and narrowed as asked.
 
-    ``scheduler``: ask sacct about in-doubt jobs and add PENDING rows (see :mod:`hydra_ledger.slurm_status`).
+    ``scheduler``: ask sacct about in-doubt jobs and add PENDING rows (see :mod:`hydra_ledger.load.slurm`).
     """
     with no_gc():
         return _build(indexes, now=now, stale_after=stale_after, include_debug=include_debug, status=status,

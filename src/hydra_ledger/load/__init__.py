@@ -12,9 +12,9 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from hydra_ledger.discover import MISSING_RECORD_HINT, SKIP_DIRS, STARTING_RECORD, missing_record_problem
-from hydra_ledger.process_identity import liveness
-from hydra_ledger.record import (
+from hydra_ledger.load.walk import MISSING_RECORD_HINT, SKIP_DIRS, STARTING_RECORD, missing_record_problem
+from hydra_ledger.record.process_identity import liveness
+from hydra_ledger.record.schema import (
     LEDGER_DIR,
     MAX_METRICS_BYTES,
     STATUSES,
@@ -27,8 +27,8 @@ from hydra_ledger.record import (
     read_regular_file,
     unreadable,
 )
-from hydra_ledger.rows import BASE_COLUMNS, GROUPS
-from hydra_ledger.signals import gave_up_at_time_out
+from hydra_ledger.load.rows import BASE_COLUMNS, GROUPS
+from hydra_ledger.job.signals import gave_up_at_time_out
 
 Errors = Literal["warn", "raise", "ignore"]
 
@@ -129,7 +129,7 @@ def _died_or_timeout(record: Mapping[str, Any], job_dir: str | Path) -> str:
     """DIED, or TIMEOUT when submitit had given up on the job at its time-out signal and Slurm
     ended it at its limit without the task hearing of it (see :func:`signals.gave_up_at_time_out`);
     RUNNING after all when its very process still lives on this host (a task holding the GIL or
-    a stopped process beats no more, yet is not dead: see :mod:`hydra_ledger.process_identity`)."""
+    a stopped process beats no more, yet is not dead: see :mod:`hydra_ledger.record.process_identity`)."""
     if "signals" not in record or "attempts" not in record:  # a row from the index: read for stale jobs only
         try:
             record = read_record(RunPaths(job_dir).record)
@@ -173,7 +173,7 @@ def load_runs(
     errors
         What a broken record (truncated, corrupt, foreign, unreadable, newer schema) does:
         ``"warn"`` skips it with a warning naming the file, ``"raise"`` raises
-        :class:`~hydra_ledger.record.RecordError`, ``"ignore"`` skips it silently. A broken
+        :class:`~hydra_ledger.record.schema.RecordError`, ``"ignore"`` skips it silently. A broken
         record never hides the others.
     backfill
         Values that runs recorded before a config key existed implicitly had, e.g.
@@ -196,7 +196,7 @@ def load_runs(
         ``"cfg.model.lr > 0.01 and summary.loss < 0.5"``; only its columns are read for all
         runs, the others just for the runs kept.
     cache
-        ``"auto"`` keeps an index of each path (see :mod:`hydra_ledger.index`) so that later
+        ``"auto"`` keeps an index of each path (see :mod:`hydra_ledger.load.index`) so that later
         loads re-read only new and changed records; ``"rebuild"`` re-reads every record and
         rewrites it; ``"off"`` reads every record and writes nothing. The result is the same.
 
@@ -224,13 +224,14 @@ def load_runs(
         if unknown:
             raise ValueError(f"hydra-ledger: unknown status {', '.join(unknown)}; valid: {', '.join(STATUSES)}")
     now = time.time()
-    from hydra_ledger import index as _index, query
+    from hydra_ledger.load import index as _index
+    from hydra_ledger.load.frame import build, report_broken
 
     indexes = _index.load_roots(roots, now, cache)
-    query.report_broken(indexes, errors)
+    report_broken(indexes, errors)
     needed = ["tags"] if tags else []
     needed += [k if k.startswith("cfg.") else f"cfg.{k}" for k in (backfill or {})]
-    frame = query.build(indexes, now=now, stale_after=stale_after, include_debug=include_debug, status=wanted,
+    frame = build(indexes, now=now, stale_after=stale_after, include_debug=include_debug, status=wanted,
                         columns=columns, where=where, needed=needed)
     if backfill:
         for key, value in backfill.items():

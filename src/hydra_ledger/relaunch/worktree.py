@@ -18,7 +18,7 @@ from pathlib import Path
 
 import git
 
-from hydra_ledger.untracked import restore_untracked
+from hydra_ledger.job.untracked import restore_untracked
 
 log = logging.getLogger(__name__)
 

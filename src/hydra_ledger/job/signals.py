@@ -35,7 +35,7 @@ class _Usr2Wrapper:
         self.original = original
 
     def __call__(self, signum: int, frame: Any) -> None:
-        from hydra_ledger import runtime
+        from hydra_ledger.job import runtime
 
         if runtime.defer_if_busy(self, signum, frame):  # the record is being written: right after it
             return

@@ -21,13 +21,13 @@ from typing import Any, Literal
 
 import yaml
 
-from hydra_ledger import launch as _launch
-from hydra_ledger.config_check import ComposeError, ConfigDiff, compare, compose, override_keys, volatile_keys
-from hydra_ledger.flatten import flatten
-from hydra_ledger.launch import Code, CodeSource, RerunError, hydra_dir, quote_value, read_yaml
-from hydra_ledger.lineage import ENV_RERUN_OF, encode_rerun_of
-from hydra_ledger.record import RecordError, RunPaths, read_record
-from hydra_ledger.redact import REDACTED, Redactor
+from hydra_ledger.relaunch import launch as _launch
+from hydra_ledger.relaunch.config_check import ComposeError, ConfigDiff, compare, compose, override_keys, volatile_keys
+from hydra_ledger.record.flatten import flatten
+from hydra_ledger.relaunch.launch import Code, CodeSource, RerunError, hydra_dir, quote_value, read_yaml
+from hydra_ledger.record.lineage import ENV_RERUN_OF, encode_rerun_of
+from hydra_ledger.record.schema import RecordError, RunPaths, read_record
+from hydra_ledger.record.redact import REDACTED, Redactor
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ class ConfigMismatch(RerunError):
 def find_run(run: str | os.PathLike[str], roots: Sequence[str | os.PathLike[str]] = ()) -> Path:
     """The job dir of ``run``: a job dir, its ``.ledger/run.json``, or a run id (or unique prefix)
     searched under ``roots`` (default: ``outputs`` and ``multirun`` in the current dir)."""
-    from hydra_ledger.select import SelectError, resolve_run
+    from hydra_ledger.load.runs import SelectError, resolve_run
 
     try:
         paths, _ = resolve_run(str(run), roots)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from hydra_ledger.record import LEDGER_DIR, RecordError, RunPaths, read_record
+from hydra_ledger.record.schema import LEDGER_DIR, RecordError, RunPaths, read_record
 
 
 class SelectError(LookupError):

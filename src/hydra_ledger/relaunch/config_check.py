@@ -16,8 +16,8 @@ from typing import Any
 
 import yaml
 
-from hydra_ledger.flatten import flatten
-from hydra_ledger.redact import REDACTED, Redactor
+from hydra_ledger.record.flatten import flatten
+from hydra_ledger.record.redact import REDACTED, Redactor
 
 # Resolvers whose value differs from one run to the next by design.
 VOLATILE_RESOLVERS = ("now", "hydra", "oc.env")

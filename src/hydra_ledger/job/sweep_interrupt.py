@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hydra_ledger.record import LEDGER_DIR, RecordError, RunPaths, read_record
+from hydra_ledger.record.schema import LEDGER_DIR, RecordError, RunPaths, read_record
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ def mark_lost_jobs(sweep_dir: Path, sweep_id: str | None, parent_pid: int, wait_
     """Mark INTERRUPTED the RUNNING jobs of sweep ``sweep_id`` under ``sweep_dir`` run by a child of
     ``parent_pid`` on this host that has gone (waiting up to ``wait_s`` for killed children to go);
     returns their dirs. Jobs of earlier launches into the same dir are not this sweep's."""
-    from hydra_ledger.runtime import ActiveRun
+    from hydra_ledger.job.runtime import ActiveRun
 
     hostname = socket.gethostname()
     lost: dict[Path, int] = {}

@@ -21,8 +21,8 @@ from collections.abc import Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from hydra_ledger.changes import mark_changed
-from hydra_ledger.record import MAX_SIDECAR_BYTES, RunPaths, append_line, read_regular_file, write_json_atomic
+from hydra_ledger.record.changes import mark_changed
+from hydra_ledger.record.schema import MAX_SIDECAR_BYTES, RunPaths, append_line, read_regular_file, write_json_atomic
 
 
 LOCK_TIMEOUT_S = 30.0  # $HYDRA_LEDGER_LOCK_TIMEOUT_S overrides it

@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from hydra_ledger.jsonable import to_jsonable
+from hydra_ledger.record.jsonable import to_jsonable
 
 LEDGER_DIR = ".ledger"
 RUN_SCHEMA = "hydra-ledger/run"
@@ -47,7 +47,7 @@ class RunPaths:
     # Sidecars written by `hydra-ledger tag/untag/note`, never by the job (which rewrites run.json).
     TAGS = "tags.json"
     NOTES = "notes.jsonl"
-    SIDECAR_LOCK = "sidecars.lock"  # flock'ed while tags.json or notes.jsonl is edited (hydra_ledger.sidecars)
+    SIDECAR_LOCK = "sidecars.lock"  # flock'ed while tags.json or notes.jsonl is edited (hydra_ledger.record.sidecars)
     # `hydra-ledger conclude` (append-only) and the job's captured output (capture_output=true).
     CONCLUSIONS = "conclusions.jsonl"
     STDOUT = "stdout.log"

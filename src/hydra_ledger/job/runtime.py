@@ -20,9 +20,9 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from hydra_ledger.changes import mark_changed
-from hydra_ledger.flatten import flatten
-from hydra_ledger.record import (
+from hydra_ledger.record.changes import mark_changed
+from hydra_ledger.record.flatten import flatten
+from hydra_ledger.record.schema import (
     FINAL_STATUSES,
     RunPaths,
     append_line,
@@ -33,8 +33,8 @@ from hydra_ledger.record import (
     rewrite_in_place,
     write_atomic,
 )
-from hydra_ledger.redact import Redactor
-from hydra_ledger.source_files import format_exception
+from hydra_ledger.record.redact import Redactor
+from hydra_ledger.job.source_files import format_exception
 
 log = logging.getLogger(__name__)
 
@@ -309,7 +309,7 @@ def _install_exit_hooks() -> None:
         except (ValueError, OSError):  # not the main thread of the main interpreter
             _previous_sigterm = None
     # submitit's SIGUSR2 handler (preemption / time-out): record the case, then let it act.
-    from hydra_ledger.signals import install_usr2_wrapper
+    from hydra_ledger.job.signals import install_usr2_wrapper
 
     install_usr2_wrapper()
 

@@ -12,7 +12,7 @@ The per-job files stay the truth; the index is a cache that deleting changes no 
   tree. Unwritable: the load works from memory. ``HYDRA_LEDGER_CACHE=off`` disables it.
 - **Change detection** without a stat per job: a plain dir whose mtime is unchanged has
   the same entries, so its finished job dirs stand as indexed; a job's every record write
-  also touches its parent dir (:func:`hydra_ledger.changes.mark_changed`), as do tag and
+  also touches its parent dir (:func:`hydra_ledger.record.changes.mark_changed`), as do tag and
   note edits; a changed dir has each of its job dirs' signatures compared. RUNNING, broken
   and racily-recent records (mtime within 2 s of the read: clock-tick granularity) are
   examined at every load.
@@ -42,8 +42,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from hydra_ledger import discover
-from hydra_ledger.record import RecordError
+from hydra_ledger.load import walk
+from hydra_ledger.record.schema import RecordError
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,8 @@ TIME_COLUMNS = ("started_at", "ended_at")
 # mappings, mixed types), decoded back to the very Python values.
 JSON_TYPE = pa.large_string()
 # The modules whose code decides the rows: an index made by other code is rebuilt.
-_CODE = ("index.py", "discover.py", "rows.py", "load.py", "flatten.py", "sidecars.py", "record.py")
+_CODE = ("load/index.py", "load/walk.py", "load/rows.py", "load/__init__.py", "record/flatten.py",
+         "record/sidecars.py", "record/schema.py")
 
 
 class IndexWarning(UserWarning):
@@ -236,7 +237,7 @@ class RootIndex:
     root: str
     table: pa.Table
     layouts: list[list[str]]
-    dirs: dict[str, discover.DirState] = field(default_factory=dict)
+    dirs: dict[str, walk.DirState] = field(default_factory=dict)
     sweeps: dict[str, list[Any]] = field(default_factory=dict)  # rel -> [signature, job nums, error text]
     broken: dict[str, list[Any]] = field(default_factory=dict)
     warned: dict[str, list[str]] = field(default_factory=dict)  # rel -> warnings of an indexed row
@@ -250,7 +251,7 @@ def code_fingerprint() -> str:
     from hydra_ledger import __version__
 
     digest = hashlib.sha256(f"{INDEX_FORMAT}:{__version__}".encode())
-    here = Path(__file__).parent
+    here = Path(__file__).parent.parent  # the package's root: _CODE names files under it
     for name in _CODE:
         try:
             digest.update((here / name).read_bytes())
@@ -300,7 +301,7 @@ def read_index(path: Path, root: str, fingerprint: str) -> RootIndex | None:
         if table.column_names[:len(INTERNAL)] != list(INTERNAL):
             raise ValueError("internal columns missing")
         return RootIndex(root, table, meta["layouts"],
-                         {rel: discover.DirState.from_json(v) for rel, v in meta["dirs"].items()},
+                         {rel: walk.DirState.from_json(v) for rel, v in meta["dirs"].items()},
                          meta["sweeps"], meta["broken"], meta.get("warned", {}))
     except Exception as exc:  # noqa: BLE001 - pyarrow raises many types for a damaged file
         _warn_rebuild(path, f"corrupt ({type(exc).__name__}: {exc})")
@@ -350,7 +351,7 @@ def _under(rel: str, prefixes: set[str]) -> bool:
             return True
         if not rel:
             return False
-        rel = discover.parent_of(rel)
+        rel = walk.parent_of(rel)
 
 
 def update(root: str, prior: RootIndex | None, now: float) -> tuple[RootIndex, bool]:
@@ -365,10 +366,10 @@ def update(root: str, prior: RootIndex | None, now: float) -> tuple[RootIndex, b
         positions = np.flatnonzero(pc.fill_null(doubt, True).to_numpy(zero_copy_only=False))
         untrusted.update(table.column(REL).take(pa.array(positions, pa.int64())).to_pylist())
     if not table.num_rows and not prior.broken and not prior.dirs:  # nothing indexed yet: walk and read in worker processes
-        scan, chunks, ordered = discover.cold_scan(root, now)
+        scan, chunks, ordered = walk.cold_scan(root, now)
     else:
-        scan = discover.walk(root, prior.dirs, known, untrusted, int(now * 1e9))
-        chunks = discover.read_jobs(root, scan.to_read, now) if scan.to_read else []
+        scan = walk.walk(root, prior.dirs, known, untrusted, int(now * 1e9))
+        chunks = walk.read_jobs(root, scan.to_read, now) if scan.to_read else []
         ordered = False
     dropped = {rel for rel, _ in scan.to_read} | scan.not_jobs
     if scan.gone:
@@ -400,7 +401,7 @@ def update(root: str, prior: RootIndex | None, now: float) -> tuple[RootIndex, b
     changed = scan.changed or bool(chunks) or dirs.keys() != prior.dirs.keys() or any(
         prior.dirs.get(rel) is not st for rel, st in scan.dirs.items())
     for rel, st in dirs.items():
-        st.subdirs = [n for n in st.subdirs if discover.join(rel, n) in dirs]
+        st.subdirs = [n for n in st.subdirs if walk.join(rel, n) in dirs]
     sweeps: dict[str, list[Any]] = {}
     for rel, st in dirs.items():
         if not st.sweep:
@@ -414,7 +415,7 @@ def update(root: str, prior: RootIndex | None, now: float) -> tuple[RootIndex, b
         if old is not None and old[0] == sig and sig:
             sweeps[rel] = old
         else:
-            sweeps[rel] = discover.read_sweep(root, rel)
+            sweeps[rel] = walk.read_sweep(root, rel)
             changed = True
     changed = changed or sweeps.keys() != prior.sweeps.keys()
     used = sorted(set(table.column(LAYOUT).to_pylist())) if table.num_rows else []
@@ -435,15 +436,15 @@ def _in_walk_order(parts: list[pa.Table]) -> pa.Table:
     """
     old = parts[0]
     new = concat(parts[1:]) if len(parts) > 2 else parts[1]
-    new_keys = [discover.walk_key(r) for r in new.column(REL).to_pylist()]
-    last = discover.walk_key(old.column(REL)[old.num_rows - 1].as_py()) if old.num_rows else None
+    new_keys = [walk.walk_key(r) for r in new.column(REL).to_pylist()]
+    last = walk.walk_key(old.column(REL)[old.num_rows - 1].as_py()) if old.num_rows else None
     if new.num_rows and (last is None or min(new_keys) > last):
         order = sorted(range(len(new_keys)), key=new_keys.__getitem__)
         if order != list(range(len(order))):
             new = new.take(pa.array(order, pa.int64()))
         return concat([old, new])
     table = concat(parts)
-    keys = [discover.walk_key(r) for r in table.column(REL).to_pylist()]
+    keys = [walk.walk_key(r) for r in table.column(REL).to_pylist()]
     order = sorted(range(len(keys)), key=keys.__getitem__)
     return table.take(pa.array(order, pa.int64()))
 
@@ -483,10 +484,10 @@ def _layout_id(layouts: list[list[str]], keys: list[str]) -> int:
 
 
 def _stat_sig(root: str, rel: str) -> str:
-    from hydra_ledger.record import SweepPaths
+    from hydra_ledger.record.schema import SweepPaths
 
     try:
-        return discover.signature(os.stat(SweepPaths(os.path.join(root, rel) if rel else root).record))
+        return walk.signature(os.stat(SweepPaths(os.path.join(root, rel) if rel else root).record))
     except OSError:
         return ""
 
@@ -511,7 +512,7 @@ def load_file(record_file: str, now: float) -> RootIndex:
         ledger = os.listdir(os.path.dirname(os.path.abspath(record_file)))
     except OSError:
         ledger = []
-    chunk = encode_rows([("", *discover.read_job(job_dir, "", ledger, now, record_file))])
+    chunk = encode_rows([("", *walk.read_job(job_dir, "", ledger, now, record_file))])
     return RootIndex(job_dir, chunk.table, chunk.layouts, broken=chunk.broken, warned=chunk.warned)
 
 
