@@ -1,4 +1,5 @@
-"""Every command has help ending with an example and is documented in the README."""
+"""Every command has help ending with an example and is documented in docs/cli.md;
+every relative link of the README and docs/ points at an existing file and heading."""
 from __future__ import annotations
 
 import argparse
@@ -9,7 +10,9 @@ import pytest
 
 from hydra_ledger.cli import build_parser, main
 
-README = Path(__file__).parent.parent / "README.md"
+ROOT = Path(__file__).parent.parent
+CLI_DOC = ROOT / "docs" / "cli.md"
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 
 def commands() -> dict[str, argparse.ArgumentParser]:
@@ -18,8 +21,49 @@ def commands() -> dict[str, argparse.ArgumentParser]:
     return dict(action.choices)
 
 
+def prose_lines(page: Path) -> list[str]:
+    """The lines of a Markdown page outside fenced code blocks."""
+    lines, fence = [], None
+    for line in page.read_text().splitlines():
+        marker = re.match(r"\s*(```|~~~)", line)
+        if marker and (fence is None or marker.group(1) == fence):
+            fence = None if fence else marker.group(1)
+        elif fence is None:
+            lines.append(line)
+    return lines
+
+
+def headings(page: Path) -> list[str]:
+    return [line.lstrip("#").strip() for line in prose_lines(page) if re.match(r"#{1,6} ", line)]
+
+
 def documented_headings() -> str:
-    return "\n".join(line for line in README.read_text().splitlines() if line.startswith("#"))
+    return "\n".join(headings(CLI_DOC))
+
+
+def slug(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens."""
+    text = re.sub(r"`|\*\*|\[([^\]]*)\]\([^)]*\)", lambda m: m.group(1) or "", heading).lower()
+    return re.sub(r"[^\w\- ]", "", text).replace(" ", "-")
+
+
+def anchors(page: Path) -> set[str]:
+    seen: dict[str, int] = {}
+    result = set()
+    for heading in headings(page):
+        base = slug(heading)
+        n = seen.get(base, 0)
+        seen[base] = n + 1
+        result.add(base if n == 0 else f"{base}-{n}")
+    return result
+
+
+def relative_links(page: Path) -> list[str]:
+    targets = []
+    for line in prose_lines(page):
+        line = re.sub(r"`[^`]*`", "", line)
+        targets += re.findall(r"\]\(([^)\s]+)\)", line)
+    return [t for t in targets if not re.match(r"[a-z][a-z0-9+.-]*:", t)]
 
 
 @pytest.mark.parametrize("name", sorted(commands()))
@@ -33,9 +77,9 @@ def test_help_ends_with_an_example_and_is_documented(name, capsys):
     examples = max(i for i, line in enumerate(lines) if re.match(r"Examples?:", line))
     assert all(line.startswith(f"  hydra-ledger {name} ") or line.startswith("  echo ") for line in lines[examples + 1:])
     assert examples + 1 < len(lines)
-    headings = documented_headings()
-    assert f"hydra-ledger {name}" in headings or f"`{name} " in headings, (
-        f"document 'hydra-ledger {name}' under a heading of README.md, with an example of its output")
+    documented = documented_headings()
+    assert f"hydra-ledger {name}" in documented or f"`{name} " in documented, (
+        f"document 'hydra-ledger {name}' under a heading of docs/cli.md, with an example of its output")
 
 
 def test_every_listed_command_has_a_one_line_help(capsys):
@@ -53,3 +97,21 @@ def test_usage_errors_exit_2(capsys):
     assert exit_info.value.code == 2
     assert "invalid choice: 'yaml'" in capsys.readouterr().err
     assert main([]) == 2
+
+
+def test_the_docs_pages_exist():
+    names = {page.name for page in PAGES}
+    assert {"README.md", "cli.md", "recording.md", "loading.md", "architecture.md"} <= names
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda page: str(page.relative_to(ROOT)))
+def test_every_relative_link_points_at_a_file_and_heading(page):
+    broken = []
+    for link in relative_links(page):
+        path, _, anchor = link.partition("#")
+        target = (page.parent / path).resolve() if path else page
+        if not target.exists():
+            broken.append(f"{link}: no file {target}")
+        elif anchor and target.suffix == ".md" and anchor not in anchors(target):
+            broken.append(f"{link}: no heading of {target.name} has the anchor #{anchor}")
+    assert not broken, f"{page.relative_to(ROOT)}: broken links:\n  " + "\n  ".join(broken)
