@@ -33,7 +33,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 from _cdp import CHROMIUM, NO_CHROMIUM, DevTools  # noqa: E402 - the tests' DevTools client, not a copy
 
-from hydra_ledger.record.schema import RunPaths, append_line  # noqa: E402
+from hydra_ledger.record.files import append_line  # noqa: E402
+from hydra_ledger.record.paths import RunPaths  # noqa: E402
 
 SORT_BY = "summary.val_loss"
 FILTER = "model.lr=0.1 model.depth>3"

@@ -22,7 +22,8 @@ from pathlib import Path
 from _common import median
 from make_runs import make_runs
 
-from hydra_ledger.record.schema import read_record, write_json_atomic
+from hydra_ledger.record.files import write_json_atomic
+from hydra_ledger.record.schema import read_record
 
 HERE = Path(__file__).resolve().parent
 SRC = HERE.parent / "src"

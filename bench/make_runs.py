@@ -23,7 +23,9 @@ import yaml
 
 from _common import make_repo, run_app
 from hydra_ledger.job.callback import new_id
-from hydra_ledger.record.schema import SWEEP_SCHEMA, RunPaths, SweepPaths, read_record, write_json_atomic
+from hydra_ledger.record.files import write_json_atomic
+from hydra_ledger.record.paths import RunPaths, SweepPaths
+from hydra_ledger.record.schema import SWEEP_SCHEMA, read_record
 
 JOBS_PER_SWEEP = 100
 

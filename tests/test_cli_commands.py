@@ -19,7 +19,7 @@ from conftest import APPS, app_env, commit_all, init_repo, start_app
 
 import hydra_ledger
 from hydra_ledger.cli import main
-from hydra_ledger.record.schema import RunPaths
+from hydra_ledger.record.paths import RunPaths
 
 
 def _python(cwd: Path, *args: str) -> None:

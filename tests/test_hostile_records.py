@@ -323,11 +323,11 @@ def test_fifo_or_device_file_is_skipped_with_one_warning(sweep, name, kind):
 
 
 def test_record_larger_than_the_cap_is_skipped_unread(sweep, monkeypatch):
-    from hydra_ledger.record import schema as record_module
+    from hydra_ledger.record import files as record_files
 
     bad = edit(sweep, "1", summary={"pad": "x" * 5000})
     cap = max(record_of(sweep, j).stat().st_size for j in ("0", "2")) + 100
-    monkeypatch.setattr(record_module, "MAX_RECORD_BYTES", cap)  # the real cap is 64 MiB: not worth writing
+    monkeypatch.setattr(record_files, "MAX_RECORD_BYTES", cap)  # the real cap is 64 MiB: not worth writing
     with pytest.warns(LedgerLoadWarning) as caught:
         frame = hydra_ledger.load_runs(sweep)
     assert messages(caught) == [

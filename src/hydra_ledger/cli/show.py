@@ -72,7 +72,7 @@ def details(paths: Any, record: dict[str, Any]) -> dict[str, Any]:
 def last_metrics(metrics_file: Path) -> dict[str, dict[str, Any]]:
     """``{name: {"value": v, "step": s}}``: the last value logged of each metric (lines that are
     not ``{"values": {...}}`` skipped: the loader warns of them)."""
-    from hydra_ledger.record.schema import MAX_METRICS_BYTES, read_regular_file
+    from hydra_ledger.record.files import MAX_METRICS_BYTES, read_regular_file
 
     last: dict[str, dict[str, Any]] = {}
     try:
@@ -93,7 +93,7 @@ def last_metrics(metrics_file: Path) -> dict[str, dict[str, Any]]:
 
 
 def _packages(path: Path) -> dict[str, str]:
-    from hydra_ledger.record.schema import MAX_SIDECAR_BYTES, read_regular_file
+    from hydra_ledger.record.files import MAX_SIDECAR_BYTES, read_regular_file
 
     try:
         data = json.loads(read_regular_file(path, MAX_SIDECAR_BYTES)[1])

@@ -15,7 +15,8 @@ import pandas as pd
 from hydra_ledger.cli._output import (FORMATS, add_format_option, colour, dumps_json, duration, plain, printable, render,
                                       use_colour)
 from hydra_ledger.cli._runs import load_frame_and_missing, relative
-from hydra_ledger.record.schema import PROBLEM_STATUSES, STATUSES, SweepPaths
+from hydra_ledger.record.paths import SweepPaths
+from hydra_ledger.record.schema import PROBLEM_STATUSES, STATUSES
 from hydra_ledger.record.sweep_jobs import MISSING
 
 EXAMPLE = """\

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import IO, Any
 
-from hydra_ledger.record.schema import LEDGER_DIR
+from hydra_ledger.record.paths import LEDGER_DIR
 
 log = logging.getLogger(__name__)
 

@@ -33,19 +33,15 @@ from hydra_ledger.job.capture.slurm import capture_slurm
 from hydra_ledger.record.flatten import summarize_return
 from hydra_ledger.job.latest import link_run, link_sweep, template_prefix
 from hydra_ledger.record.lineage import rerun_of, resumed_sweep_record
+from hydra_ledger.record.files import dump_json, remove_stale_temps, write_atomic, write_json_atomic
+from hydra_ledger.record.paths import RunPaths, SweepPaths
 from hydra_ledger.record.schema import (
     RUN_SCHEMA,
     SCHEMA_VERSION,
     SWEEP_SCHEMA,
     RecordError,
-    RunPaths,
-    SweepPaths,
-    dump_json,
     read_heartbeat,
     read_record,
-    remove_stale_temps,
-    write_atomic,
-    write_json_atomic,
 )
 from hydra_ledger.record.redact import Redactor
 from hydra_ledger.job.source_files import defining_file

@@ -22,9 +22,7 @@ from typing import Any
 
 from hydra_ledger.record.changes import mark_changed
 from hydra_ledger.record.flatten import flatten
-from hydra_ledger.record.schema import (
-    FINAL_STATUSES,
-    RunPaths,
+from hydra_ledger.record.files import (
     append_line,
     dump_json,
     dump_json_compact,
@@ -33,6 +31,8 @@ from hydra_ledger.record.schema import (
     rewrite_in_place,
     write_atomic,
 )
+from hydra_ledger.record.paths import RunPaths
+from hydra_ledger.record.schema import FINAL_STATUSES
 from hydra_ledger.record.redact import Redactor
 from hydra_ledger.job.source_files import format_exception
 

@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hydra_ledger.record.schema import LEDGER_DIR, RecordError, RunPaths, read_record
+from hydra_ledger.record.paths import LEDGER_DIR, RunPaths
+from hydra_ledger.record.schema import RecordError, read_record
 
 log = logging.getLogger(__name__)
 

@@ -14,17 +14,14 @@ import pandas as pd
 
 from hydra_ledger.load.walk import MISSING_RECORD_HINT, SKIP_DIRS, STARTING_RECORD, missing_record_problem
 from hydra_ledger.record.process_identity import liveness
+from hydra_ledger.record.files import MAX_METRICS_BYTES, read_regular_file
+from hydra_ledger.record.paths import LEDGER_DIR, RunPaths, SweepPaths
 from hydra_ledger.record.schema import (
-    LEDGER_DIR,
-    MAX_METRICS_BYTES,
     STATUSES,
     LedgerLoadWarning,
     RecordError,
-    RunPaths,
-    SweepPaths,
     read_heartbeat,
     read_record,
-    read_regular_file,
     unreadable,
 )
 from hydra_ledger.load.rows import BASE_COLUMNS, GROUPS

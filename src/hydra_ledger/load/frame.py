@@ -24,7 +24,9 @@ import pyarrow.compute as pc
 
 from hydra_ledger.load import slurm, walk
 from hydra_ledger.load.index import HB, JSON_TYPE, LAYOUT, TIME_COLUMNS, RootIndex, concat, no_gc
-from hydra_ledger.record.schema import LEDGER_DIR, STATUSES, RecordError, RunPaths, loads
+from hydra_ledger.record.files import loads
+from hydra_ledger.record.paths import LEDGER_DIR, RunPaths
+from hydra_ledger.record.schema import STATUSES, RecordError
 
 _NATIVE = {pa.bool_(): bool, pa.int64(): int, pa.float64(): float, pa.string(): str}
 
@@ -128,7 +130,8 @@ def sweep_candidates(indexes: Sequence[RootIndex], started: dict[str, set[int]],
     in the roots down to two levels (where a sweep with no started job lives)."""
     import logging
 
-    from hydra_ledger.record.schema import SWEEP_SCHEMA, SweepPaths, read_record
+    from hydra_ledger.record.paths import SweepPaths
+    from hydra_ledger.record.schema import SWEEP_SCHEMA, read_record
 
     log = logging.getLogger("hydra_ledger.load.slurm")
     candidates: dict[str, tuple[Path, Any]] = {}

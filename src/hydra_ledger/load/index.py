@@ -60,7 +60,7 @@ TIME_COLUMNS = ("started_at", "ended_at")
 JSON_TYPE = pa.large_string()
 # The modules whose code decides the rows: an index made by other code is rebuilt.
 _CODE = ("load/index.py", "load/walk.py", "load/rows.py", "load/__init__.py", "record/flatten.py",
-         "record/sidecars.py", "record/schema.py")
+         "record/sidecars.py", "record/schema.py", "record/files.py", "record/paths.py")
 
 
 class IndexWarning(UserWarning):
@@ -484,7 +484,7 @@ def _layout_id(layouts: list[list[str]], keys: list[str]) -> int:
 
 
 def _stat_sig(root: str, rel: str) -> str:
-    from hydra_ledger.record.schema import SweepPaths
+    from hydra_ledger.record.paths import SweepPaths
 
     try:
         return walk.signature(os.stat(SweepPaths(os.path.join(root, rel) if rel else root).record))

@@ -21,7 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from hydra_ledger.record.schema import SWEEP_SCHEMA, RecordError, RunPaths, SweepPaths, append_line, read_record
+from hydra_ledger.record.files import append_line
+from hydra_ledger.record.paths import RunPaths, SweepPaths
+from hydra_ledger.record.schema import SWEEP_SCHEMA, RecordError, read_record
 
 Format = Literal["text", "markdown", "org"]
 UNFINISHED = frozenset({"RUNNING", "PENDING"})

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from hydra_ledger.record.flatten import flatten
-from hydra_ledger.record.schema import LEDGER_DIR, STATUSES, RunPaths
+from hydra_ledger.record.paths import LEDGER_DIR, RunPaths
+from hydra_ledger.record.schema import STATUSES
 from hydra_ledger.record.sidecars import annotate
 
 BASE_COLUMNS = ["run_id", "path", "sweep", "job_num", "status", "started_at", "ended_at", "duration_s", "overrides"]

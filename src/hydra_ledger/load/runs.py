@@ -6,7 +6,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from hydra_ledger.record.schema import LEDGER_DIR, RecordError, RunPaths, read_record
+from hydra_ledger.record.paths import LEDGER_DIR, RunPaths
+from hydra_ledger.record.schema import RecordError, read_record
 
 
 class SelectError(LookupError):

@@ -25,7 +25,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from hydra_ledger.record.schema import LEDGER_DIR, STATUSES, SWEEP_SCHEMA, RecordError, SweepPaths, read_record
+from hydra_ledger.record.paths import LEDGER_DIR, SweepPaths
+from hydra_ledger.record.schema import STATUSES, SWEEP_SCHEMA, RecordError, read_record
 
 log = logging.getLogger(__name__)
 

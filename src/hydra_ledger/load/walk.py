@@ -15,20 +15,10 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from hydra_ledger.record import schema as _record
-from hydra_ledger.record.schema import (
-    LEDGER_DIR,
-    MAX_SIDECAR_BYTES,
-    SWEEP_SCHEMA,
-    RecordError,
-    RunPaths,
-    SweepPaths,
-    parse_record,
-    read_regular_file,
-    side_file_message,
-    unreadable,
-    unreadable_problem,
-)
+from hydra_ledger.record import files as _files
+from hydra_ledger.record.files import MAX_SIDECAR_BYTES, read_regular_file, unreadable_problem
+from hydra_ledger.record.paths import LEDGER_DIR, RunPaths, SweepPaths
+from hydra_ledger.record.schema import SWEEP_SCHEMA, RecordError, parse_record, side_file_message, unreadable
 from hydra_ledger.load.rows import record_to_row
 
 log = logging.getLogger(__name__)
@@ -286,7 +276,7 @@ def read_job(root: str, rel: str, ledger: Iterable[str], now: float,
 def _read_file(path: str) -> tuple[os.stat_result, bytes]:
     """``(stat, content)`` of the very file read, even if it is replaced meanwhile; a FIFO, device
     or oversized file raises :class:`~hydra_ledger.record.schema.NotARegularFile` unread."""
-    return read_regular_file(path, _record.MAX_RECORD_BYTES)
+    return read_regular_file(path, _files.MAX_RECORD_BYTES)
 
 
 def read_sweep(root: str, rel: str) -> list[Any]:

@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 import yaml
 
-from hydra_ledger.record.schema import RunPaths
+from hydra_ledger.record.paths import RunPaths
 from hydra_ledger.record.redact import Redactor
 from hydra_ledger.relaunch.worktree import CodeSnapshot, checked_out
 

@@ -26,7 +26,8 @@ from hydra_ledger.relaunch.config_check import ComposeError, ConfigDiff, compare
 from hydra_ledger.record.flatten import flatten
 from hydra_ledger.relaunch.launch import Code, CodeSource, RerunError, hydra_dir, quote_value, read_yaml
 from hydra_ledger.record.lineage import ENV_RERUN_OF, encode_rerun_of
-from hydra_ledger.record.schema import RecordError, RunPaths, read_record
+from hydra_ledger.record.paths import RunPaths
+from hydra_ledger.record.schema import RecordError, read_record
 from hydra_ledger.record.redact import REDACTED, Redactor
 
 log = logging.getLogger(__name__)

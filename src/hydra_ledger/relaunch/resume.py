@@ -24,7 +24,8 @@ from hydra_ledger.relaunch.launch import Code, CodeSource, RerunError, hydra_dir
 from hydra_ledger.record.lineage import ENV_RERUN_OF, ENV_RESUME, encode_rerun_of
 from hydra_ledger.load import derive_status, load_runs, read_records
 from hydra_ledger.record.process_identity import liveness
-from hydra_ledger.record.schema import SWEEP_SCHEMA, RecordError, RunPaths, SweepPaths, read_record
+from hydra_ledger.record.paths import RunPaths, SweepPaths
+from hydra_ledger.record.schema import SWEEP_SCHEMA, RecordError, read_record
 from hydra_ledger.record.redact import REDACTED, Redactor
 from hydra_ledger.record.sweep_jobs import MISSING
 

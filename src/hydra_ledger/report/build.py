@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from hydra_ledger.record.schema import RunPaths
+from hydra_ledger.record.paths import RunPaths
 
 # Columns carried into the page besides cfg./summary./choice.: enough for the details pane.
 _BASE = ["run_id", "status", "started_at", "duration_s", "sweep", "job_num", "path", "overrides", "tags", "note",
@@ -63,7 +63,7 @@ def swept_keys(frame: pd.DataFrame) -> list[str]:
 
 def read_curves(job_dir: str, max_points: int = MAX_POINTS) -> dict[str, list[list[float]]]:
     """``{metric: [[step, value], ...]}`` of one run's metrics.jsonl, downsampled to ``max_points``."""
-    from hydra_ledger.record.schema import MAX_METRICS_BYTES, read_regular_file
+    from hydra_ledger.record.files import MAX_METRICS_BYTES, read_regular_file
 
     try:
         lines = read_regular_file(RunPaths(job_dir).metrics, MAX_METRICS_BYTES)[1].splitlines()
@@ -139,7 +139,7 @@ def build_report(frame: pd.DataFrame, output: str | Path, *, title: str = "hydra
 
     ``progress`` wraps the per-run iteration (the CLI passes its progress bar).
     """
-    from hydra_ledger.record.schema import write_atomic
+    from hydra_ledger.record.files import write_atomic
 
     per_run: dict[str, Any] = {}
     if curves and len(frame):

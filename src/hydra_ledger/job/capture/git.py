@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from hydra_ledger.record.schema import LEDGER_DIR
+from hydra_ledger.record.paths import LEDGER_DIR
 from hydra_ledger.record.redact import redact_url
 
 UNTRACKED_LIMIT = 1000

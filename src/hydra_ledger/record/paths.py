@@ -1,0 +1,120 @@
+"""Where a job's and a sweep's ledger files live: the one owner of their names.
+
+A job's record lives in ``<output_dir>/.ledger/`` beside Hydra's ``.hydra/``; a sweep's in
+``<sweep_dir>/.ledger/``.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+LEDGER_DIR = ".ledger"
+
+
+class RunPaths:
+    """Owns the paths of one job's ledger files; nobody else joins these names."""
+
+    RECORD = "run.json"
+    HEARTBEAT = "heartbeat"
+    PATCH = "git.patch"
+    PACKAGES = "packages.json"
+    METRICS = "metrics.jsonl"
+    HISTORY = "history"
+    UNTRACKED = "untracked"
+    # Sidecars written by `hydra-ledger tag/untag/note`, never by the job (which rewrites run.json).
+    TAGS = "tags.json"
+    NOTES = "notes.jsonl"
+    SIDECAR_LOCK = "sidecars.lock"  # flock'ed while tags.json or notes.jsonl is edited (hydra_ledger.record.sidecars)
+    # `hydra-ledger conclude` (append-only) and the job's captured output (capture_output=true).
+    CONCLUSIONS = "conclusions.jsonl"
+    STDOUT = "stdout.log"
+    STDERR = "stderr.log"
+    # Everything that belongs to one run: moved to history/ when a new run reuses the output dir.
+    PER_RUN = (METRICS, PATCH, UNTRACKED, TAGS, NOTES, CONCLUSIONS, STDOUT, STDERR)
+
+    def __init__(self, job_dir: str | os.PathLike[str]) -> None:
+        self.job_dir = Path(job_dir)
+        self.ledger_dir = self.job_dir / LEDGER_DIR
+
+    @classmethod
+    def from_record_file(cls, record_file: str | os.PathLike[str]) -> RunPaths:
+        return cls(Path(record_file).parent.parent)
+
+    @property
+    def record(self) -> Path:
+        return self.ledger_dir / self.RECORD
+
+    @property
+    def heartbeat(self) -> Path:
+        return self.ledger_dir / self.HEARTBEAT
+
+    @property
+    def patch(self) -> Path:
+        return self.ledger_dir / self.PATCH
+
+    @property
+    def packages(self) -> Path:
+        return self.ledger_dir / self.PACKAGES
+
+    @property
+    def metrics(self) -> Path:
+        return self.ledger_dir / self.METRICS
+
+    @property
+    def tags(self) -> Path:
+        return self.ledger_dir / self.TAGS
+
+    @property
+    def notes(self) -> Path:
+        return self.ledger_dir / self.NOTES
+
+    @property
+    def sidecar_lock(self) -> Path:
+        return self.ledger_dir / self.SIDECAR_LOCK
+
+    @property
+    def conclusions(self) -> Path:
+        return self.ledger_dir / self.CONCLUSIONS
+
+    @property
+    def stdout(self) -> Path:
+        return self.ledger_dir / self.STDOUT
+
+    @property
+    def stderr(self) -> Path:
+        return self.ledger_dir / self.STDERR
+
+    @property
+    def untracked(self) -> Path:
+        """Copies of the untracked files of the code the job ran (restored by an exact rerun)."""
+        return self.ledger_dir / self.UNTRACKED
+
+    def archived_record(self, run_id: str) -> Path:
+        """Where an earlier run's record goes when a new run reuses this output dir."""
+        return self.ledger_dir / self.HISTORY / f"{run_id}.json"
+
+    def archived_file(self, run_id: str, name: str) -> Path:
+        """Where an earlier run's per-run file (metrics, patch, ...) goes: ``history/<run_id>.<name>``."""
+        return self.ledger_dir / self.HISTORY / f"{run_id}.{name}"
+
+    def __repr__(self) -> str:
+        return f"RunPaths({str(self.job_dir)!r})"
+
+
+class SweepPaths:
+    """Owns the paths of a sweep's ledger files, in the sweep dir."""
+
+    RECORD = "sweep.json"
+    CONCLUSIONS = RunPaths.CONCLUSIONS
+
+    def __init__(self, sweep_dir: str | os.PathLike[str]) -> None:
+        self.sweep_dir = Path(sweep_dir)
+        self.ledger_dir = self.sweep_dir / LEDGER_DIR
+
+    @property
+    def record(self) -> Path:
+        return self.ledger_dir / self.RECORD
+
+    @property
+    def conclusions(self) -> Path:
+        return self.ledger_dir / self.CONCLUSIONS
