@@ -97,3 +97,22 @@ def test_hydra_discovers_the_plugin_from_the_installed_wheel(wheel: Path, tmp_pa
     assert proc.returncode == 0, proc.stderr
     (record,) = app.glob("outputs/*/*/.ledger/run.json")
     assert '"status": "COMPLETED"' in record.read_text()
+
+
+def test_every_error_and_warning_of_the_package_has_the_exported_base() -> None:
+    """``except hydra_ledger.LedgerError`` catches whatever the package raises on purpose."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import hydra_ledger
+
+    defined = []
+    for info in pkgutil.walk_packages(hydra_ledger.__path__, "hydra_ledger."):
+        module = importlib.import_module(info.name)
+        defined += [cls for _, cls in inspect.getmembers(module, inspect.isclass)
+                    if cls.__module__ == info.name and issubclass(cls, BaseException)]
+    assert len(defined) >= 10
+    for cls in defined:
+        base = hydra_ledger.LedgerWarning if issubclass(cls, Warning) else hydra_ledger.LedgerError
+        assert issubclass(cls, base), f"{cls.__module__}.{cls.__qualname__} does not derive from {base.__name__}"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from hydra_ledger.errors import LedgerError, LedgerWarning
 from hydra_ledger.job.runtime import log_metrics, log_summary, run_dir
 
 __version__ = "0.1.0"
@@ -22,6 +23,9 @@ __all__ = [
     "ConfigMismatch",
     "EXECUTION_WHITELIST",
     "LedgerCallback",
+    "LedgerError",
+    "LedgerLoadWarning",
+    "LedgerWarning",
     "RerunError",
     "__version__",
     "load_metrics",
@@ -39,13 +43,14 @@ _LAZY = {"LedgerCallback": "hydra_ledger.job.callback",  # imports Hydra: not ne
          # modules named apart from their functions: importing a submodule binds its name here
          "open": "hydra_ledger.job.artifacts",  # hydra_ledger.open("model.pt", "wb"): inside the run's dir
          "rerun": "hydra_ledger.relaunch.rerun", "resume": "hydra_ledger.relaunch.resume",
-         "RerunError": "hydra_ledger.relaunch.launch", "ConfigMismatch": "hydra_ledger.relaunch.rerun"}
+         "RerunError": "hydra_ledger.relaunch.launch", "LedgerLoadWarning": "hydra_ledger.record.schema", "ConfigMismatch": "hydra_ledger.relaunch.rerun"}
 
 if TYPE_CHECKING:
     from hydra_ledger.job.artifacts import open
     from hydra_ledger.job.callback import LedgerCallback
     from hydra_ledger.relaunch.launch import RerunError
     from hydra_ledger.load import load_metrics, load_runs, only_changed
+    from hydra_ledger.record.schema import LedgerLoadWarning
     from hydra_ledger.relaunch.rerun import ConfigMismatch, rerun
     from hydra_ledger.relaunch.resume import resume
 

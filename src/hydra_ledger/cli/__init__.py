@@ -13,10 +13,12 @@ import pkgutil
 import sys
 from collections.abc import Sequence
 
+from hydra_ledger.errors import LedgerError
+
 USAGE_ERROR = 2
 
 
-class CommandError(Exception):
+class CommandError(LedgerError):
     """A user-facing failure: printed as ``hydra-ledger: <message>`` on stderr, exit 1."""
 
 

@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 from typing import IO, Any
 
+from hydra_ledger.errors import LedgerError
 from hydra_ledger.record.paths import LEDGER_DIR
 
 log = logging.getLogger(__name__)
@@ -26,7 +27,7 @@ _HYDRA_DIR = ".hydra"
 _WRITE_MODES = frozenset("wax+")
 
 
-class ArtifactPathError(ValueError):
+class ArtifactPathError(LedgerError, ValueError):
     """A path given to ``hydra_ledger.open`` that is not inside the run's output dir."""
 
 

@@ -42,6 +42,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from hydra_ledger.errors import LedgerWarning
 from hydra_ledger.load import walk
 from hydra_ledger.record.schema import RecordError
 
@@ -63,7 +64,7 @@ _CODE = ("load/index.py", "load/walk.py", "load/rows.py", "load/__init__.py", "r
          "record/sidecars.py", "record/schema.py", "record/files.py", "record/paths.py")
 
 
-class IndexWarning(UserWarning):
+class IndexWarning(LedgerWarning):
     """The index of a root was unusable (corrupt, foreign) and is rebuilt; results are unaffected."""
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from hydra_ledger.errors import LedgerError
 from hydra_ledger.record.files import append_line
 from hydra_ledger.record.paths import RunPaths, SweepPaths
 from hydra_ledger.record.schema import SWEEP_SCHEMA, RecordError, read_record
@@ -228,7 +229,7 @@ def add_conclusion(ledger_file: Path, text: str) -> dict[str, Any]:
     return item
 
 
-class TargetError(LookupError):
+class TargetError(LedgerError, LookupError):
     """No sweep or run, or several, match what the user typed; the message says what to type."""
 
 

@@ -6,11 +6,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from hydra_ledger.errors import LedgerError
 from hydra_ledger.record.paths import LEDGER_DIR, RunPaths
 from hydra_ledger.record.schema import RecordError, read_record
 
 
-class SelectError(LookupError):
+class SelectError(LedgerError, LookupError):
     """No run, or more than one, matches what the user typed; the message lists what to type instead."""
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from hydra_ledger.errors import LedgerError
 from hydra_ledger.record.jsonable import to_jsonable
 
 _temp_numbers = itertools.count()
@@ -148,7 +149,7 @@ _FILE_KINDS = ((_stat.S_ISFIFO, "a FIFO (named pipe)"), (_stat.S_ISCHR, "a chara
                (_stat.S_ISBLK, "a block device"), (_stat.S_ISSOCK, "a socket"), (_stat.S_ISDIR, "a directory"))
 
 
-class NotARegularFile(OSError):
+class NotARegularFile(LedgerError, OSError):
     """A file the loader will not read: not a regular file (a FIFO would block forever, ``/dev/zero``
     never end), or larger than its cap. ``problem`` says which, for the warning."""
 

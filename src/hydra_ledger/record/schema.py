@@ -10,6 +10,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from hydra_ledger.errors import LedgerError, LedgerWarning
 from hydra_ledger.record import files
 from hydra_ledger.record.files import NotARegularFile, loads, read_regular_file
 from hydra_ledger.record.paths import RunPaths
@@ -28,7 +29,7 @@ FINAL_STATUSES = frozenset(STATUSES) - {"RUNNING", "PENDING"}
 PROBLEM_STATUSES = tuple(s for s in STATUSES if s not in ("PENDING", "RUNNING", "COMPLETED"))
 
 
-class RecordError(ValueError):
+class RecordError(LedgerError, ValueError):
     """A record file that cannot be used; the message names the file and what to do."""
 
     def __init__(self, path: Path | str, problem: str, hint: str = "") -> None:
@@ -40,7 +41,7 @@ class RecordError(ValueError):
         super().__init__(message)
 
 
-class LedgerLoadWarning(UserWarning):
+class LedgerLoadWarning(LedgerWarning):
     """A record (or a field of it, or a file beside it) was skipped while loading; the message names
     the file and the fix."""
 

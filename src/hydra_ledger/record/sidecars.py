@@ -21,6 +21,7 @@ from collections.abc import Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
+from hydra_ledger.errors import LedgerError
 from hydra_ledger.record.changes import mark_changed
 from hydra_ledger.record.files import MAX_SIDECAR_BYTES, append_line, read_regular_file, write_json_atomic
 from hydra_ledger.record.paths import RunPaths
@@ -29,7 +30,7 @@ from hydra_ledger.record.paths import RunPaths
 LOCK_TIMEOUT_S = 30.0  # $HYDRA_LEDGER_LOCK_TIMEOUT_S overrides it
 
 
-class SidecarLockError(OSError):
+class SidecarLockError(LedgerError, OSError):
     """The run's sidecar lock stayed taken: the message names the lock file and what to do."""
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from hydra_ledger.errors import LedgerError
 from hydra_ledger.record.flatten import flatten
 from hydra_ledger.record.redact import REDACTED, Redactor
 
@@ -25,7 +26,7 @@ _VOLATILE = re.compile(r"\$\{(" + "|".join(re.escape(r) for r in VOLATILE_RESOLV
 _UNKNOWN_KEY = re.compile(r"Could not override '([^']+)'|Key '([^']+)' is not in struct")
 
 
-class ComposeError(RuntimeError):
+class ComposeError(LedgerError, RuntimeError):
     """Hydra could not compose the config; ``removed`` names overridden keys that no longer exist."""
 
     def __init__(self, message: str, removed: Sequence[str] = ()) -> None:

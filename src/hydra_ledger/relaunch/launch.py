@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 import yaml
 
+from hydra_ledger.errors import LedgerError
 from hydra_ledger.record.paths import RunPaths
 from hydra_ledger.record.redact import Redactor
 from hydra_ledger.relaunch.worktree import CodeSnapshot, checked_out
@@ -38,7 +39,7 @@ Code = Literal["recorded", "current"]
 LEDGER_TARGET = "hydra_ledger.LedgerCallback"
 
 
-class RerunError(RuntimeError):
+class RerunError(LedgerError, RuntimeError):
     """A rerun or resume that cannot go ahead; the message says why and what to do."""
 
 

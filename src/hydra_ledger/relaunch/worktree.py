@@ -18,12 +18,13 @@ from pathlib import Path
 
 import git
 
+from hydra_ledger.errors import LedgerError
 from hydra_ledger.job.untracked import restore_untracked
 
 log = logging.getLogger(__name__)
 
 
-class WorktreeError(RuntimeError):
+class WorktreeError(LedgerError, RuntimeError):
     """The recorded code cannot be checked out; the message says why and what to do."""
 
 

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from hydra_ledger.errors import LedgerError
 from hydra_ledger.record.paths import LEDGER_DIR
 from hydra_ledger.record.redact import redact_url
 
@@ -19,7 +20,7 @@ UNTRACKED_LIMIT = 1000
 _GIT_TIMEOUT_S = 20
 
 
-class GitError(RuntimeError):
+class GitError(LedgerError, RuntimeError):
     pass
 
 
