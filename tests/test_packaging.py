@@ -116,3 +116,10 @@ def test_every_error_and_warning_of_the_package_has_the_exported_base() -> None:
     for cls in defined:
         base = hydra_ledger.LedgerWarning if issubclass(cls, Warning) else hydra_ledger.LedgerError
         assert issubclass(cls, base), f"{cls.__module__}.{cls.__qualname__} does not derive from {base.__name__}"
+
+
+def test_the_loader_reads_a_missing_heartbeat_interval_as_the_callbacks_default() -> None:
+    from hydra_ledger.record.schema import DEFAULT_HEARTBEAT_S
+    from hydra_plugins.hydra_ledger import LedgerConf
+
+    assert LedgerConf().heartbeat_s == DEFAULT_HEARTBEAT_S

@@ -54,7 +54,7 @@ def resolve(arg: str, roots: list[str]) -> tuple[Any, dict[str, Any]]:
 def details(paths: Any, record: dict[str, Any]) -> dict[str, Any]:
     """What ``show`` adds to the record: live status, tags, notes, last metric values, file paths."""
     from hydra_ledger.record.sidecars import annotate, read_notes
-    from hydra_ledger.load import derive_status
+    from hydra_ledger.load.status import derive_status
 
     import time
 

@@ -17,15 +17,15 @@ import os
 import signal
 import subprocess
 import threading
-from collections.abc import Mapping
 from typing import Any
+
+from hydra_ledger.record.schema import NOT_REQUEUED
 
 log = logging.getLogger(__name__)
 
 # The submitit error raised inside the task when a job is not requeued (submitit.core.utils).
 UNCOMPLETED_ERROR = "UncompletedJobError"
 # How a signal entry's outcome starts when submitit gave up on the job (no requeue).
-NOT_REQUEUED = "not requeued"
 
 
 class _Usr2Wrapper:
@@ -150,14 +150,6 @@ def failure_status(record: dict[str, Any], exc: BaseException) -> str:
     if cases and cases[-1] == "preempted":
         return "FAILED"  # preempted and not requeued (the checkpoint failed): the error says why
     return "TIMEOUT" if cases or "timed-out" in str(exc) else "FAILED"
-
-
-def gave_up_at_time_out(record: Mapping[str, Any]) -> bool:
-    """Whether submitit's last word on this attempt was "timed out, not requeued": the job then
-    ends at its time limit, even when its error never reached the task (a task that catches
-    every Exception, or the error raised inside a logging call, which swallows it)."""
-    usr = [s for s in record.get("signals") or () if isinstance(s, dict) and str(s.get("signal", "")).startswith("SIGUSR")]
-    return bool(usr) and usr[-1].get("case") == "timed-out" and str(usr[-1].get("outcome", "")).startswith(NOT_REQUEUED)
 
 
 def close_previous_attempt(record: dict[str, Any], heartbeat: float | None) -> None:

@@ -13,19 +13,16 @@ from typing import Any, Literal
 import pandas as pd
 
 from hydra_ledger.load.walk import MISSING_RECORD_HINT, SKIP_DIRS, STARTING_RECORD, missing_record_problem
-from hydra_ledger.record.process_identity import liveness
 from hydra_ledger.record.files import MAX_METRICS_BYTES, read_regular_file
 from hydra_ledger.record.paths import LEDGER_DIR, RunPaths, SweepPaths
 from hydra_ledger.record.schema import (
     STATUSES,
     LedgerLoadWarning,
     RecordError,
-    read_heartbeat,
     read_record,
     unreadable,
 )
 from hydra_ledger.load.rows import BASE_COLUMNS, GROUPS
-from hydra_ledger.job.signals import gave_up_at_time_out
 
 Errors = Literal["warn", "raise", "ignore"]
 
@@ -35,11 +32,6 @@ _SKIP_DIRS = SKIP_DIRS
 
 # LedgerLoadWarning is defined in record (read_heartbeat warns too, in processes that never load
 # pandas) and still imported from here, where it always was.
-
-
-def stale_after_s(heartbeat_s: float) -> float:
-    """Heartbeat age after which a RUNNING job is taken as dead."""
-    return max(3 * heartbeat_s, heartbeat_s + 5)
 
 
 def find_records(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Path]:
@@ -108,41 +100,6 @@ def read_records(paths: Iterable[str | os.PathLike[str]], errors: Errors = "warn
             yield record_file, read_record(record_file)
         except RecordError as exc:
             _handle(exc, errors)
-
-
-def derive_status(record: Mapping[str, Any], job_dir: str | Path, now: float, stale_after: float | None) -> str:
-    """The record's status, with RUNNING turned into DIED once its heartbeat has gone stale."""
-    status = str(record.get("status"))
-    if status != "RUNNING":
-        return status if status in STATUSES else "DIED"
-    beat = read_heartbeat(RunPaths(job_dir))
-    if beat is None:
-        beat = _epoch(record.get("started_at"))
-    limit = stale_after if stale_after is not None else stale_after_s(float(record.get("heartbeat_s") or 10.0))
-    return _died_or_timeout(record, job_dir) if beat is None or now - beat > limit else "RUNNING"
-
-
-def _died_or_timeout(record: Mapping[str, Any], job_dir: str | Path) -> str:
-    """DIED, or TIMEOUT when submitit had given up on the job at its time-out signal and Slurm
-    ended it at its limit without the task hearing of it (see :func:`signals.gave_up_at_time_out`);
-    RUNNING after all when its very process still lives on this host (a task holding the GIL or
-    a stopped process beats no more, yet is not dead: see :mod:`hydra_ledger.record.process_identity`)."""
-    if "signals" not in record or "attempts" not in record:  # a row from the index: read for stale jobs only
-        try:
-            record = read_record(RunPaths(job_dir).record)
-        except RecordError:
-            return "DIED"
-    attempts = record.get("attempts")
-    if attempts and isinstance(attempts[-1], dict) and liveness(attempts[-1]) == "alive":
-        return "RUNNING"
-    return "TIMEOUT" if gave_up_at_time_out(record) else "DIED"
-
-
-def _epoch(iso: Any) -> float | None:
-    try:
-        return pd.Timestamp(iso).timestamp()
-    except (TypeError, ValueError):
-        return None
 
 
 def load_runs(

@@ -92,7 +92,7 @@ def combine(indexes: Sequence[RootIndex]) -> tuple[pa.Table, list[list[str]]]:
 
 def derive_statuses(table: pa.Table, now: float, stale_after: float | None) -> list[Any]:
     """Each row's status: as indexed, but RUNNING re-derived from its heartbeat now."""
-    from hydra_ledger.load import derive_status
+    from hydra_ledger.load.status import derive_status
 
     statuses = table.column("status").to_pylist() if "status" in table.column_names else [None] * table.num_rows
     running = [i for i, s in enumerate(statuses) if s == "RUNNING"]

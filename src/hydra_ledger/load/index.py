@@ -61,7 +61,7 @@ TIME_COLUMNS = ("started_at", "ended_at")
 JSON_TYPE = pa.large_string()
 # The modules whose code decides the rows: an index made by other code is rebuilt.
 _CODE = ("load/index.py", "load/walk.py", "load/rows.py", "load/__init__.py", "record/flatten.py",
-         "record/sidecars.py", "record/schema.py", "record/files.py", "record/paths.py")
+         "record/sidecars.py", "record/schema.py", "record/files.py", "record/paths.py", "load/status.py")
 
 
 class IndexWarning(LedgerWarning):

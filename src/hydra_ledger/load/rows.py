@@ -11,14 +11,13 @@ from typing import Any
 
 from hydra_ledger.record.flatten import flatten
 from hydra_ledger.record.paths import LEDGER_DIR, RunPaths
-from hydra_ledger.record.schema import STATUSES
 from hydra_ledger.record.sidecars import annotate
+from hydra_ledger.load.status import recorded_status
 
 BASE_COLUMNS = ["run_id", "path", "sweep", "job_num", "status", "started_at", "ended_at", "duration_s", "overrides"]
 # Column groups after the base columns, in this order.
 GROUPS = ("cfg", "choice", "summary", "input", "git", "host", "slurm", "error")
 _GROUP_PREFIXES = tuple(f"{group}." for group in GROUPS)
-_STATUS_SET = frozenset(STATUSES)
 # Dotted column names made so far (see flatten): a row's keys are then shared strings, which
 # also makes telling rows of the same key layout apart cheap. Bounded by the columns seen.
 _NAMES: dict[str, dict[Any, str]] = {}
@@ -40,7 +39,7 @@ def record_to_row(record: Mapping[str, Any], job_dir: str, ledger_names: Collect
         "path": job_dir,
         "sweep": sweep_dir_of(job_dir, job),
         "job_num": job.get("num"),
-        "status": status if status in _STATUS_SET else "DIED",
+        "status": recorded_status(status),
         "started_at": record.get("started_at"),
         "ended_at": record.get("ended_at"),
         "duration_s": record.get("duration_s"),

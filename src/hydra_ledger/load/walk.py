@@ -20,6 +20,7 @@ from hydra_ledger.record.files import MAX_SIDECAR_BYTES, read_regular_file, unre
 from hydra_ledger.record.paths import LEDGER_DIR, RunPaths, SweepPaths
 from hydra_ledger.record.schema import SWEEP_SCHEMA, RecordError, parse_record, side_file_message, unreadable
 from hydra_ledger.load.rows import record_to_row
+from hydra_ledger.load.status import heartbeat_of
 
 log = logging.getLogger(__name__)
 
@@ -269,7 +270,7 @@ def read_job(root: str, rel: str, ledger: Iterable[str], now: float,
     if unread:
         row.setdefault("#warn", []).extend(unread)
     if row["status"] == "RUNNING":  # derived again at each load, from its heartbeat then
-        row["#hb"] = float(record.get("heartbeat_s") or 10.0)
+        row["#hb"] = heartbeat_of(record)
     return ";".join(parts), racy, row
 
 

@@ -23,6 +23,11 @@ SCHEMA_VERSION = 1
 STATUSES = ("PENDING", "RUNNING", "COMPLETED", "FAILED", "INTERRUPTED", "TIMEOUT", "PREEMPTED", "DIED",
             # Slurm's final state of a job that died without writing (refined from DIED via sacct)
             "CANCELLED", "OUT_OF_MEMORY", "NODE_FAIL")
+# What the job's submitit signal handler writes as the outcome of a time-out it did not requeue.
+NOT_REQUEUED = "not requeued"
+# Seconds between heartbeats when a record does not say: the callback's default
+# (``heartbeat_s`` of hydra_plugins.hydra_ledger.LedgerConf; a test keeps the two equal).
+DEFAULT_HEARTBEAT_S = 10.0
 # PENDING is never written by a job: the loader derives it for sweep jobs not started yet.
 FINAL_STATUSES = frozenset(STATUSES) - {"RUNNING", "PENDING"}
 # Final statuses that mean the job did not produce its result: listed and counted as problems.
