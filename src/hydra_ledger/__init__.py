@@ -46,7 +46,7 @@ _LAZY = {"LedgerCallback": "hydra_ledger.job.callback",  # imports Hydra: not ne
          "RerunError": "hydra_ledger.relaunch.launch", "LedgerLoadWarning": "hydra_ledger.record.schema", "ConfigMismatch": "hydra_ledger.relaunch.rerun"}
 
 if TYPE_CHECKING:
-    from hydra_ledger.job.artifacts import open
+    from hydra_ledger.job.artifacts import open as open  # re-exported, kept out of __all__ (see above)
     from hydra_ledger.job.callback import LedgerCallback
     from hydra_ledger.relaunch.launch import RerunError
     from hydra_ledger.load import load_metrics, load_runs, only_changed

@@ -65,11 +65,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = logging.StreamHandler()
     handler.setFormatter(_PrintableFormatter("%(message)s"))  # messages name hydra-ledger
     logging.basicConfig(level=logging.WARNING, handlers=[handler])
+    from hydra_ledger.load.where import QueryError
     from hydra_ledger.record.schema import RecordError
 
     try:
         return int(args.func(args) or 0)
-    except (CommandError, RecordError) as exc:
+    except (CommandError, QueryError, RecordError) as exc:
         message = str(exc)
         _error(message if message.startswith("hydra-ledger") else f"hydra-ledger: {message}")
         return 1

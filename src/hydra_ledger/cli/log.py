@@ -42,13 +42,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from hydra_ledger.load import journal
-    from hydra_ledger.load import _default_paths
+    from hydra_ledger.load.walk import default_roots
 
     try:
         best = journal.parse_best(args.best)
     except ValueError as exc:
         raise CommandError(str(exc)) from None
-    entries = journal.collect(args.paths or _default_paths(), include_debug=args.debug)
+    entries = journal.collect(args.paths or default_roots(), include_debug=args.debug)
     if args.commit:
         entries = journal.select_commit(entries, args.commit, args.repo)
     if not entries:

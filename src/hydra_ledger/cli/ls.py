@@ -8,7 +8,8 @@ import pandas as pd
 
 from hydra_ledger.cli import CommandError
 from hydra_ledger.cli._output import FORMATS, add_format_option, colour, duration, plain, render, text, use_colour
-from hydra_ledger.cli._runs import apply_where, column_name, load_frame, select_columns, varying_config
+from hydra_ledger.cli._runs import column_name, load_frame, varying_config
+from hydra_ledger.load.where import apply_where, glob_columns
 
 EXAMPLE = """\
 Examples:
@@ -93,7 +94,7 @@ def _columns(frame: pd.DataFrame, args: argparse.Namespace) -> list[str]:
     if args.all_columns:
         return list(frame.columns)
     if args.columns:
-        chosen = select_columns(frame, args.columns)
+        chosen = glob_columns([str(c) for c in frame.columns], args.columns)
         return ["run_id", *[c for c in chosen if c != "run_id"]]
     summary = [c for c in frame.columns if str(c).startswith("summary.")]
     extra = [c for c in ("tags",) if c in frame.columns]

@@ -6,7 +6,8 @@ import sys
 import time
 
 from hydra_ledger.cli._output import printable, progress
-from hydra_ledger.cli._runs import apply_where, load_frame
+from hydra_ledger.cli._runs import load_frame
+from hydra_ledger.load.where import apply_where
 
 EXAMPLE = """\
 Examples:

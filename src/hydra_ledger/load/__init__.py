@@ -1,4 +1,9 @@
-"""Loading records into pandas: finding them under paths, flattening, typing, status derivation."""
+"""The loader's public API: ``load_runs``, ``load_metrics``, ``only_changed``.
+
+Every load goes through the index of each root (:mod:`hydra_ledger.load.index`), which finds
+and reads only new and changed records; :mod:`hydra_ledger.load.frame` turns its rows into the
+DataFrame. This module imports pandas: the job side never imports it.
+"""
 from __future__ import annotations
 
 import json
@@ -12,9 +17,9 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from hydra_ledger.load.walk import MISSING_RECORD_HINT, SKIP_DIRS, STARTING_RECORD, missing_record_problem
+from hydra_ledger.load.walk import Progress, default_roots
 from hydra_ledger.record.files import MAX_METRICS_BYTES, read_regular_file
-from hydra_ledger.record.paths import LEDGER_DIR, RunPaths, SweepPaths
+from hydra_ledger.record.paths import RunPaths
 from hydra_ledger.record.schema import (
     STATUSES,
     LedgerLoadWarning,
@@ -26,60 +31,6 @@ from hydra_ledger.load.rows import BASE_COLUMNS, GROUPS
 
 Errors = Literal["warn", "raise", "ignore"]
 
-# Directories never holding job records: skipped while walking, for speed.
-_SKIP_DIRS = SKIP_DIRS
-
-
-# LedgerLoadWarning is defined in record (read_heartbeat warns too, in processes that never load
-# pandas) and still imported from here, where it always was.
-
-
-def find_records(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Path]:
-    """Every ``.ledger/run.json`` under ``paths`` (a job dir, a sweep, a root of many, or the file itself)."""
-    seen: set[str] = set()
-    for given in paths:
-        root = Path(given)
-        if not root.exists():
-            raise FileNotFoundError(f"hydra-ledger: no such file or directory: {root}")
-        if root.is_file():
-            candidates: Iterable[Path] = [root]
-        else:
-            candidates = _walk(root)
-        for record in candidates:
-            key = os.path.abspath(record)  # overlapping roots list a record twice
-            if key not in seen:
-                seen.add(key)
-                yield record
-
-
-def _walk(root: Path) -> Iterator[Path]:
-    stack = [str(root)]
-    while stack:
-        directory = stack.pop()
-        try:
-            entries = list(os.scandir(directory))
-        except OSError:
-            continue
-        subdirs = []
-        for entry in entries:
-            if entry.name == LEDGER_DIR:
-                record = Path(entry.path, RunPaths.RECORD)
-                # a dangling symlink (a partial copy) is reported unreadable, not silently missed;
-                # so is a .ledger/ without a run's or a sweep's record (killed before its first write)
-                if os.path.lexists(record) and not record.is_dir() or _lacks_records(entry.path):
-                    yield record
-            elif entry.name not in _SKIP_DIRS and entry.is_dir(follow_symlinks=False):
-                subdirs.append(entry.path)
-        stack.extend(sorted(subdirs, reverse=True))
-
-
-def _lacks_records(ledger_dir: str) -> bool:
-    try:
-        names = os.listdir(ledger_dir)
-    except OSError:  # a .ledger file, or unreadable
-        return False
-    return RunPaths.RECORD not in names and SweepPaths.RECORD not in names
-
 
 def _handle(exc: RecordError, errors: Errors) -> None:
     if errors == "raise":
@@ -88,18 +39,36 @@ def _handle(exc: RecordError, errors: Errors) -> None:
         warnings.warn(str(exc), LedgerLoadWarning, stacklevel=4)
 
 
-def read_records(paths: Iterable[str | os.PathLike[str]], errors: Errors = "warn") -> Iterator[tuple[Path, dict[str, Any]]]:
-    """``(record_file, record)`` for every readable record; broken ones are reported per ``errors``."""
-    for record_file in find_records(paths):
-        if not os.path.lexists(record_file):
-            problem = missing_record_problem(record_file, time.time())
-            if problem != STARTING_RECORD:
-                _handle(RecordError(record_file, problem, MISSING_RECORD_HINT), errors)
-            continue
-        try:
-            yield record_file, read_record(record_file)
-        except RecordError as exc:
-            _handle(exc, errors)
+def read_records(paths: Iterable[str | os.PathLike[str]], errors: Errors = "warn",
+                 run_id_prefix: str | None = None) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """``(record_file, record)`` of each job the index of ``paths`` holds, in walk order, read whole
+    (for what needs more than a row: the journal, a resume); broken records are reported per
+    ``errors`` as :func:`load_runs` reports them. ``run_id_prefix``: only the jobs whose run id
+    starts with it, found in the index without reading the others."""
+    from hydra_ledger.load import index as _index
+    from hydra_ledger.load.frame import report_broken
+
+    given = list(paths)
+    indexes = _index.load_roots(given, time.time())
+    report_broken(indexes, errors)
+    seen: set[str] = set()
+    for path, index in zip(given, indexes):
+        # job dirs are named below the path as the user gave it (relative stays relative)
+        base = os.fspath(path) if os.path.isdir(path) else os.fspath(RunPaths.from_record_file(path).job_dir)
+        rels = index.table.column(_index.REL).to_pylist()
+        if run_id_prefix is not None:
+            run_ids = index.table.column("run_id").to_pylist()
+            rels = [rel for rel, run_id in zip(rels, run_ids) if str(run_id or "").startswith(run_id_prefix)]
+        for rel in rels:
+            paths_of_job = RunPaths(os.path.join(base, rel) if rel else base)
+            key = os.path.abspath(paths_of_job.job_dir)
+            if key in seen:  # overlapping roots index a job twice
+                continue
+            seen.add(key)
+            try:
+                yield paths_of_job.record, read_record(paths_of_job.record)
+            except RecordError as exc:  # changed since it was indexed
+                _handle(exc, errors)
 
 
 def load_runs(
@@ -113,6 +82,7 @@ def load_runs(
     columns: Sequence[str] | None = None,
     where: str | None = None,
     cache: Literal["auto", "rebuild", "off"] = "auto",
+    progress: Progress | None = None,
 ) -> pd.DataFrame:
     """Load every run and sweep job under ``paths`` into one DataFrame, a row per job.
 
@@ -153,6 +123,10 @@ def load_runs(
         ``"auto"`` keeps an index of each path (see :mod:`hydra_ledger.load.index`) so that later
         loads re-read only new and changed records; ``"rebuild"`` re-reads every record and
         rewrites it; ``"off"`` reads every record and writes nothing. The result is the same.
+    progress
+        Told how far a long load is while worker processes read records (a root read for the
+        first time): called as ``progress(results, total)``, it must yield the results, e.g. a
+        wrapper drawing a bar. None: silent.
 
     Returns
     -------
@@ -170,7 +144,44 @@ def load_runs(
     >>> df.groupby("cfg.model.lr")["summary.val_loss"].mean()         # doctest: +SKIP
     >>> hydra_ledger.only_changed(df[df.status == "COMPLETED"])      # doctest: +SKIP
     """
-    roots = _default_paths() if not paths else list(paths)
+    return load_table(paths, status=status, errors=errors, backfill=backfill, tags=tags, stale_after=stale_after,
+                      include_debug=include_debug, columns=columns, where=where, cache=cache, progress=progress)[0]
+
+
+def load_runs_and_missing(
+    *paths: str | os.PathLike[str],
+    include_debug: bool = False,
+    columns: Sequence[str] | None = None,
+    optional: Sequence[str] = (),
+    progress: Progress | None = None,
+) -> tuple[pd.DataFrame, dict[str, list[dict[str, Any]]]]:
+    """:func:`load_runs`, and ``{sweep dir (real path): [{"num", "overrides"}, ...]}`` of the jobs
+    of known sweep job lists that never started and never will (MISSING): no record, and no
+    PENDING row because their launcher is gone. ``optional``: columns kept too where they exist.
+    The frame has a ``job_num`` column."""
+    return load_table(paths, include_debug=include_debug, columns=columns, optional=[*optional, "job_num"],
+                      progress=progress, missing=True)
+
+
+def load_table(
+    paths: Sequence[str | os.PathLike[str]],
+    *,
+    status: str | Sequence[str] | None = None,
+    errors: Errors = "warn",
+    backfill: Mapping[str, Any] | None = None,
+    tags: Sequence[str] | None = None,
+    stale_after: float | None = None,
+    include_debug: bool = False,
+    columns: Sequence[str] | None = None,
+    where: str | None = None,
+    cache: Literal["auto", "rebuild", "off"] = "auto",
+    progress: Progress | None = None,
+    optional: Sequence[str] = (),
+    missing: bool = False,
+) -> tuple[pd.DataFrame, dict[str, list[dict[str, Any]]]]:
+    """The one loading path, behind :func:`load_runs` and the command line: the frame, and the
+    MISSING jobs when ``missing``; ``optional``: columns kept too where they exist."""
+    roots = default_roots() if not paths else list(paths)
     wanted = None
     if status is not None:
         wanted = [status] if isinstance(status, str) else list(status)
@@ -179,14 +190,15 @@ def load_runs(
             raise ValueError(f"hydra-ledger: unknown status {', '.join(unknown)}; valid: {', '.join(STATUSES)}")
     now = time.time()
     from hydra_ledger.load import index as _index
-    from hydra_ledger.load.frame import build, report_broken
+    from hydra_ledger.load.frame import build, never_started, report_broken
 
-    indexes = _index.load_roots(roots, now, cache)
+    indexes = _index.load_roots(roots, now, cache, progress)
     report_broken(indexes, errors)
-    needed = ["tags"] if tags else []
+    needed = [*optional, "tags"] if tags else list(optional)
     needed += [k if k.startswith("cfg.") else f"cfg.{k}" for k in (backfill or {})]
     frame = build(indexes, now=now, stale_after=stale_after, include_debug=include_debug, status=wanted,
-                        columns=columns, where=where, needed=needed)
+                  columns=columns, where=where, needed=needed)
+    lost = never_started(indexes, frame, include_debug) if missing else {}
     if backfill:
         for key, value in backfill.items():
             column = key if key.startswith("cfg.") else f"cfg.{key}"
@@ -197,35 +209,14 @@ def load_runs(
                 frame[column] = _typed(frame[column].tolist(), column)
     if tags:
         if "tags" not in frame.columns:
-            return frame.iloc[0:0]
+            return frame.iloc[0:0], lost
         frame = frame[frame["tags"].map(lambda t: isinstance(t, list) and all(x in t for x in tags))]
     if columns is not None:
-        frame = frame[[c for c in frame.columns if c not in needed or any(fnmatchcase(c, p) for p in columns)]]
+        dropped = set(needed) - set(optional)
+        frame = frame[[c for c in frame.columns if c not in dropped or any(fnmatchcase(c, p) for p in columns)]]
     if isinstance(frame.index, pd.RangeIndex) and frame.index.start == 0 and frame.index.step == 1:
-        return frame  # as built: a copy of 10,000 columns costs a tenth of a second
-    return frame.reset_index(drop=True)
-
-
-def _default_paths() -> list[str]:
-    found = [p for p in ("outputs", "multirun") if os.path.isdir(p)]
-    if not found:
-        raise FileNotFoundError(
-            "hydra-ledger: no 'outputs' or 'multirun' directory here; pass the paths of runs or sweeps to load"
-        )
-    return found
-
-
-def build_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    """Rows of flat dicts -> typed DataFrame with the documented column order."""
-    columns: dict[str, None] = dict.fromkeys(BASE_COLUMNS)
-    for row in rows:
-        columns.update(dict.fromkeys(row))
-    ordered = _order_columns(list(columns))
-    data = {name: _typed([row.get(name) for row in rows], name) for name in ordered}
-    frame = pd.DataFrame(data, columns=ordered)
-    if len(frame):
-        frame = frame.sort_values("started_at", kind="stable", na_position="last").reset_index(drop=True)
-    return frame
+        return frame, lost  # as built: a copy of 10,000 columns costs a tenth of a second
+    return frame.reset_index(drop=True), lost
 
 
 def _order_columns(names: list[str]) -> list[str]:
@@ -308,7 +299,7 @@ def load_metrics(
 
     Example: ``load_metrics("multirun").pivot_table(index="step", columns="name", values="value")``.
     """
-    roots = _default_paths() if not paths else list(paths)
+    roots = default_roots() if not paths else list(paths)
     run_ids, steps, metric_names, values, times = [], [], [], [], []
     wanted = set(names) if names else None
     for record_file, record in read_records(roots, errors):

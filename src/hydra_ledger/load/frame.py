@@ -1,19 +1,16 @@
 """From indexed rows to the DataFrame ``load_runs`` returns, reading only what a query needs.
 
-Gives the frame :func:`hydra_ledger.load.build_frame` would give from the same rows (columns,
-order, dtypes decided over all loaded rows), with statuses derived at load time (a RUNNING
-job's heartbeat; sacct's verdict; PENDING jobs of sweeps), and pushes down ``columns``,
-``status`` and ``where``: only the columns asked for (and those a filter reads) are turned
-into pandas, and only for the rows kept.
+Columns, order and dtypes are decided over all loaded rows; statuses are derived at load time
+(a RUNNING job's heartbeat; sacct's verdict; PENDING jobs of sweeps); ``columns``, ``status``
+and ``where`` are pushed down: only the columns asked for (and those a filter reads) are
+turned into pandas, and only for the rows kept.
 """
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import warnings
 from collections.abc import Sequence
-from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hydra_ledger.load import slurm, walk
+from hydra_ledger.load.where import choose, referenced
 from hydra_ledger.load.index import HB, JSON_TYPE, LAYOUT, TIME_COLUMNS, RootIndex, concat, no_gc
 from hydra_ledger.record.files import loads
 from hydra_ledger.record.paths import LEDGER_DIR, RunPaths
@@ -442,33 +440,6 @@ def _from_native(taken: pa.Array, kind: type, has_missing: bool, pend: list[Any]
     return pd.Series(values, dtype=object)
 
 
-def referenced(expression: str, columns: Sequence[str]) -> tuple[str, list[str]]:
-    """``expression`` with its column names back-quoted, and those names; unknown names raise ValueError."""
-    from hydra_ledger.cli import CommandError
-    from hydra_ledger.cli._runs import quote_columns
-
-    try:
-        quoted = quote_columns(expression, columns)
-    except CommandError as exc:
-        raise ValueError(f"hydra-ledger: where={expression!r}: {exc}".replace("--where: ", "")) from None
-    return quoted, list(dict.fromkeys(re.findall(r"`([^`]*)`", quoted)))
-
-
-def choose(names: Sequence[str], patterns: Sequence[str]) -> list[str]:
-    """Column names matching glob ``patterns``, in frame order; a pattern matching none raises ValueError."""
-    import difflib
-
-    chosen = set()
-    for pattern in patterns:
-        hits = [n for n in names if fnmatchcase(n, pattern)]
-        if not hits and names:
-            close = difflib.get_close_matches(pattern, list(names), n=3, cutoff=0.6)
-            hint = f" (close names: {', '.join(close)})" if close else ""
-            raise ValueError(f"hydra-ledger: columns: no column matches {pattern!r}{hint}")
-        chosen.update(hits)
-    return [n for n in names if n in chosen]
-
-
 def build(indexes: Sequence[RootIndex], *, now: float, stale_after: float | None, include_debug: bool,
           status: Sequence[str] | None, columns: Sequence[str] | None, where: str | None,
           needed: Sequence[str] = (), scheduler: bool = True) -> pd.DataFrame:
@@ -538,3 +509,27 @@ def _build(indexes: Sequence[RootIndex], *, now: float, stale_after: float | Non
     if parts:
         frame = pd.concat([frame, *parts], axis=1)[wanted]
     return frame
+
+
+def never_started(indexes: Sequence[Any], frame: pd.DataFrame, include_debug: bool) -> dict[str, list[dict[str, Any]]]:
+    """The MISSING jobs of each sweep: listed in its record, but neither recorded nor PENDING in ``frame``.
+
+    The sweep records come from :func:`sweep_candidates`, which the loader
+    reads for PENDING rows: only sweeps with jobs not loaded yet (none once all have run)."""
+    from hydra_ledger.record.sweep_jobs import missing_jobs
+
+    memo: dict[str, str] = {}
+    seen: dict[str, set[int]] = {}
+    if len(frame) and "sweep" in frame.columns and "job_num" in frame.columns:
+        for sweep, num in zip(frame["sweep"].tolist(), frame["job_num"].tolist()):
+            if isinstance(sweep, str) and sweep and not pd.isna(num):
+                seen.setdefault(os.path.realpath(sweep), set()).add(int(num))
+    out: dict[str, list[dict[str, Any]]] = {}
+    for sweep_dir, record in sweep_candidates(indexes, seen, memo):
+        if record.get("debug") and not include_debug:
+            continue  # its jobs are hidden too
+        key = os.path.realpath(sweep_dir)
+        jobs = missing_jobs(record.get("jobs"), seen.get(key, set()))
+        if jobs:
+            out[key] = jobs
+    return out

@@ -355,7 +355,8 @@ def _under(rel: str, prefixes: set[str]) -> bool:
         rel = walk.parent_of(rel)
 
 
-def update(root: str, prior: RootIndex | None, now: float) -> tuple[RootIndex, bool]:
+def update(root: str, prior: RootIndex | None, now: float,
+           progress: walk.Progress | None = None) -> tuple[RootIndex, bool]:
     """Bring the index of ``root`` up to date with the tree; ``(index, changed)``."""
     if prior is None:
         prior = RootIndex(root, _empty_table(), [])
@@ -367,10 +368,10 @@ def update(root: str, prior: RootIndex | None, now: float) -> tuple[RootIndex, b
         positions = np.flatnonzero(pc.fill_null(doubt, True).to_numpy(zero_copy_only=False))
         untrusted.update(table.column(REL).take(pa.array(positions, pa.int64())).to_pylist())
     if not table.num_rows and not prior.broken and not prior.dirs:  # nothing indexed yet: walk and read in worker processes
-        scan, chunks, ordered = walk.cold_scan(root, now)
+        scan, chunks, ordered = walk.cold_scan(root, now, progress)
     else:
         scan = walk.walk(root, prior.dirs, known, untrusted, int(now * 1e9))
-        chunks = walk.read_jobs(root, scan.to_read, now) if scan.to_read else []
+        chunks = walk.read_jobs(root, scan.to_read, now, progress) if scan.to_read else []
         ordered = False
     dropped = {rel for rel, _ in scan.to_read} | scan.not_jobs
     if scan.gone:
@@ -493,14 +494,15 @@ def _stat_sig(root: str, rel: str) -> str:
         return ""
 
 
-def load_root(root: str, *, rebuild: bool = False, now: float | None = None) -> RootIndex:
+def load_root(root: str, *, rebuild: bool = False, now: float | None = None,
+              progress: walk.Progress | None = None) -> RootIndex:
     """The up-to-date index of ``root`` (absolute), read from and written back to the cache."""
     now = time.time() if now is None else now
     path = cache_file(root)
     fingerprint = code_fingerprint()
     prior = None if path is None or rebuild else read_index(path, root, fingerprint)
     with no_gc():
-        index, changed = update(root, prior, now)
+        index, changed = update(root, prior, now, progress)
     if path is not None and (changed or prior is None):
         write_index(path, index, fingerprint)
     return index
@@ -517,7 +519,8 @@ def load_file(record_file: str, now: float) -> RootIndex:
     return RootIndex(job_dir, chunk.table, chunk.layouts, broken=chunk.broken, warned=chunk.warned)
 
 
-def load_roots(paths: Sequence[str | os.PathLike[str]], now: float, cache: str = "auto") -> list[RootIndex]:
+def load_roots(paths: Sequence[str | os.PathLike[str]], now: float, cache: str = "auto",
+               progress: walk.Progress | None = None) -> list[RootIndex]:
     """The up-to-date index of each path (a record file given directly is just read)."""
     out = []
     for given in paths:
@@ -527,7 +530,7 @@ def load_roots(paths: Sequence[str | os.PathLike[str]], now: float, cache: str =
         if path.is_file():
             out.append(load_file(str(path), now))
         elif cache == "off":
-            out.append(update(os.path.abspath(path), None, now)[0])
+            out.append(update(os.path.abspath(path), None, now, progress)[0])
         else:
-            out.append(load_root(os.path.abspath(path), rebuild=cache == "rebuild"))
+            out.append(load_root(os.path.abspath(path), rebuild=cache == "rebuild", progress=progress))
     return out

@@ -7,17 +7,13 @@ from pathlib import Path
 from typing import Any
 
 from hydra_ledger.errors import LedgerError
+from hydra_ledger.load.walk import present_default_roots
 from hydra_ledger.record.paths import LEDGER_DIR, RunPaths
 from hydra_ledger.record.schema import RecordError, read_record
 
 
 class SelectError(LedgerError, LookupError):
     """No run, or more than one, matches what the user typed; the message lists what to type instead."""
-
-
-def default_roots() -> list[Path]:
-    """Where run ids are looked up when no paths are given: ``outputs`` and ``multirun`` under the cwd."""
-    return [Path(p) for p in ("outputs", "multirun") if os.path.isdir(p)]
 
 
 def resolve_run(arg: str, roots: Sequence[str | os.PathLike[str]] = ()) -> tuple[RunPaths, dict[str, Any]]:
@@ -34,14 +30,14 @@ def resolve_run(arg: str, roots: Sequence[str | os.PathLike[str]] = ()) -> tuple
             raise SelectError(str(exc).removeprefix("hydra-ledger: ")) from None
     from hydra_ledger.load import read_records
 
-    search = [Path(r) for r in roots] or default_roots()
+    search = [Path(r) for r in roots] or [Path(p) for p in present_default_roots()]
     if not search:
         raise SelectError(
             f"{arg!r} is not a run directory, and there is no 'outputs' or 'multirun' directory here "
             "to look up a run id in; pass the job dir, or --in PATH"
         )
     matches: dict[str, tuple[RunPaths, dict[str, Any]]] = {}
-    for record_file, record in read_records(search, errors="ignore"):
+    for record_file, record in read_records(search, errors="ignore", run_id_prefix=arg):
         run_id = str(record.get("run_id") or "")
         if run_id.startswith(arg):
             paths = RunPaths.from_record_file(record_file)

@@ -24,6 +24,30 @@ from hydra_ledger.load.status import heartbeat_of
 
 log = logging.getLogger(__name__)
 
+# Hydra's default output dirs of single runs and of sweeps: where runs are found when no paths are given.
+DEFAULT_ROOTS = ("outputs", "multirun")
+
+
+def present_default_roots() -> list[str]:
+    """Those of :data:`DEFAULT_ROOTS` that exist under the cwd."""
+    return [p for p in DEFAULT_ROOTS if os.path.isdir(p)]
+
+
+def default_roots() -> list[str]:
+    """Where runs are looked for when no paths are given: ``outputs`` and ``multirun`` under the
+    cwd, those that exist; FileNotFoundError saying what to pass when neither does."""
+    found = present_default_roots()
+    if not found:
+        raise FileNotFoundError(
+            "hydra-ledger: no 'outputs' or 'multirun' directory here; pass the paths of runs or sweeps to load"
+        )
+    return found
+
+
+# Told of a long load's progress while worker processes read records (the command line draws a
+# bar with it): called as ``progress(results, total)``, it yields the results as they come.
+Progress = Callable[[Iterable[Any], int], Iterable[Any]]
+
 # Directories never holding job records (the same as the plain walk's).
 SKIP_DIRS = frozenset({LEDGER_DIR, ".hydra", ".submitit", ".git", "__pycache__", "node_modules", ".venv"})
 # Modification times this close to the moment they were read may hide a later change made in
@@ -307,10 +331,11 @@ def _read_chunk(root: str, jobs: list[tuple[str, list[str]]], now: float) -> Any
     return encode_rows([(rel, *read_job(root, rel, ledger, now)) for rel, ledger in jobs])
 
 
-def read_jobs(root: str, jobs: list[tuple[str, list[str]]], now: float) -> list[Any]:
+def read_jobs(root: str, jobs: list[tuple[str, list[str]]], now: float, progress: Progress | None = None) -> list[Any]:
     """Encoded chunks for ``jobs``, read in worker processes when there are many and cores to use.
 
     Workers send back Arrow tables, not rows: a chunk of 10k rows pickles as a few buffers.
+    ``progress`` is told of the chunks as they come back (see :data:`Progress`).
     """
     from hydra_ledger.load.index import encode_rows
 
@@ -325,7 +350,8 @@ def read_jobs(root: str, jobs: list[tuple[str, list[str]]], now: float) -> list[
         # fork: the workers start with this process's imports (pandas, pyarrow) already done
         method = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
         with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method)) as pool:
-            return _reported(pool.map(_read_chunk, [root] * len(chunks), chunks, [now] * len(chunks)), len(chunks))
+            return _reported(pool.map(_read_chunk, [root] * len(chunks), chunks, [now] * len(chunks)), len(chunks),
+                             progress)
     except (OSError, RuntimeError) as exc:  # no worker processes here (a sandbox?): read in this one
         log.info("hydra-ledger: reading %d records in one process (%s)", len(jobs), exc)
         return [encode_rows([(rel, *read_job(root, rel, ledger, now)) for rel, ledger in jobs])]
@@ -343,7 +369,7 @@ def _walk_and_read(root: str, units: list[str], now: float) -> tuple[Scan, Any]:
     return scan, chunk
 
 
-def cold_scan(root: str, now: float) -> tuple[Scan, list[Any], bool]:
+def cold_scan(root: str, now: float, progress: Progress | None = None) -> tuple[Scan, list[Any], bool]:
     """Walk and read a whole root with no index yet: the sub-trees are shared among worker processes.
 
     ``(scan, chunks, ordered)``; ``ordered``: the chunks' rows, stacked, are in walk order already.
@@ -363,7 +389,7 @@ def cold_scan(root: str, now: float) -> tuple[Scan, list[Any], bool]:
     units = sorted(scan.frontier, key=walk_key)
     scan.frontier = []
     ordered = not scan.to_read  # jobs above the units would have to be merged in
-    chunks = read_jobs(root, scan.to_read, now) if scan.to_read else []
+    chunks = read_jobs(root, scan.to_read, now, progress) if scan.to_read else []
     scan.to_read = []
     if not units:
         return scan, chunks, False
@@ -379,7 +405,7 @@ def cold_scan(root: str, now: float) -> tuple[Scan, list[Any], bool]:
         method = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
         with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method)) as pool:
             results = _reported(pool.map(_walk_and_read, [root] * len(groups), groups, [now] * len(groups)),
-                                len(groups))
+                                len(groups), progress)
     except (OSError, RuntimeError) as exc:  # no worker processes here (a sandbox?): all in this one
         log.info("hydra-ledger: reading records in one process (%s)", exc)
         results = [_walk_and_read(root, units, now)]
@@ -389,12 +415,7 @@ def cold_scan(root: str, now: float) -> tuple[Scan, list[Any], bool]:
     return scan, chunks, ordered
 
 
-# Set by the command line to draw a progress bar while a long load reads records in worker
-# processes: called as progress(results, total) and yields the results (None: silent).
-progress: Callable[[Iterable[Any], int], Iterable[Any]] | None = None
-
-
-def _reported(results: Iterable[Any], total: int) -> list[Any]:
+def _reported(results: Iterable[Any], total: int, progress: Progress | None) -> list[Any]:
     return list(progress(results, total) if progress is not None else results)
 
 
