@@ -46,6 +46,7 @@ def read_records(paths: Iterable[str | os.PathLike[str]], errors: Errors = "warn
     ``errors`` as :func:`load_runs` reports them. ``run_id_prefix``: only the jobs whose run id
     starts with it, found in the index without reading the others."""
     from hydra_ledger.load import index as _index
+    from hydra_ledger.load.encode import REL
     from hydra_ledger.load.frame import report_broken
 
     given = list(paths)
@@ -55,7 +56,7 @@ def read_records(paths: Iterable[str | os.PathLike[str]], errors: Errors = "warn
     for path, index in zip(given, indexes):
         # job dirs are named below the path as the user gave it (relative stays relative)
         base = os.fspath(path) if os.path.isdir(path) else os.fspath(RunPaths.from_record_file(path).job_dir)
-        rels = index.table.column(_index.REL).to_pylist()
+        rels = index.table.column(REL).to_pylist()
         if run_id_prefix is not None:
             run_ids = index.table.column("run_id").to_pylist()
             rels = [rel for rel, run_id in zip(rels, run_ids) if str(run_id or "").startswith(run_id_prefix)]

@@ -21,7 +21,8 @@ import pyarrow.compute as pc
 
 from hydra_ledger.load import slurm, walk
 from hydra_ledger.load.where import choose, referenced
-from hydra_ledger.load.index import HB, JSON_TYPE, LAYOUT, TIME_COLUMNS, RootIndex, concat, no_gc
+from hydra_ledger.load.encode import HB, JSON_TYPE, LAYOUT, TIME_COLUMNS, concat, no_gc
+from hydra_ledger.load.index import RootIndex
 from hydra_ledger.record.files import loads
 from hydra_ledger.record.paths import LEDGER_DIR, RunPaths
 from hydra_ledger.record.schema import STATUSES, RecordError

@@ -326,7 +326,7 @@ def read_sweep(root: str, rel: str) -> list[Any]:
 
 def _read_chunk(root: str, jobs: list[tuple[str, list[str]]], now: float) -> Any:
     """Worker process: read and encode a chunk of job dirs as one Arrow table (compact to send back)."""
-    from hydra_ledger.load.index import encode_rows
+    from hydra_ledger.load.encode import encode_rows
 
     return encode_rows([(rel, *read_job(root, rel, ledger, now)) for rel, ledger in jobs])
 
@@ -337,7 +337,7 @@ def read_jobs(root: str, jobs: list[tuple[str, list[str]]], now: float, progress
     Workers send back Arrow tables, not rows: a chunk of 10k rows pickles as a few buffers.
     ``progress`` is told of the chunks as they come back (see :data:`Progress`).
     """
-    from hydra_ledger.load.index import encode_rows
+    from hydra_ledger.load.encode import encode_rows
 
     workers = _pool_size()
     if len(jobs) < PARALLEL_MIN or workers < 2:
@@ -359,7 +359,7 @@ def read_jobs(root: str, jobs: list[tuple[str, list[str]]], now: float, progress
 
 def _walk_and_read(root: str, units: list[str], now: float) -> tuple[Scan, Any]:
     """Worker process: walk some sub-trees of a root not indexed yet, and read their records."""
-    from hydra_ledger.load.index import encode_rows
+    from hydra_ledger.load.encode import encode_rows
 
     scan = walk(root, {}, {}, set(), int(now * 1e9), start=list(reversed(units)))
     scan.to_read.sort(key=lambda item: walk_key(item[0]))  # units are whole sub-trees: rows come in walk order
