@@ -175,7 +175,7 @@ def _cells(column: pd.Series, show: Any) -> list[str]:
     if pd.api.types.is_integer_dtype(column.dtype):
         return ["" if v is pd.NA else str(v) for v in column.tolist()]
     if isinstance(column.dtype, pd.DatetimeTZDtype) and str(column.dtype.tz) == "UTC":
-        return column.dt.strftime("%Y-%m-%d %H:%M:%S").fillna("").tolist()
+        return [str(v) for v in column.dt.strftime("%Y-%m-%d %H:%M:%S").fillna("").tolist()]
     return [show(v) for v in column.tolist()]
 
 

@@ -14,7 +14,7 @@ Examples:
   echo "long text" | hydra-ledger conclude outputs/latest -"""
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "conclude",
         help="add a conclusion to a sweep or run (shown by 'hydra-ledger log'; marks it DONE)",

@@ -19,7 +19,7 @@ Examples:
 _MISSING = object()
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "diff",
         help="what differs between two runs: config, choices, overrides, git, environment, summary",

@@ -14,7 +14,7 @@ Examples:
   hydra-ledger log --commit 3f2a9c1 --format markdown"""
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "log",
         help="the experiment log: sweeps and runs in time order, with notes, commits, results and conclusions",

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
+from typing import Any
 
 import pandas as pd
 
@@ -18,7 +20,7 @@ Examples:
   hydra-ledger ls multirun --group-by cfg.model.name cfg.lr --format latex"""
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "ls",
         help="list runs: status, start, duration, varying config keys, summary",
@@ -69,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         frame = frame.head(args.limit)
     columns = _columns(frame, args)
     shown = frame[columns]
-    display = {"duration_s": duration}
+    display: dict[str, Callable[[Any], str]] = {"duration_s": duration}
     if args.format == "table" and use_colour(sys.stdout):
         display["status"] = lambda v: colour(text(v), text(v), True)
     print(render(shown, args.format, display=display), end="")

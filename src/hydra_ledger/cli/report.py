@@ -15,7 +15,7 @@ Examples:
   hydra-ledger report --where "status == 'COMPLETED'" --title "lr sweep, May" -o sweep.html"""
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "report",
         help="write one self-contained HTML report (table, parallel coordinates, plots, curves); no server",

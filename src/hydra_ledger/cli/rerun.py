@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from typing import Any
 
 from hydra_ledger.cli import CommandError
 from hydra_ledger.cli._output import printable
@@ -15,7 +16,7 @@ Examples:
   hydra-ledger rerun 3f2a9c --dry-run                           # print the commands only"""
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "rerun",
         help="reproduce a run: recorded commit, patch and overrides, config checked first",
@@ -108,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_summary(rows: list) -> None:
+def _print_summary(rows: list[Any]) -> None:
     table = [("summary", "recorded", "rerun", "")] + [(r.key, repr(r.old), repr(r.new), "ok" if r.same else "DIFFERS")
                                                       for r in rows]
     widths = [max(len(row[i]) for row in table) for i in range(4)]

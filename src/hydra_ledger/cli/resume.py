@@ -14,7 +14,7 @@ Examples:
   hydra-ledger resume multirun/2024-05-01/12-00-00 --launcher submitit_slurm"""
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "resume",
         help="relaunch only the failed, dead, interrupted, timed-out or missing jobs of a sweep",

@@ -18,7 +18,7 @@ Examples:
   hydra-ledger show multirun/2024-05-01/12-00-00/3 --patch"""
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "show",
         help="everything recorded about one run: status, command, config, git, environment, summary",

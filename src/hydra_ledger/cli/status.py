@@ -29,7 +29,7 @@ COLUMNS = ["run_id", "path", "sweep", "job_num", "status", "started_at"]  # all 
 SHOWN = (*STATUSES, MISSING)  # MISSING: listed in the sweep's job list, never started, and never will
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "status",
         help="counts per status for each sweep; path and error of every failed or died job",

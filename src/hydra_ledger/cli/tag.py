@@ -13,7 +13,7 @@ from hydra_ledger.cli._output import printable
 from hydra_ledger.cli.show import add_run_argument, resolve
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     tag = subparsers.add_parser(
         "tag",
         help="add tags to a run (the 'tags' column; load_runs(..., tags=[...]) selects by them)",

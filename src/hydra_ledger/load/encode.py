@@ -132,7 +132,7 @@ def _to_json_column(column: pa.ChunkedArray) -> pa.ChunkedArray:
     if column.type == JSON_TYPE:
         return column
     values = column.to_pylist()
-    out = []
+    out: list[str | None] = []
     for v in values:
         if v is None:
             out.append(None)

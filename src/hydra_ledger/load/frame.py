@@ -160,7 +160,7 @@ def sweep_candidates(indexes: Sequence[RootIndex], started: dict[str, set[int]],
     return out
 
 
-def refine(indexes: Sequence[RootIndex], table: pa.Table, statuses: list[Any]) -> tuple[dict[int, str], list[dict]]:
+def refine(indexes: Sequence[RootIndex], table: pa.Table, statuses: list[Any]) -> tuple[dict[int, str], list[dict[str, Any]]]:
     """sacct's verdict on in-doubt rows (``{row: Slurm state}``, statuses updated in place) and PENDING rows."""
     started: dict[str, set[int]] = {}
     memo: dict[str, str] = {}
@@ -198,8 +198,8 @@ def refine(indexes: Sequence[RootIndex], table: pa.Table, statuses: list[Any]) -
 
 
 def column_order(table: pa.Table, keep: np.ndarray | None, layouts: list[list[str]],
-                 states: dict[int, str], pending: list[dict]) -> list[str]:
-    """The column order build_frame gives: base, then groups, each in first-seen order."""
+                 states: dict[int, str], pending: list[dict[str, Any]]) -> list[str]:
+    """The column order of the frame: base, then groups, each in first-seen order."""
     from hydra_ledger.load import _order_columns
     from hydra_ledger.load.rows import BASE_COLUMNS
 
@@ -218,7 +218,7 @@ def column_order(table: pa.Table, keep: np.ndarray | None, layouts: list[list[st
 
 
 def sort_order(table: pa.Table, keep: np.ndarray | None) -> np.ndarray:
-    """Row positions by start time (stable, missing last), as build_frame sorts."""
+    """Row positions by start time (stable, missing last), as the frame is sorted."""
     positions = np.flatnonzero(keep) if keep is not None else np.arange(table.num_rows)
     if "started_at" not in table.column_names or not len(positions):
         return positions
@@ -233,9 +233,9 @@ def sort_order(table: pa.Table, keep: np.ndarray | None) -> np.ndarray:
 
 
 class Columns:
-    """Typed pandas columns for chosen rows, typed as build_frame types them over all rows."""
+    """Typed pandas columns for chosen rows, typed as load._typed types them over all rows."""
 
-    def __init__(self, table: pa.Table, statuses: list[Any], states: dict[int, str], pending: list[dict],
+    def __init__(self, table: pa.Table, statuses: list[Any], states: dict[int, str], pending: list[dict[str, Any]],
                  rows: np.ndarray, pend_rows: np.ndarray) -> None:
         self.table = table
         self.statuses = statuses
@@ -286,7 +286,7 @@ class Columns:
             has_missing = column.null_count > 0 or pend_missing
             taken = self._take(column)
             return _from_native(taken, kind, has_missing, chosen)
-        # JSON texts, text-typed times, or types mixed with PENDING rows': decode all, type as build_frame does
+        # JSON texts, text-typed times, or types mixed with PENDING rows': decode all, type as load._typed does
         kinds: set[type] = set()
         values = decode(column, kinds) if column.type == JSON_TYPE else column.to_pylist()
         if kinds - {bool, int, float} and name not in TIME_COLUMNS:  # lists, mappings, mixed: objects as they are

@@ -278,17 +278,19 @@ def _in_walk_order(parts: list[pa.Table]) -> pa.Table:
     return table.take(pa.array(order, pa.int64()))
 
 
-class _Known(Mapping):
+class _Known(Mapping[str, str]):
     """Job dir -> signature of the indexed rows and broken records, built on first use: a warm
     load that finds nothing changed never needs it."""
 
     def __init__(self, table: pa.Table, broken: dict[str, list[Any]]) -> None:
-        self._table, self._broken, self._map = table, broken, None
+        self._table, self._broken = table, broken
+        self._map: dict[str, str] | None = None
 
     def _get(self) -> dict[str, str]:
         if self._map is None:
-            self._map = dict(zip(self._table.column(REL).to_pylist(), self._table.column(SIG).to_pylist()))
-            self._map.update((rel, v[0]) for rel, v in self._broken.items())
+            known = dict(zip(self._table.column(REL).to_pylist(), self._table.column(SIG).to_pylist()))
+            known.update((rel, v[0]) for rel, v in self._broken.items())
+            self._map = known
         return self._map
 
     def __getitem__(self, rel: str) -> str:

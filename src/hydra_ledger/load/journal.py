@@ -137,10 +137,10 @@ def collect(roots: Sequence[str | os.PathLike[str]], include_debug: bool = False
         sweep = sweep_dir_of(job_dir, record.get("job") or {})
         if sweep is None:
             tags, note = sidecars.annotate(record, paths)
-            entry = Entry(id=str(record.get("run_id")), kind="run", path=job_dir, started_at=record.get("started_at"),
+            single = Entry(id=str(record.get("run_id")), kind="run", path=job_dir, started_at=record.get("started_at"),
                           note=note, tags=tags, jobs=[job], overrides=list(record.get("overrides") or []),
                           conclusions=read_conclusions(paths.conclusions), debug=bool(record.get("debug")))
-            entries.append(entry)
+            entries.append(single)
             continue
         key = os.path.realpath(sweep)
         entry = sweeps.get(key)
@@ -164,9 +164,9 @@ def collect(roots: Sequence[str | os.PathLike[str]], include_debug: bool = False
     for row in [*rows, *pending]:
         seen.setdefault(os.path.realpath(row["sweep"]), set()).add(row["job_num"])
     for row in pending:
-        entry = sweeps.get(os.path.realpath(row["sweep"]))
-        if entry is not None:
-            entry.pending += 1
+        swept = sweeps.get(os.path.realpath(row["sweep"]))
+        if swept is not None:
+            swept.pending += 1
     for key, entry in sweeps.items():
         entry.missing = len(missing_jobs(entry.job_list, seen.get(key, set())))
     for entry in sweeps.values():

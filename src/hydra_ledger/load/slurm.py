@@ -168,9 +168,9 @@ def pending_rows(rows: list[dict[str, Any]], roots: Iterable[str | os.PathLike[s
     """
     if started is None:
         started = {}
-        for row in rows:
-            if row.get("sweep") and row.get("job_num") is not None:
-                started.setdefault(_key(row["sweep"]), set()).add(int(row["job_num"]))
+        for given in rows:
+            if given.get("sweep") and given.get("job_num") is not None:
+                started.setdefault(_key(given["sweep"]), set()).add(int(given["job_num"]))
     out: list[dict[str, Any]] = []
     for sweep_dir, record in (_sweep_records(started, roots) if sweeps is None else sweeps):
         jobs = record.get("jobs")
@@ -258,7 +258,7 @@ def _submitted_ids(sweep_dir: Path, job_count: int) -> dict[int, tuple[str, int 
             arrays.setdefault(int(match.group(1)), []).append(int(match.group(2)))
         elif name.isdigit() and (sweep_dir / SUBMITIT_DIR / name / f"{name}_submitted.pkl").exists():
             singles.append(int(name))
-    batches: list[tuple[int, list[int | None]]] = [(a, sorted(t)) for a, t in arrays.items()]
+    batches: list[tuple[int, list[int | None]]] = [(a, [*sorted(t)]) for a, t in arrays.items()]
     batches += [(s, [None]) for s in singles]
     batches.sort()
     if sum(len(tasks) for _, tasks in batches) != job_count:
