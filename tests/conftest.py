@@ -117,7 +117,8 @@ def run_app() -> Callable[..., subprocess.CompletedProcess[str]]:
     return _run
 
 
-def start_app(cwd: Path, *args: str, script: str = "app.py", env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+def start_app(cwd: Path, *args: str, script: str = "app.py",
+              env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     """Start an app without waiting (for signal tests)."""
     return subprocess.Popen(
         [sys.executable, script, *args], cwd=cwd, env=app_env(env),

@@ -22,19 +22,20 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from hydra_plugins.hydra_ledger import DEFAULT_ENV_VARS, DEFAULT_REDACT_KEYS, LedgerConf
-
 from hydra_ledger.job import runtime, signals, sweep_interrupt
-from hydra_ledger.record import process_identity
 from hydra_ledger.job.capture.config import resolve_task_config
 from hydra_ledger.job.capture.environment import capture_host, installed_packages
 from hydra_ledger.job.capture.git import capture_git
 from hydra_ledger.job.capture.slurm import capture_slurm
-from hydra_ledger.record.flatten import summarize_return
 from hydra_ledger.job.latest import link_run, link_sweep, template_prefix
-from hydra_ledger.record.lineage import rerun_of, resumed_sweep_record
+from hydra_ledger.job.source_files import defining_file
+from hydra_ledger.job.untracked import save_untracked
+from hydra_ledger.record import process_identity
 from hydra_ledger.record.files import dump_json, remove_stale_temps, write_atomic, write_json_atomic
+from hydra_ledger.record.flatten import summarize_return
+from hydra_ledger.record.lineage import rerun_of, resumed_sweep_record
 from hydra_ledger.record.paths import RunPaths, SweepPaths
+from hydra_ledger.record.redact import Redactor
 from hydra_ledger.record.schema import (
     RUN_SCHEMA,
     SCHEMA_VERSION,
@@ -43,10 +44,8 @@ from hydra_ledger.record.schema import (
     read_heartbeat,
     read_record,
 )
-from hydra_ledger.record.redact import Redactor
-from hydra_ledger.job.source_files import defining_file
 from hydra_ledger.record.sweep_jobs import basic_sweep_jobs, redact_jobs
-from hydra_ledger.job.untracked import save_untracked
+from hydra_plugins.hydra_ledger import DEFAULT_ENV_VARS, DEFAULT_REDACT_KEYS, LedgerConf
 
 log = logging.getLogger(__name__)
 

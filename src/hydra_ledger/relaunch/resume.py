@@ -19,15 +19,15 @@ from typing import Any
 
 import pandas as pd
 
+from hydra_ledger.load import derive_status, load_runs, read_records
+from hydra_ledger.record.lineage import ENV_RERUN_OF, ENV_RESUME, encode_rerun_of
+from hydra_ledger.record.paths import RunPaths, SweepPaths
+from hydra_ledger.record.process_identity import liveness
+from hydra_ledger.record.redact import REDACTED, Redactor
+from hydra_ledger.record.schema import SWEEP_SCHEMA, RecordError, read_record
+from hydra_ledger.record.sweep_jobs import MISSING
 from hydra_ledger.relaunch import launch as _launch
 from hydra_ledger.relaunch.launch import Code, CodeSource, RerunError, hydra_dir, quote_value, read_yaml, without
-from hydra_ledger.record.lineage import ENV_RERUN_OF, ENV_RESUME, encode_rerun_of
-from hydra_ledger.load import derive_status, load_runs, read_records
-from hydra_ledger.record.process_identity import liveness
-from hydra_ledger.record.paths import RunPaths, SweepPaths
-from hydra_ledger.record.schema import SWEEP_SCHEMA, RecordError, read_record
-from hydra_ledger.record.redact import REDACTED, Redactor
-from hydra_ledger.record.sweep_jobs import MISSING
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ def resolve_task_config(config: DictConfig) -> tuple[dict[str, Any], list[str], 
     ``unresolved`` maps its dotted key to the error.
     """
     unresolved: dict[str, str] = {}
-    resolved = {str(k): _resolve(config, k, str(k), unresolved) for k in config.keys() if k != "hydra"}
+    resolved = {str(k): _resolve(config, k, str(k), unresolved) for k in config if k != "hydra"}
     missing: list[str] = []
     _find_missing(resolved, "", missing)
     return resolved, missing, unresolved
@@ -43,7 +43,7 @@ def _resolve(parent: DictConfig | ListConfig, key: Any, dotted: str, unresolved:
         return OmegaConf.to_container(value, resolve=True)
     except Exception:  # noqa: BLE001 - some leaf fails: resolve key by key to find it
         if isinstance(value, DictConfig):
-            return {str(k): _resolve(value, k, f"{dotted}.{k}", unresolved) for k in value.keys()}
+            return {str(k): _resolve(value, k, f"{dotted}.{k}", unresolved) for k in value}
         return [_resolve(value, i, f"{dotted}.{i}", unresolved) for i in range(len(value))]
 
 
