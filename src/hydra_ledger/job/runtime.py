@@ -394,7 +394,7 @@ def redacted(run: ActiveRun, values: dict[str, Any]) -> dict[str, Any]:
         from hydra_plugins.hydra_ledger import DEFAULT_REDACT_KEYS
 
         redactor = run.redactor = Redactor(DEFAULT_REDACT_KEYS)
-    return redactor.tree(values)
+    return redactor.mapping(values)
 
 
 def log_summary(**values: Any) -> None:

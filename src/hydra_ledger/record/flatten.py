@@ -41,9 +41,10 @@ def flatten(
             if known is None:
                 name = f"{pre}{key}"
             else:
-                name = known.get(key)
-                if name is None:
-                    name = known[key] = f"{pre}{key}"
+                memo = known.get(key)
+                if memo is None:
+                    memo = known[key] = f"{pre}{key}"
+                name = memo
             kind = type(item)
             if kind in _LEAF_TYPES:
                 out[name] = item

@@ -105,7 +105,9 @@ class ResumeResult:
     @property
     def runs(self) -> pd.DataFrame:
         nums = [j.num for j in self.plan.jobs]
-        return self.sweep[self.sweep["job_num"].isin(nums)].reset_index(drop=True)
+        # pandas-stubs types indexing by a boolean mask, and reset_index, as Any
+        rows: pd.DataFrame = self.sweep[self.sweep["job_num"].isin(nums)].reset_index(drop=True)
+        return rows
 
 
 def _hydra_files(sweep_dir: Path, job_dirs: Sequence[Path]) -> list[Path]:
