@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from hydra_ledger.job.inputs import HashStats, fingerprint_path  # noqa: E402
+from hydra_ledger.job.inputs import HashStats, fingerprint_path
 
 
 def make_big(path: Path, gib: float) -> None:

@@ -171,7 +171,8 @@ def main() -> None:
     print("ratios:")
     for other in ("naive-csafe", "naive-safe", "mlflow-search_runs"):
         if other in base:
-            print(f"  {other} / warm: {base[other] / base['warm']:.1f}x   {other} / cold: {base[other] / base['cold']:.1f}x")
+            print(f"  {other} / warm: {base[other] / base['warm']:.1f}x   "
+                  f"{other} / cold: {base[other] / base['cold']:.1f}x")
     if "cold-nocache" in base:
         print(f"  cold-nocache / read-floor: {base['cold-nocache'] / base['read-floor']:.2f}x")
     if args.json:

@@ -36,8 +36,10 @@ def main() -> None:
     per_job_ledger = median(ledger) / args.jobs * 1000
     where = "untracked, not ignored" if args.outputs_untracked else "git-ignored"
     print(f"jobs per sweep: {args.jobs}, repeats: {args.repeats}, output dirs {where}")
-    print(f"sweep without ledger: median {median(plain):.2f} s  ({per_job_plain:.1f} ms/job)  runs {[round(x, 2) for x in plain]}")
-    print(f"sweep with ledger:    median {median(ledger):.2f} s  ({per_job_ledger:.1f} ms/job)  runs {[round(x, 2) for x in ledger]}")
+    print(f"sweep without ledger: median {median(plain):.2f} s  ({per_job_plain:.1f} ms/job)  "
+          f"runs {[round(x, 2) for x in plain]}")
+    print(f"sweep with ledger:    median {median(ledger):.2f} s  ({per_job_ledger:.1f} ms/job)  "
+          f"runs {[round(x, 2) for x in ledger]}")
     print(f"ledger overhead: {per_job_ledger - per_job_plain:.1f} ms/job "
           f"({(per_job_ledger / per_job_plain - 1) * 100:.0f}% of plain Hydra's per-job time)")
 

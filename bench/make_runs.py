@@ -20,8 +20,8 @@ import tempfile
 from pathlib import Path
 
 import yaml
-
 from _common import make_repo, run_app
+
 from hydra_ledger.job.callback import new_id
 from hydra_ledger.record.files import write_json_atomic
 from hydra_ledger.record.paths import RunPaths, SweepPaths

@@ -107,7 +107,8 @@ class DevTools:
             message = self._receive()
             if message.get("method") == "Runtime.exceptionThrown":
                 self.errors.append(json.dumps(message["params"]["exceptionDetails"])[:2000])
-            elif message.get("method") == "Runtime.consoleAPICalled" and message["params"]["type"] in ("error", "assert"):
+            elif (message.get("method") == "Runtime.consoleAPICalled"
+                  and message["params"]["type"] in ("error", "assert")):
                 self.errors.append(json.dumps(message["params"]["args"])[:2000])
             elif message.get("method") == "Log.entryAdded" and message["params"]["entry"]["level"] == "error":
                 self.errors.append(message["params"]["entry"]["text"])

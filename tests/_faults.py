@@ -197,7 +197,7 @@ class Verdicts:
                 f"{self.mislabeled} mislabeled, {self.hung} hung")
 
     def details(self) -> str:
-        landed = ", ".join(f"{LANDED[k] if k in LANDED else k}: {n}" for k, n in sorted(self.landed.items(), key=str))
+        landed = ", ".join(f"{LANDED.get(k, k)}: {n}" for k, n in sorted(self.landed.items(), key=str))
         statuses = ", ".join(f"{k}: {n}" for k, n in sorted(self.statuses.items()))
         return f"fault-injection: signals landed ({landed}); statuses ({statuses})"
 
@@ -220,7 +220,8 @@ def judge(seed: int, trials: Sequence[Trial], frame: Any, warned: Sequence[str])
     """
     verdicts = Verdicts(seed)
     rows: dict[str, str] = {}
-    for path, status in zip(frame["path"].tolist() if len(frame) else [], frame["status"].tolist() if len(frame) else []):
+    paths, statuses = (frame["path"].tolist(), frame["status"].tolist()) if len(frame) else ([], [])
+    for path, status in zip(paths, statuses):
         if path:
             rows[os.path.realpath(path)] = str(status)
     for trial in trials:

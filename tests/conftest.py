@@ -74,11 +74,16 @@ def make_app(tmp_path: Path) -> Callable[..., Path]:
     return _make
 
 
+# Holds a sitecustomize.py that makes hydra-ledger's own warnings errors in app processes.
+LEDGER_WARNINGS_ARE_ERRORS = Path(__file__).parent / "ledger_warnings_are_errors"
+
+
 def app_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HYDRA_", "SLURM_", "SUBMITIT_"))}
     env["HYDRA_FULL_ERROR"] = "1"
     env["PYTHONWARNINGS"] = "default"
     env.update(extra or {})
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(LEDGER_WARNINGS_ARE_ERRORS), env.get("PYTHONPATH")) if p)
     return env
 
 
@@ -117,7 +122,8 @@ def run_app() -> Callable[..., subprocess.CompletedProcess[str]]:
     return _run
 
 
-def start_app(cwd: Path, *args: str, script: str = "app.py", env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+def start_app(cwd: Path, *args: str, script: str = "app.py",
+              env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     """Start an app without waiting (for signal tests)."""
     return subprocess.Popen(
         [sys.executable, script, *args], cwd=cwd, env=app_env(env),

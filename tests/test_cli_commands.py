@@ -138,8 +138,8 @@ def test_ls_latex_is_escaped(runs, capsys):
 
 
 def test_ls_limit_and_accessor(runs, capsys):
-    code, out, _ = cli(capsys, "ls", "--format", "csv", "--columns", "status", "--limit", "2",
-                       "--where", "status.str.startswith('COMP')")
+    _, out, _ = cli(capsys, "ls", "--format", "csv", "--columns", "status", "--limit", "2",
+                    "--where", "status.str.startswith('COMP')")
     i = ids(runs)
     assert out == f"run_id,status\n{i['single']},COMPLETED\n{i['sweep/2']},COMPLETED\n"
 
@@ -148,7 +148,8 @@ def test_ls_limit_and_accessor(runs, capsys):
     ("where", "message"),
     [
         ("cfg.model.widht > 10",
-         "hydra-ledger: --where: unknown column 'cfg.model.widht' (close names: cfg.model.width); list the columns with 'hydra-ledger ls --all-columns --format csv | head -1'\n"),
+         "hydra-ledger: --where: unknown column 'cfg.model.widht' (close names: cfg.model.width); "
+         "list the columns with 'hydra-ledger ls --all-columns --format csv | head -1'\n"),
         ("stauts == 'FAILED'",
          "hydra-ledger: --where: unknown column 'stauts' (close names: status); list the columns with "
          "'hydra-ledger ls --all-columns --format csv | head -1'\n"),
@@ -284,7 +285,7 @@ def test_status_of_a_running_sweep(runs, capsys):
         while not record.exists() and time.monotonic() < deadline:
             time.sleep(0.1)
         assert record.exists(), proc.stderr.read() if proc.poll() is not None else "no record yet"
-        code, out, _ = cli(capsys, "status", "multirun/live")
+        _, out, _ = cli(capsys, "status", "multirun/live")
     finally:
         proc.kill()
         proc.communicate()
@@ -305,7 +306,7 @@ def test_tags_and_notes_are_sidecars_and_columns(runs, capsys):
     before = record_file.read_bytes()
     assert cli(capsys, "tag", i["sweep/1"][:8], "best", "table-2") == (0, f"{i['sweep/1']}: tags best, table-2\n", "")
     assert cli(capsys, "untag", "multirun/sweep/1", "table-2") == (0, f"{i['sweep/1']}: tags best\n", "")
-    code, out, _ = cli(capsys, "note", i["sweep/1"], "the one in the paper")
+    _, out, _ = cli(capsys, "note", i["sweep/1"], "the one in the paper")
     assert out == f"{i['sweep/1']}: note added (multirun/sweep/1/.ledger/notes.jsonl)\n"
     assert record_file.read_bytes() == before  # the job's record is never rewritten
     assert json.loads((record_file.parent / "tags.json").read_text()) == {"added": ["best"], "removed": ["table-2"]}
@@ -314,7 +315,7 @@ def test_tags_and_notes_are_sidecars_and_columns(runs, capsys):
     assert frame["run_id"].tolist() == [i["sweep/1"]]
     assert frame["tags"].tolist() == [["best"]]
     assert frame["note"].tolist() == ["the one in the paper"]
-    code, out, _ = cli(capsys, "ls", "--tag", "best", "--format", "csv", "--columns", "tags", "note")
+    _, out, _ = cli(capsys, "ls", "--tag", "best", "--format", "csv", "--columns", "tags", "note")
     assert out == f"run_id,tags,note\n{i['sweep/1']},\"[\"\"best\"\"]\",the one in the paper\n"
     assert cli(capsys, "note", i["sweep/1"], "--clear")[1] == f"{i['sweep/1']}: notes cleared\n"
     assert "note" not in hydra_ledger.load_runs("multirun").columns
@@ -349,7 +350,8 @@ def test_colour_and_progress_only_on_a_terminal(monkeypatch):
     assert pipe.getvalue() == ""
 
 
-@pytest.mark.parametrize("spelling", [["--sort", "~summary.loss"], ["--sort=-summary.loss"]], ids=["tilde", "equals-minus"])
+@pytest.mark.parametrize("spelling", [["--sort", "~summary.loss"], ["--sort=-summary.loss"]],
+                         ids=["tilde", "equals-minus"])
 def test_ls_sort_descending(runs, capsys, spelling):
     code, out, err = cli(capsys, "ls", "--format", "csv", "--columns", "summary.loss", *spelling)
     i = ids(runs)

@@ -75,7 +75,7 @@ def test_help_ends_with_an_example_and_is_documented(name, capsys):
     assert text.startswith(f"usage: hydra-ledger {name} ")
     lines = text.rstrip().splitlines()
     examples = max(i for i, line in enumerate(lines) if re.match(r"Examples?:", line))
-    assert all(line.startswith(f"  hydra-ledger {name} ") or line.startswith("  echo ") for line in lines[examples + 1:])
+    assert all(line.startswith((f"  hydra-ledger {name} ", "  echo ")) for line in lines[examples + 1:])
     assert examples + 1 < len(lines)
     documented = documented_headings()
     assert f"hydra-ledger {name}" in documented or f"`{name} " in documented, (

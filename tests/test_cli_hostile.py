@@ -109,8 +109,9 @@ def test_a_tag_waits_for_the_lock_then_fails_naming_it(runs):
         code, out, err = cli(runs, "tag", "outputs/one", "best", HYDRA_LEDGER_LOCK_TIMEOUT_S="1")
         waited = time.monotonic() - started
     assert (code, out) == (1, "")
-    assert err == ("hydra-ledger: cannot lock outputs/one/.ledger/sidecars.lock: another 'hydra-ledger tag', 'untag' or 'note' on this run "
-                   "held it for 1 s; try again once it is done (the lock is released when its process ends)\n")
+    assert err == ("hydra-ledger: cannot lock outputs/one/.ledger/sidecars.lock: another 'hydra-ledger tag', 'untag' "
+                   "or 'note' on this run held it for 1 s; try again once it is done "
+                   "(the lock is released when its process ends)\n")
     assert waited >= 1.0
     assert not (lock.parent / "tags.json").exists()
     assert cli(runs, "tag", "outputs/one", "best") == (0, f"{run_id(runs, 'one')}: tags best\n", "")

@@ -20,10 +20,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-
-import hydra_ledger
 from _faults import SEED_ENV, judge, make_plan, run_trial, seed_from_env
 from conftest import all_at_once, app_env
+
+import hydra_ledger
 
 RUN_STATUSES = {"RUNNING", "COMPLETED", "FAILED"}
 

@@ -56,7 +56,7 @@ def test_dirty_repo_patch_restores_the_tree(make_app, run_app, tmp_path):
     compared = [f for f in tracked if f and (app / f).exists()]
     assert sorted(compared) == sorted(["app.py", "config.yaml", "enabled.yaml", "own_group.yaml", "probe.py",
                                        "hydra/callbacks/probe.yaml", "data.bin", "ünïcode name.txt"])
-    match, mismatch, errors = filecmp.cmpfiles(app, restored, compared, shallow=False)
+    _, mismatch, errors = filecmp.cmpfiles(app, restored, compared, shallow=False)
     assert (mismatch, errors) == ([], [])
     assert not (restored / "explicit.yaml").exists()
 

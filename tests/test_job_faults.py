@@ -226,7 +226,8 @@ def test_a_stopped_job_whose_heartbeat_is_stale_is_running_and_not_resumed(app, 
         printed = captured.out
         assert "to relaunch" not in printed, printed
         assert "left alone: 0 RUNNING" in printed
-        assert captured.err == f"hydra-ledger: job 0 is left alone: its process (pid {job_pid}) still runs on this host\n"
+        assert captured.err == (f"hydra-ledger: job 0 is left alone: its process (pid {job_pid}) "
+                                "still runs on this host\n")
     finally:
         proc.kill()
         proc.communicate()

@@ -5,7 +5,6 @@ import json
 import re
 import shutil
 import time
-from pathlib import Path
 
 import pytest
 from test_notebook_setup import SWEEP_JOBS, notebook  # noqa: F401 - the shared fixture
@@ -160,7 +159,8 @@ def test_log_selects_by_commit_branch_and_debug(in_repo, notebook, capsys):
     assert refs(cli(capsys, "log", "--commit", notebook["exp"][:8], "--debug")[1]) == [b, single]  # that commit
     assert refs(cli(capsys, "log", "--commit", "main..exp")[1]) == [single]
     out = cli(capsys, "log", "outputs")[1]
-    assert out.splitlines()[0].endswith(f"TODO  run {ids['single']}  {hydra_ledger.load_runs('outputs')['path'][0][len(str(repo)) + 1:]}")
+    single_path = hydra_ledger.load_runs("outputs")["path"][0][len(str(repo)) + 1:]
+    assert out.splitlines()[0].endswith(f"TODO  run {ids['single']}  {single_path}")
     assert f"  commit:   {notebook['exp'][:7]} raise lr (clean)\n" in out
     assert "  overrides: seed=7\n" in out
 

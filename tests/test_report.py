@@ -14,8 +14,8 @@ from _cdp import CHROMIUM, NO_CHROMIUM, DevTools
 from conftest import APPS, app_env, commit_all, init_repo
 
 import hydra_ledger
-from hydra_ledger.job.callback import new_id
 from hydra_ledger.cli import main
+from hydra_ledger.job.callback import new_id
 from hydra_ledger.record.files import append_line, write_json_atomic
 from hydra_ledger.record.paths import RunPaths
 from hydra_ledger.record.schema import read_record

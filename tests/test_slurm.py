@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import app_env
 
 import hydra_ledger
-from conftest import app_env
 from hydra_ledger.load.slurm import parse_sacct
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,8 +55,8 @@ class Sweep:
         self.log = app.parent / f"{name}.log"
         with open(self.log, "w") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "app.py", "-m", *SLURM, f"hydra.launcher.partition={partition}", f"hydra.launcher.name={name}",
-                 "hydra.sweep.dir=sweep", *args],
+                [sys.executable, "app.py", "-m", *SLURM, f"hydra.launcher.partition={partition}",
+                 f"hydra.launcher.name={name}", "hydra.sweep.dir=sweep", *args],
                 cwd=app, env=app_env(), stdout=out, stderr=subprocess.STDOUT, text=True,
             )
 
@@ -75,7 +75,8 @@ class Sweep:
                 return value
             if time.monotonic() > deadline:
                 queue = subprocess.run(["squeue", "-n", self.name], capture_output=True, text=True).stdout
-                pytest.fail(f"timed out waiting for {what}\nsqueue:\n{queue}\nlauncher:\n{self.log.read_text()[-3000:]}")
+                launcher = self.log.read_text()[-3000:]
+                pytest.fail(f"timed out waiting for {what}\nsqueue:\n{queue}\nlauncher:\n{launcher}")
             time.sleep(0.5)
 
     def status(self, num: int) -> str | None:
@@ -90,7 +91,8 @@ class Sweep:
 
 
 @pytest.fixture
-def sweep(slurm_cluster: None, make_app: Callable[..., Path], request: pytest.FixtureRequest) -> Iterator[Callable[..., Sweep]]:
+def sweep(slurm_cluster: None, make_app: Callable[..., Path],
+          request: pytest.FixtureRequest) -> Iterator[Callable[..., Sweep]]:
     started: list[Sweep] = []
 
     def _launch(*args: str, partition: str = "debug") -> Sweep:
@@ -244,7 +246,8 @@ def test_preempted_job_is_requeued_and_completes_with_two_attempts(sweep):
     # submitit's own requeue normally wins; on a busy machine Slurm's requeue may come first
     outcomes = [(s["case"], s["outcome"].split(" (")[0]) for s in first["signals"] if s["signal"] == "SIGUSR2"]
     assert outcomes in ([("preempted", "requeued")], [("preempted", "requeued by Slurm")])
-    assert (second["attempt"], second["status"], second["job_id"], second["restart_count"]) == (2, "COMPLETED", job_id, 1)
+    assert (second["attempt"], second["status"], second["job_id"], second["restart_count"]) == (
+        2, "COMPLETED", job_id, 1)
     assert rec["summary"] == {"x2": 10, "attempt": 2}
     assert rec["slurm"]["restart_count"] == 1
 

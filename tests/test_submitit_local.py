@@ -12,8 +12,9 @@ import signal
 import time
 from pathlib import Path
 
-import hydra_ledger
 from conftest import start_app
+
+import hydra_ledger
 
 LOCAL = "hydra/launcher=submitit_local"
 

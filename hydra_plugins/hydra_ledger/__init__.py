@@ -6,7 +6,6 @@ No ``from __future__ import annotations``: Hydra executes plugin modules without
 them to ``sys.modules``, and dataclasses then cannot resolve string annotations.
 """
 from dataclasses import dataclass, field
-from typing import List, Optional
 
 from hydra.core.config_search_path import ConfigSearchPath
 from hydra.core.config_store import ConfigStore
@@ -65,23 +64,23 @@ class LedgerConf:
     untracked_max_bytes: int = 5_000_000
     # More shell-style patterns of untracked files never to copy, matched against the file name
     # and the path relative to the repository root (e.g. ["*.vault", "conf/prod/*"]).
-    untracked_exclude: List[str] = field(default_factory=list)
+    untracked_exclude: list[str] = field(default_factory=list)
     # Secret words: a config key (or override, or environment variable) ending with one of them
     # (or its plural), case-insensitively, has its text value recorded as ***; numbers stay.
     # null means DEFAULT_REDACT_KEYS; [] redacts by name nothing. (Defaults are not spelled out
     # here: Hydra deep-copies this node for every job of a sweep, and long lists cost milliseconds.)
-    redact_keys: Optional[List[str]] = None
+    redact_keys: list[str] | None = None
     # Environment variables recorded (shell-style patterns); all others are left out.
     # null means DEFAULT_ENV_VARS; [] records none.
-    env_vars: Optional[List[str]] = None
+    env_vars: list[str] | None = None
     # Record the versions of installed distributions in .ledger/packages.json.
     packages: bool = True
     # A free-text note and tags recorded on every job of this run or sweep.
-    note: Optional[str] = None
-    tags: List[str] = field(default_factory=list)
+    note: str | None = None
+    tags: list[str] = field(default_factory=list)
     # Config keys whose values are input files or directories: each is fingerprinted
     # (path, size, mtime, content hash; cached per user) into the record's `inputs`.
-    inputs: List[str] = field(default_factory=list)
+    inputs: list[str] = field(default_factory=list)
     # Tee the job's stdout/stderr (file-descriptor level) into .ledger/stdout.log and stderr.log.
     capture_output: bool = False
     # Mark the jobs as debug runs: recorded, but left out of load_runs() unless include_debug=True.

@@ -7,7 +7,7 @@ only Hydra's plugin base classes and ConfigStore.
 """
 import json
 import os
-from typing import Any, List, Optional
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from hydra.plugins.sweeper import Sweeper
@@ -30,14 +30,14 @@ class LedgerResumeSweeper(Sweeper):
             hydra_context=hydra_context, task_function=task_function, config=config
         )
 
-    def sweep(self, arguments: List[str]) -> Any:
+    def sweep(self, arguments: list[str]) -> Any:
         """Launch each run of consecutive job numbers as one batch (parallel launchers run it at
         once); re-raise the first failure at the end, as Hydra's basic sweeper does."""
         jobs = json.loads(os.environ.get(ENV_RESUME_JOBS) or "[]")
         jobs = sorted(jobs, key=lambda job: int(job["num"]))
         extra = list(arguments)
         returns = []
-        first_failure: Optional[Any] = None
+        first_failure: Any | None = None
         for batch in _consecutive(jobs):
             results = self.launcher.launch(
                 [[*job["overrides"], *extra] for job in batch], initial_job_idx=int(batch[0]["num"])
@@ -51,8 +51,8 @@ class LedgerResumeSweeper(Sweeper):
         return returns
 
 
-def _consecutive(jobs: List[Any]) -> List[List[Any]]:
-    batches: List[List[Any]] = []
+def _consecutive(jobs: list[Any]) -> list[list[Any]]:
+    batches: list[list[Any]] = []
     for job in jobs:
         if batches and int(batches[-1][-1]["num"]) + 1 == int(job["num"]):
             batches[-1].append(job)

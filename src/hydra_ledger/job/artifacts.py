@@ -53,7 +53,7 @@ def resolve_in_run(path: str | os.PathLike[str], run_dir: str | os.PathLike[str]
     return target
 
 
-def open(file: str | os.PathLike[str], mode: str = "r", *args: Any, **kwargs: Any) -> IO[Any]:  # noqa: A001
+def open(file: str | os.PathLike[str], mode: str = "r", *args: Any, **kwargs: Any) -> IO[Any]:
     """Open ``file`` inside the current run's output dir (like the built-in ``open``).
 
     Relative paths are relative to the output dir, whatever the cwd; missing parent dirs are

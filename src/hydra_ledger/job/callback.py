@@ -20,21 +20,22 @@ from typing import Any, TypeVar
 
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, OmegaConf
-
-from hydra_plugins.hydra_ledger import DEFAULT_ENV_VARS, DEFAULT_REDACT_KEYS, LedgerConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from hydra_ledger.job import runtime, signals, sweep_interrupt
-from hydra_ledger.record import process_identity
 from hydra_ledger.job.capture.config import resolve_task_config
 from hydra_ledger.job.capture.environment import capture_host, installed_packages
 from hydra_ledger.job.capture.git import capture_git
 from hydra_ledger.job.capture.slurm import capture_slurm
-from hydra_ledger.record.flatten import summarize_return
 from hydra_ledger.job.latest import link_run, link_sweep, template_prefix
-from hydra_ledger.record.lineage import rerun_of, resumed_sweep_record
+from hydra_ledger.job.source_files import defining_file
+from hydra_ledger.job.untracked import save_untracked
+from hydra_ledger.record import process_identity
 from hydra_ledger.record.files import dump_json, remove_stale_temps, write_atomic, write_json_atomic
+from hydra_ledger.record.flatten import summarize_return
+from hydra_ledger.record.lineage import rerun_of, resumed_sweep_record
 from hydra_ledger.record.paths import RunPaths, SweepPaths
+from hydra_ledger.record.redact import Redactor
 from hydra_ledger.record.schema import (
     RUN_SCHEMA,
     SCHEMA_VERSION,
@@ -43,10 +44,8 @@ from hydra_ledger.record.schema import (
     read_heartbeat,
     read_record,
 )
-from hydra_ledger.record.redact import Redactor
-from hydra_ledger.job.source_files import defining_file
 from hydra_ledger.record.sweep_jobs import basic_sweep_jobs, redact_jobs
-from hydra_ledger.job.untracked import save_untracked
+from hydra_plugins.hydra_ledger import DEFAULT_ENV_VARS, DEFAULT_REDACT_KEYS, LedgerConf
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +54,7 @@ _F = TypeVar("_F", bound=Callable[..., None])
 # The options and their defaults come from the plugin's structured config, so that the
 # explicit `_target_: hydra_ledger.LedgerCallback` form (no structured config) behaves the same.
 _OPTIONS: dict[str, Any] = {
-    f.name: f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default  # type: ignore[misc]
+    f.name: f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
     for f in dataclasses.fields(LedgerConf)
     if f.name != "_target_"
 }
@@ -177,8 +176,8 @@ class LedgerCallback(Callback):
             "started_at": runtime.utc_now(),
             "ended_at": None,
             "config_name": kwargs.get("config_name"),
-            "overrides": redactor.overrides(OmegaConf.to_container(hc.overrides.task)),
-            "hydra_overrides": redactor.overrides(OmegaConf.to_container(hc.overrides.hydra)),
+            "overrides": redactor.overrides(_override_texts(hc.overrides.task)),
+            "hydra_overrides": redactor.overrides(_override_texts(hc.overrides.hydra)),
             "launcher": OmegaConf.select(hc, "launcher._target_", throw_on_missing=False),
             "sweeper": OmegaConf.select(hc, "sweeper._target_", throw_on_missing=False),
             "argv": redactor.overrides(sys.argv),
@@ -273,13 +272,13 @@ class LedgerCallback(Callback):
                 "config_name": OmegaConf.select(hc, "job.config_name", default=None),
                 "working_dir": os.getcwd(),
             },
-            "overrides": redactor.overrides(OmegaConf.to_container(hc.overrides.task)),
-            "hydra_overrides": redactor.overrides(OmegaConf.to_container(hc.overrides.hydra)),
+            "overrides": redactor.overrides(_override_texts(hc.overrides.task)),
+            "hydra_overrides": redactor.overrides(_override_texts(hc.overrides.hydra)),
             "launch": _launch_info(hc, task_function, redactor),
             "config": redactor.tree(resolved),
             "missing": missing,
             "unresolved": unresolved,
-            "choices": {str(k): v for k, v in OmegaConf.to_container(hc.runtime.choices).items()},
+            "choices": _choices(hc.runtime.choices),
             "host": host,
             "slurm": slurm,
             "note": self.note,
@@ -474,6 +473,22 @@ def _is_within(path: str, parent: str) -> bool:
 def _script_dir(task_function: Any) -> str | None:
     script = defining_file(task_function)
     return os.path.dirname(script) if script else None
+
+
+def _override_texts(overrides: ListConfig) -> list[str]:
+    """Hydra's ``hydra.overrides.task`` or ``.hydra`` as typed on the command line.
+
+    Unresolved on purpose: iterating the ListConfig would resolve an override such as
+    ``db.password=${oc.env:DB_PASSWORD}`` to the secret itself. Hydra types both as ``List[str]``.
+    """
+    texts = OmegaConf.to_container(overrides, resolve=False)
+    return [str(t) for t in texts] if isinstance(texts, list) else []
+
+
+def _choices(choices: DictConfig) -> dict[str, Any]:
+    """``hydra.runtime.choices`` (config group -> chosen option, None for an unset optional group)."""
+    chosen = OmegaConf.to_container(choices, resolve=False)
+    return {str(k): v for k, v in chosen.items()} if isinstance(chosen, dict) else {}
 
 
 def _launch_info(hc: DictConfig, task_function: Any, redactor: Redactor) -> dict[str, Any]:

@@ -20,8 +20,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from hydra_ledger.job.source_files import format_exception
 from hydra_ledger.record.changes import mark_changed
-from hydra_ledger.record.flatten import flatten
 from hydra_ledger.record.files import (
     append_line,
     dump_json,
@@ -31,10 +31,10 @@ from hydra_ledger.record.files import (
     rewrite_in_place,
     write_atomic,
 )
+from hydra_ledger.record.flatten import flatten
 from hydra_ledger.record.paths import RunPaths
-from hydra_ledger.record.schema import FINAL_STATUSES
 from hydra_ledger.record.redact import Redactor
-from hydra_ledger.job.source_files import format_exception
+from hydra_ledger.record.schema import FINAL_STATUSES
 
 log = logging.getLogger(__name__)
 
@@ -194,8 +194,9 @@ def _shrinking(record: dict[str, Any]) -> Iterator[bytes]:
 # Python runs signal handlers in the main thread, between any two bytecodes: inside a write, or
 # inside threading.Event.set() holding its lock. While the main thread is in such a section, the
 # ledger's SIGTERM handler, the SIGINT handler and the wrapper of submitit's SIGUSR2 handler only
-# note the signal; it is acted upon, by the same handlers, as soon as the section ends. (Blocking with pthread_sigmask would not do: the
-# kernel then hands the signal to another thread, and Python still runs the handler here.)
+# note the signal; it is acted upon, by the same handlers, as soon as the section ends. (Blocking
+# with pthread_sigmask would not do: the kernel then hands the signal to another thread, and Python
+# still runs the handler here.)
 
 _section_depth = 0
 _pending_signals: list[tuple[Any, int, Any]] = []  # (handler, or None for SIGINT; signum; frame)
@@ -393,7 +394,7 @@ def redacted(run: ActiveRun, values: dict[str, Any]) -> dict[str, Any]:
         from hydra_plugins.hydra_ledger import DEFAULT_REDACT_KEYS
 
         redactor = run.redactor = Redactor(DEFAULT_REDACT_KEYS)
-    return redactor.tree(values)
+    return redactor.mapping(values)
 
 
 def log_summary(**values: Any) -> None:

@@ -82,7 +82,7 @@ def rewrite_in_place(path: Path, data: bytes) -> bool:
 def remove_stale_temps(directory: Path) -> list[str]:
     """Delete the temp files left in ``directory`` by writers that were killed mid-write (their
     process is gone, or it is this one between jobs); returns their names. Never raises."""
-    removed = []
+    removed: list[str] = []
     try:
         entries = list(os.scandir(directory))
     except OSError:

@@ -10,7 +10,6 @@ from typing import Any
 
 from hydra_ledger.record.jsonable import to_jsonable
 
-
 # A name two key paths flatten to: (name, [(key path, value)...], the value kept).
 Clash = tuple[str, list[tuple[list[str], Any]], Any]
 
@@ -42,9 +41,10 @@ def flatten(
             if known is None:
                 name = f"{pre}{key}"
             else:
-                name = known.get(key)
-                if name is None:
-                    name = known[key] = f"{pre}{key}"
+                memo = known.get(key)
+                if memo is None:
+                    memo = known[key] = f"{pre}{key}"
+                name = memo
             kind = type(item)
             if kind in _LEAF_TYPES:
                 out[name] = item
@@ -132,7 +132,7 @@ def summarize_return(value: Any) -> dict[str, Any]:
             return {"value": _short_repr(value)}
         try:
             value = tolist()
-        except Exception:
+        except Exception:  # noqa: BLE001 - a failing tolist() is not the job's failure: keep its repr
             return {"value": _short_repr(value)}
     if isinstance(value, (enum.Enum, os.PathLike, bytes, bytearray, _dt.date, _dt.time, _dt.timedelta)):
         return {"value": to_jsonable(value)}  # as in a config: Path -> str, Enum -> name, bytes -> text
@@ -147,6 +147,6 @@ def summarize_return(value: Any) -> dict[str, Any]:
     if callable(item):  # 0-d tensors of other array libraries
         try:
             return {"value": item()}
-        except Exception:
+        except Exception:  # noqa: BLE001 - a failing item() is not the job's failure: keep its repr
             pass
     return {"value": _short_repr(value)}

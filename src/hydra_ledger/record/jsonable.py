@@ -33,13 +33,13 @@ def to_jsonable(value: Any) -> Any:
     if callable(tolist) and hasattr(value, "dtype"):
         try:
             return tolist()
-        except Exception:
+        except Exception:  # noqa: BLE001 - an array type we do not know: fall back to its repr
             pass
     item = getattr(value, "item", None)
     if callable(item) and getattr(value, "ndim", None) == 0:
         try:
             return item()
-        except Exception:
+        except Exception:  # noqa: BLE001 - an array type we do not know: fall back to its repr
             pass
     try:
         return repr(value)

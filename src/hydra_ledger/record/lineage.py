@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ def encode_rerun_of(value: str | dict[int, str]) -> str:
     return json.dumps({str(k): v for k, v in value.items()}, separators=(",", ":"))
 
 
-def rerun_of(job_num: int | None, environ: Any = os.environ) -> str | None:
+def rerun_of(job_num: int | None, environ: Mapping[str, str] = os.environ) -> str | None:
     """Job process: the run id this job reruns, or None for an ordinary job."""
     raw = environ.get(ENV_RERUN_OF)
     if not raw:
@@ -35,7 +36,8 @@ def rerun_of(job_num: int | None, environ: Any = os.environ) -> str | None:
         table = json.loads(raw)
     except ValueError:
         return None
-    return table.get(str(job_num)) if isinstance(table, dict) else None
+    run_id = table.get(str(job_num)) if isinstance(table, dict) else None
+    return run_id if isinstance(run_id, str) else None
 
 
 def resumed_sweep_record(existing: dict[str, Any] | None, new: dict[str, Any], sweep_dir: Path) -> dict[str, Any]:

@@ -106,7 +106,7 @@ class Redactor:
     def tree(self, value: Any) -> Any:
         """Redact a nested config container (dicts and lists)."""
         if isinstance(value, Mapping):
-            return {k: self.value(str(k), v) for k, v in value.items()}
+            return self.mapping(value)
         if isinstance(value, list):
             return [self.tree(v) for v in value]
         if isinstance(value, str):
@@ -124,6 +124,10 @@ class Redactor:
                                  else m[0], val)
             return redact_url(f"{key}={val}")
         return redact_url(text)
+
+    def mapping(self, value: Mapping[str, Any]) -> dict[str, Any]:
+        """Redact a mapping's values by their keys (and nested containers below them)."""
+        return {k: self.value(str(k), v) for k, v in value.items()}
 
     def overrides(self, texts: Iterable[str]) -> list[str]:
         return [self.override(str(t)) for t in texts]

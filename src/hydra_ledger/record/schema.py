@@ -115,7 +115,7 @@ def _check_shape(path: Path | str, record: dict[str, Any]) -> None:
         if type(record.get(name)) in exact:
             continue
         types, value = _FIELD_TYPES[name], record.get(name)
-        if not isinstance(value, types) or isinstance(value, bool) and bool not in types:
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
             raise RecordError(
                 path,
                 f"malformed record: field {name!r} is {_JSON_TYPE_NAMES.get(type(value), type(value).__name__)}, "

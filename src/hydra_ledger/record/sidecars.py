@@ -26,7 +26,6 @@ from hydra_ledger.record.changes import mark_changed
 from hydra_ledger.record.files import MAX_SIDECAR_BYTES, append_line, read_regular_file, write_json_atomic
 from hydra_ledger.record.paths import RunPaths
 
-
 LOCK_TIMEOUT_S = 30.0  # $HYDRA_LEDGER_LOCK_TIMEOUT_S overrides it
 
 

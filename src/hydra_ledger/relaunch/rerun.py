@@ -21,14 +21,14 @@ from typing import Any, Literal
 
 import yaml
 
-from hydra_ledger.relaunch import launch as _launch
-from hydra_ledger.relaunch.config_check import ComposeError, ConfigDiff, compare, compose, override_keys, volatile_keys
 from hydra_ledger.record.flatten import flatten
-from hydra_ledger.relaunch.launch import Code, CodeSource, RerunError, hydra_dir, quote_value, read_yaml
 from hydra_ledger.record.lineage import ENV_RERUN_OF, encode_rerun_of
 from hydra_ledger.record.paths import RunPaths
-from hydra_ledger.record.schema import RecordError, read_record
 from hydra_ledger.record.redact import REDACTED, Redactor
+from hydra_ledger.record.schema import RecordError, read_record
+from hydra_ledger.relaunch import launch as _launch
+from hydra_ledger.relaunch.config_check import ComposeError, ConfigDiff, compare, compose, override_keys, volatile_keys
+from hydra_ledger.relaunch.launch import Code, CodeSource, RerunError, hydra_dir, quote_value, read_yaml
 
 log = logging.getLogger(__name__)
 
@@ -269,7 +269,8 @@ def _compose(plan: RerunPlan, root: Path, args: list[str]) -> tuple[dict[str, An
     for _ in range(20):
         try:
             kept = [a for a in args if override_keys([a])[0] not in removed]
-            return compose([*plan.entry_argv(root), *kept, "hydra.mode=RUN"], plan.working_dir(root), plan.env()), removed
+            argv = [*plan.entry_argv(root), *kept, "hydra.mode=RUN"]
+            return compose(argv, plan.working_dir(root), plan.env()), removed
         except ComposeError as exc:
             fresh = [k for k in exc.removed if k not in removed]
             if plan.code != "current" or not fresh:
@@ -285,7 +286,7 @@ def check_config(plan: RerunPlan, root: Path, config_dir: Path | None) -> Config
     Raises ConfigMismatch (exact code) or RerunError (current code: keys that no longer exist)."""
     composed, removed_overrides = _compose(plan, root, plan.overrides(config_dir, extra=False))
     hdir = hydra_dir(plan.job_dir)
-    ignore = volatile_keys(hdir / "config.yaml" if hdir else None) | set((plan.record.get("unresolved") or {}))
+    ignore = volatile_keys(hdir / "config.yaml" if hdir else None) | set(plan.record.get("unresolved") or {})
     recorded = plan.record.get("config") or {}
     diff = compare(recorded, composed, ignore, redactor=plan.redactor)
     if plan.extra:

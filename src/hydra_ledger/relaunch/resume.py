@@ -19,16 +19,16 @@ from typing import Any
 
 import pandas as pd
 
-from hydra_ledger.relaunch import launch as _launch
-from hydra_ledger.relaunch.launch import Code, CodeSource, RerunError, hydra_dir, quote_value, read_yaml, without
-from hydra_ledger.record.lineage import ENV_RERUN_OF, ENV_RESUME, encode_rerun_of
 from hydra_ledger.load import load_runs, read_records
 from hydra_ledger.load.status import derive_status
-from hydra_ledger.record.process_identity import liveness
+from hydra_ledger.record.lineage import ENV_RERUN_OF, ENV_RESUME, encode_rerun_of
 from hydra_ledger.record.paths import RunPaths, SweepPaths
-from hydra_ledger.record.schema import SWEEP_SCHEMA, RecordError, read_record
+from hydra_ledger.record.process_identity import liveness
 from hydra_ledger.record.redact import REDACTED, Redactor
+from hydra_ledger.record.schema import SWEEP_SCHEMA, RecordError, read_record
 from hydra_ledger.record.sweep_jobs import MISSING
+from hydra_ledger.relaunch import launch as _launch
+from hydra_ledger.relaunch.launch import Code, CodeSource, RerunError, hydra_dir, quote_value, read_yaml, without
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,9 @@ class ResumeResult:
     @property
     def runs(self) -> pd.DataFrame:
         nums = [j.num for j in self.plan.jobs]
-        return self.sweep[self.sweep["job_num"].isin(nums)].reset_index(drop=True)
+        # pandas-stubs types indexing by a boolean mask, and reset_index, as Any
+        rows: pd.DataFrame = self.sweep[self.sweep["job_num"].isin(nums)].reset_index(drop=True)
+        return rows
 
 
 def _hydra_files(sweep_dir: Path, job_dirs: Sequence[Path]) -> list[Path]:

@@ -1,4 +1,7 @@
-"""A small training-like app for the CLI tests: a model group, lr and seed; 'large' fails on seed 1; sleep=S keeps a job running."""
+"""A small training-like app for the CLI tests: a model group, lr and seed.
+
+'large' fails on seed 1; sleep=S keeps a job running.
+"""
 import time
 
 import hydra

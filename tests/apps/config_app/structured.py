@@ -2,7 +2,6 @@
 import enum
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List
 
 import hydra
 from hydra.core.config_store import ConfigStore
@@ -29,7 +28,7 @@ class Train:
     epochs: int = 3
     mode: Mode = Mode.FAST
     data: Path = Path("/data/set")
-    widths: List[int] = field(default_factory=lambda: [8, 16])
+    widths: list[int] = field(default_factory=lambda: [8, 16])
 
 
 @dataclass

@@ -5,9 +5,9 @@ import time
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
+from phases import mark
 
 import hydra_ledger
-from phases import mark
 
 # Hydra 1.4 asks the application to trust the callback targets it instantiates (1.5 will
 # require it); Hydra 1.3 has no such list and wants version_base instead.

@@ -10,7 +10,7 @@ class Probe(Callback):
         value = job_return._return_value
         try:
             text = repr(value)
-        except Exception:
+        except Exception:  # noqa: BLE001 - the returns under test include a broken __repr__
             text = "<repr() failed>"
         out = {"status": job_return.status.name, "return": text}
         Path(config.hydra.runtime.output_dir, "probe.json").write_text(json.dumps(out))

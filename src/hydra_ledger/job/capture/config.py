@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, Node, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
 MISSING = "???"
@@ -17,7 +17,7 @@ def resolve_task_config(config: DictConfig) -> tuple[dict[str, Any], list[str], 
     ``unresolved`` maps its dotted key to the error.
     """
     unresolved: dict[str, str] = {}
-    resolved = {str(k): _resolve(config, k, str(k), unresolved) for k in config.keys() if k != "hydra"}
+    resolved = {str(k): _resolve(config, k, str(k), unresolved) for k in config if k != "hydra"}
     missing: list[str] = []
     _find_missing(resolved, "", missing)
     return resolved, missing, unresolved
@@ -32,7 +32,7 @@ def _resolve(parent: DictConfig | ListConfig, key: Any, dotted: str, unresolved:
     except Exception as exc:  # noqa: BLE001 - e.g. ${oc.env:UNSET} or a resolver that raised
         unresolved[dotted] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else exc!r}"
         node = parent._get_node(key)
-        return node._value() if node is not None else None
+        return node._value() if isinstance(node, Node) else None
     if not isinstance(value, (DictConfig, ListConfig)):
         return value
     if value._is_missing():
@@ -43,7 +43,7 @@ def _resolve(parent: DictConfig | ListConfig, key: Any, dotted: str, unresolved:
         return OmegaConf.to_container(value, resolve=True)
     except Exception:  # noqa: BLE001 - some leaf fails: resolve key by key to find it
         if isinstance(value, DictConfig):
-            return {str(k): _resolve(value, k, f"{dotted}.{k}", unresolved) for k in value.keys()}
+            return {str(k): _resolve(value, k, f"{dotted}.{k!s}", unresolved) for k in value}
         return [_resolve(value, i, f"{dotted}.{i}", unresolved) for i in range(len(value))]
 
 

@@ -39,8 +39,7 @@ def _git(root: Path, *args: str, max_bytes: int | None = None) -> bytes:
     env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"}  # status must not take index.lock
     proc = subprocess.run(
         ["git", "-C", str(root), *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        capture_output=True,
         env=env,
         timeout=_GIT_TIMEOUT_S,
         check=False,
@@ -58,7 +57,8 @@ def capture_git(
     """Return ``(git_info, patch)`` for the repo containing ``start``.
 
     ``exclude`` names output dirs (``outputs/``, ``multirun/``, the job's own dir), left
-    out of the untracked list, which would otherwise list every earlier run's files. ``patch`` is the binary-safe diff of the work tree and index against HEAD
+    out of the untracked list, which would otherwise list every earlier run's files.
+    ``patch`` is the binary-safe diff of the work tree and index against HEAD
     (``git apply`` restores it), or None when clean, too large, or unavailable.
     """
     root = find_repo_root(start)
