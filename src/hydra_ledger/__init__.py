@@ -7,10 +7,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from hydra_ledger._version import __version__
 from hydra_ledger.errors import LedgerError, LedgerWarning
 from hydra_ledger.job.runtime import log_metrics, log_summary, run_dir
-
-__version__ = "0.1.0"
 
 # Hydra >= 1.4 warns when it instantiates a callback whose target no execution whitelist
 # names, and 1.5 will refuse; only the application can grant that trust (a plugin cannot):
@@ -20,8 +19,8 @@ EXECUTION_WHITELIST = ("hydra_ledger.LedgerCallback",)
 # `open` (hydra_ledger.open("model.pt", "wb")) is public but left out of __all__, so that
 # `from hydra_ledger import *` never shadows the builtin.
 __all__ = [
-    "ConfigMismatch",
     "EXECUTION_WHITELIST",
+    "ConfigMismatch",
     "LedgerCallback",
     "LedgerError",
     "LedgerLoadWarning",
@@ -43,14 +42,15 @@ _LAZY = {"LedgerCallback": "hydra_ledger.job.callback",  # imports Hydra: not ne
          # modules named apart from their functions: importing a submodule binds its name here
          "open": "hydra_ledger.job.artifacts",  # hydra_ledger.open("model.pt", "wb"): inside the run's dir
          "rerun": "hydra_ledger.relaunch.rerun", "resume": "hydra_ledger.relaunch.resume",
-         "RerunError": "hydra_ledger.relaunch.launch", "LedgerLoadWarning": "hydra_ledger.record.schema", "ConfigMismatch": "hydra_ledger.relaunch.rerun"}
+         "RerunError": "hydra_ledger.relaunch.launch", "ConfigMismatch": "hydra_ledger.relaunch.rerun",
+         "LedgerLoadWarning": "hydra_ledger.record.schema"}
 
 if TYPE_CHECKING:
     from hydra_ledger.job.artifacts import open as open  # re-exported, kept out of __all__ (see above)
     from hydra_ledger.job.callback import LedgerCallback
-    from hydra_ledger.relaunch.launch import RerunError
     from hydra_ledger.load import load_metrics, load_runs, only_changed
     from hydra_ledger.record.schema import LedgerLoadWarning
+    from hydra_ledger.relaunch.launch import RerunError
     from hydra_ledger.relaunch.rerun import ConfigMismatch, rerun
     from hydra_ledger.relaunch.resume import resume
 

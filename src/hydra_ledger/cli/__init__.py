@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Example: hydra-ledger ls multirun --where \"status == 'COMPLETED'\"",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    from hydra_ledger import __version__
+    from hydra_ledger._version import __version__
 
     parser.add_argument("--version", action="version", version=f"hydra-ledger {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")

@@ -124,7 +124,7 @@ def duration(seconds: Any) -> str:
     seconds = float(seconds)
     if seconds < 60:
         return f"{seconds:.1f}s"
-    minutes, secs = divmod(int(round(seconds)), 60)
+    minutes, secs = divmod(round(float(seconds)), 60)
     if minutes < 60:
         return f"{minutes}m{secs:02d}s"
     hours, minutes = divmod(minutes, 60)
@@ -182,7 +182,7 @@ def _cells(column: pd.Series, show: Any) -> list[str]:
 def _plain_cells(column: pd.Series) -> list[Any]:
     """:func:`plain` of each cell, typed columns in one pass of their own."""
     dtype = column.dtype
-    if dtype == object:
+    if pd.api.types.is_object_dtype(dtype):
         return [plain(v) for v in column.tolist()]
     if pd.api.types.is_float_dtype(dtype):
         return [None if v != v else (str(v) if v in (math.inf, -math.inf) else v) for v in column.tolist()]

@@ -133,7 +133,7 @@ def _mean_std_text(table: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _pm(mean: float, std: float) -> str:
+def _pm(mean: Any, std: Any) -> str:  # floats, or NaN/NA where a group had none
     if pd.isna(mean):
         return ""
     if pd.isna(std):

@@ -26,7 +26,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("sweep_dir", metavar="SWEEP_DIR", help="the sweep dir (holding .ledger/sweep.json)")
-    parser.add_argument("overrides", nargs=argparse.REMAINDER, metavar="-- OVERRIDE", help="extra overrides for every job, after --")
+    parser.add_argument("overrides", nargs=argparse.REMAINDER, metavar="-- OVERRIDE",
+                        help="extra overrides for every job, after --")
     _add_options(parser)
     parser.set_defaults(func=run)
 

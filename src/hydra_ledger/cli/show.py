@@ -53,10 +53,10 @@ def resolve(arg: str, roots: list[str]) -> tuple[Any, dict[str, Any]]:
 
 def details(paths: Any, record: dict[str, Any]) -> dict[str, Any]:
     """What ``show`` adds to the record: live status, tags, notes, last metric values, file paths."""
-    from hydra_ledger.record.sidecars import annotate, read_notes
-    from hydra_ledger.load.status import derive_status
-
     import time
+
+    from hydra_ledger.load.status import derive_status
+    from hydra_ledger.record.sidecars import annotate, read_notes
 
     tags, _ = annotate(record, paths)
     return {
@@ -107,7 +107,7 @@ def files(paths: Any, record: dict[str, Any]) -> dict[str, str]:
     found = {"record": str(paths.record)}
     for name, path in (("metrics", paths.metrics), ("patch", paths.patch), ("packages", paths.packages),
                        ("captured stdout", paths.stdout), ("captured stderr", paths.stderr),
-                       ("hydra config", paths.job_dir / ".hydra" / "config.yaml")):
+                       ("hydra config", paths.hydra_dir / "config.yaml")):
         if path.exists():
             found[name] = str(path)
     for log in sorted(paths.job_dir.glob("*.log")):

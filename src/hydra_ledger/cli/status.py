@@ -12,8 +12,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hydra_ledger.cli._output import (FORMATS, add_format_option, colour, dumps_json, duration, plain, printable, render,
-                                      use_colour)
+from hydra_ledger.cli._output import (
+    FORMATS,
+    add_format_option,
+    colour,
+    dumps_json,
+    duration,
+    plain,
+    printable,
+    render,
+    use_colour,
+)
 from hydra_ledger.cli._runs import load_frame_and_missing, relative
 from hydra_ledger.record.paths import SweepPaths
 from hydra_ledger.record.schema import PROBLEM_STATUSES, STATUSES
@@ -151,8 +160,10 @@ def run(args: argparse.Namespace) -> int:
         if entry.get("missing"):
             nums = ", ".join(str(job["num"]) for job in entry["missing"])
             # resume needs one recorded job (its entry point); with none, the sweep's command is the way
-            fix = (printable("hydra-ledger resume " + shlex.quote(entry["sweep"])) if entry["total"] > len(entry["missing"])
-                   else f"run the sweep's command again (argv in {printable(relative(SweepPaths(entry['sweep']).record))})")
+            argv_file = printable(relative(SweepPaths(entry["sweep"]).record))
+            fix = (printable("hydra-ledger resume " + shlex.quote(entry["sweep"]))
+                   if entry["total"] > len(entry["missing"])
+                   else f"run the sweep's command again (argv in {argv_file})")
             print(f"  {colour(MISSING, 'red', coloured)}  job{'s' if len(entry['missing']) > 1 else ''} {nums} never "
                   f"started and never will (the sweep's launcher is gone): {fix}")
     return 0

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import argparse
 
-from hydra_ledger.record import sidecars
 from hydra_ledger.cli import CommandError
 from hydra_ledger.cli._output import printable
 from hydra_ledger.cli.show import add_run_argument, resolve
+from hydra_ledger.record import sidecars
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

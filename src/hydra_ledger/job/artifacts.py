@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from hydra_ledger.errors import LedgerError
-from hydra_ledger.record.paths import LEDGER_DIR
+from hydra_ledger.record.paths import HYDRA_DIR, LEDGER_DIR
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +23,6 @@ log = logging.getLogger(__name__)
 MAX_FILES = 10_000
 # File systems with coarse timestamps (FAT: 2 s) may date a file written at start a bit earlier.
 _MTIME_SLACK_S = 2.0
-_HYDRA_DIR = ".hydra"
 _WRITE_MODES = frozenset("wax+")
 
 
@@ -45,7 +44,7 @@ def resolve_in_run(path: str | os.PathLike[str], run_dir: str | os.PathLike[str]
             "give a path inside it, e.g. hydra_ledger.open('model.pt', 'wb')"
         )
     relative = target.relative_to(root)
-    if relative.parts[0] in (LEDGER_DIR, _HYDRA_DIR):
+    if relative.parts[0] in (LEDGER_DIR, HYDRA_DIR):
         raise ArtifactPathError(
             f"hydra_ledger.open: {os.fspath(path)!r} is inside {relative.parts[0]}/, which Hydra and "
             "hydra-ledger own; choose another name"
@@ -83,7 +82,7 @@ def list_artifacts(job_dir: str | os.PathLike[str], since: float | None, hash_ma
     found: list[dict[str, Any]] = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames
-                             if d not in (LEDGER_DIR, _HYDRA_DIR) and not _is_job_dir(os.path.join(dirpath, d)))
+                             if d not in (LEDGER_DIR, HYDRA_DIR) and not _is_job_dir(os.path.join(dirpath, d)))
         for name in sorted(filenames):
             full = os.path.join(dirpath, name)
             rel = os.path.relpath(full, root).replace(os.sep, "/")
@@ -110,7 +109,7 @@ def list_artifacts(job_dir: str | os.PathLike[str], since: float | None, hash_ma
 
 
 def _is_job_dir(path: str) -> bool:
-    return os.path.isdir(os.path.join(path, LEDGER_DIR)) or os.path.isdir(os.path.join(path, _HYDRA_DIR))
+    return os.path.isdir(os.path.join(path, LEDGER_DIR)) or os.path.isdir(os.path.join(path, HYDRA_DIR))
 
 
 def record_artifacts(record: dict[str, Any], job_dir: str | os.PathLike[str], job_name: str | None,

@@ -522,6 +522,6 @@ def _packages_json() -> bytes:
 
 @functools.lru_cache(maxsize=1)
 def _version() -> str:
-    from hydra_ledger import __version__
+    from hydra_ledger._version import __version__
 
     return __version__

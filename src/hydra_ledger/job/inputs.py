@@ -19,11 +19,12 @@ import json
 import logging
 import os
 import socket
-import threading
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
+
+from hydra_ledger.record.files import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -95,17 +96,7 @@ def _read_entry(entry: Path, identity: Mapping[str, Any]) -> str | None:
 
 
 def _write_entry(entry: Path, identity: Mapping[str, Any], value: str) -> None:
-    entry.parent.mkdir(parents=True, exist_ok=True)
-    tmp = entry.with_name(f".{entry.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    try:
-        tmp.write_text(json.dumps({**identity, "hash": value}))
-        os.replace(tmp, entry)
-    except OSError:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
-        raise
+    write_atomic(entry, json.dumps({**identity, "hash": value}).encode())
 
 
 def hash_file(path: str | os.PathLike[str], stats: HashStats | None = None,

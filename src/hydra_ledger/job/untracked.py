@@ -16,12 +16,13 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from hydra_ledger.record.paths import HYDRA_DIR, LEDGER_DIR
 from hydra_ledger.record.redact import Redactor
 
 log = logging.getLogger(__name__)
 
 _SKIPPED_SUFFIXES = (".pyc", ".pyo")
-_SKIPPED_PARTS = frozenset({"__pycache__", ".ledger", ".hydra"})
+_SKIPPED_PARTS = frozenset({"__pycache__", LEDGER_DIR, HYDRA_DIR})
 # File names (lower-cased) that hold secrets by convention: dotenv files, TLS/SSH keys, key stores,
 # cloud and registry credentials, client configs that keep passwords (netrc, pgpass, pypirc, kubeconfig,
 # Django's local_settings).

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
+from hydra_ledger.load.rows import BASE_COLUMNS, GROUPS
 from hydra_ledger.load.walk import Progress, default_roots
 from hydra_ledger.record.files import MAX_METRICS_BYTES, read_regular_file
 from hydra_ledger.record.paths import RunPaths
@@ -27,7 +28,6 @@ from hydra_ledger.record.schema import (
     read_record,
     unreadable,
 )
-from hydra_ledger.load.rows import BASE_COLUMNS, GROUPS
 
 Errors = Literal["warn", "raise", "ignore"]
 

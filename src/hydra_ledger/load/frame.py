@@ -20,9 +20,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hydra_ledger.load import slurm, walk
-from hydra_ledger.load.where import choose, referenced
 from hydra_ledger.load.encode import HB, JSON_TYPE, LAYOUT, TIME_COLUMNS, concat, no_gc
 from hydra_ledger.load.index import RootIndex
+from hydra_ledger.load.where import choose, referenced
 from hydra_ledger.record.files import loads
 from hydra_ledger.record.paths import LEDGER_DIR, RunPaths
 from hydra_ledger.record.schema import STATUSES, RecordError
@@ -160,7 +160,8 @@ def sweep_candidates(indexes: Sequence[RootIndex], started: dict[str, set[int]],
     return out
 
 
-def refine(indexes: Sequence[RootIndex], table: pa.Table, statuses: list[Any]) -> tuple[dict[int, str], list[dict[str, Any]]]:
+def refine(indexes: Sequence[RootIndex], table: pa.Table,
+           statuses: list[Any]) -> tuple[dict[int, str], list[dict[str, Any]]]:
     """sacct's verdict on in-doubt rows (``{row: Slurm state}``, statuses updated in place) and PENDING rows."""
     started: dict[str, set[int]] = {}
     memo: dict[str, str] = {}
@@ -434,7 +435,7 @@ def _from_native(taken: pa.Array, kind: type, has_missing: bool, pend: list[Any]
         values = taken.to_numpy(zero_copy_only=False)
     else:
         encoded = taken.dictionary_encode()
-        unique = np.array(encoded.dictionary.to_pylist() + [None], dtype=object)
+        unique = np.array([*encoded.dictionary.to_pylist(), None], dtype=object)
         values = unique[encoded.indices.fill_null(len(unique) - 1).to_numpy(zero_copy_only=False)]
     if pend:
         values = np.concatenate([values, np.array(pend, dtype=object)])

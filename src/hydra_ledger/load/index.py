@@ -25,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import threading
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -40,7 +39,8 @@ import pyarrow.compute as pc
 
 from hydra_ledger.errors import LedgerWarning
 from hydra_ledger.load import walk
-from hydra_ledger.load.encode import REL, SIG, RACY, LAYOUT, INTERNAL, encode_rows, concat, no_gc
+from hydra_ledger.load.encode import INTERNAL, LAYOUT, RACY, REL, SIG, concat, encode_rows, no_gc
+from hydra_ledger.record.files import replacing
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ def _empty_table() -> pa.Table:
 
 
 def code_fingerprint() -> str:
-    from hydra_ledger import __version__
+    from hydra_ledger._version import __version__
 
     digest = hashlib.sha256(f"{INDEX_FORMAT}:{__version__}".encode())
     here = Path(__file__).parent.parent  # the package's root: _CODE names files under it
@@ -156,19 +156,12 @@ def write_index(path: Path, index: RootIndex, fingerprint: str) -> None:
     table = index.table.replace_schema_metadata({META_KEY: orjson.dumps(meta)})
     if table.num_columns * (table.column(0).num_chunks if table.num_columns else 0) > _MAX_BUFFERS:
         table = table.combine_chunks()
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(
+        with replacing(path) as tmp, pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(
                 sink, table.schema, options=pa.ipc.IpcWriteOptions(compression="lz4")) as writer:
             writer.write_table(table)
-        os.replace(tmp, path)
     except OSError as exc:
         log.info("hydra-ledger: cannot write the index %s (%s): loading from memory", path, exc)
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
 
 
 def _under(rel: str, prefixes: set[str]) -> bool:
@@ -194,7 +187,7 @@ def update(root: str, prior: RootIndex | None, now: float,
         doubt = pc.or_(pc.fill_null(table.column(RACY), True), pc.equal(table.column("status"), "RUNNING"))
         positions = np.flatnonzero(pc.fill_null(doubt, True).to_numpy(zero_copy_only=False))
         untrusted.update(table.column(REL).take(pa.array(positions, pa.int64())).to_pylist())
-    if not table.num_rows and not prior.broken and not prior.dirs:  # nothing indexed yet: walk and read in worker processes
+    if not table.num_rows and not prior.broken and not prior.dirs:  # nothing indexed: walk, read in worker processes
         scan, chunks, ordered = walk.cold_scan(root, now, progress)
     else:
         scan = walk.walk(root, prior.dirs, known, untrusted, int(now * 1e9))
@@ -214,10 +207,7 @@ def update(root: str, prior: RootIndex | None, now: float,
             ids = remap[t.column(LAYOUT).to_numpy()]
             t = t.set_column(t.column_names.index(LAYOUT), LAYOUT, pa.array(ids, pa.int32()))
         parts.append(t)
-    if chunks:
-        table = concat(parts) if ordered else _in_walk_order(parts)
-    else:
-        table = parts[0]
+    table = (concat(parts) if ordered else _in_walk_order(parts)) if chunks else parts[0]
     broken = {rel: v for rel, v in prior.broken.items() if rel not in dropped}
     warned = {rel: v for rel, v in prior.warned.items() if rel not in dropped}
     for chunk in chunks:

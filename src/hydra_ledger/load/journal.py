@@ -118,14 +118,13 @@ def _git(job: Job) -> dict[str, Any]:
 
 def collect(roots: Sequence[str | os.PathLike[str]], include_debug: bool = False) -> list[Entry]:
     """The log's entries for every record under ``roots``, oldest first."""
-    from hydra_ledger.load import slurm
-    from hydra_ledger.record import sidecars
-    from hydra_ledger.load import read_records
-    from hydra_ledger.load.status import derive_status
-    from hydra_ledger.load.rows import sweep_dir_of
-    from hydra_ledger.record.sweep_jobs import missing_jobs
-
     import time
+
+    from hydra_ledger.load import read_records, slurm
+    from hydra_ledger.load.rows import sweep_dir_of
+    from hydra_ledger.load.status import derive_status
+    from hydra_ledger.record import sidecars
+    from hydra_ledger.record.sweep_jobs import missing_jobs
 
     now = time.time()
     sweeps: dict[str, Entry] = {}

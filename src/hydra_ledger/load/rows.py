@@ -9,10 +9,10 @@ from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
+from hydra_ledger.load.status import recorded_status
 from hydra_ledger.record.flatten import flatten
 from hydra_ledger.record.paths import LEDGER_DIR, RunPaths
 from hydra_ledger.record.sidecars import annotate
-from hydra_ledger.load.status import recorded_status
 
 BASE_COLUMNS = ["run_id", "path", "sweep", "job_num", "status", "started_at", "ended_at", "duration_s", "overrides"]
 # Column groups after the base columns, in this order.
@@ -24,7 +24,8 @@ _NAMES: dict[str, dict[Any, str]] = {}
 _NAMES_MAX = 100_000
 
 
-def record_to_row(record: Mapping[str, Any], job_dir: str, ledger_names: Collection[str] | None = None) -> dict[str, Any]:
+def record_to_row(record: Mapping[str, Any], job_dir: str,
+                  ledger_names: Collection[str] | None = None) -> dict[str, Any]:
     """One row as indexed: base columns, then ``cfg.``, ``choice.``, ``summary.`` ... prefixed groups.
 
     ``job_dir``: absolute, a plain string (this runs once per record on a cold load, where

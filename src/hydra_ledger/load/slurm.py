@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from hydra_ledger.record.paths import LEDGER_DIR, SweepPaths
+from hydra_ledger.record.paths import HYDRA_DIR, LEDGER_DIR, RunPaths, SweepPaths
 from hydra_ledger.record.schema import STATUSES, SWEEP_SCHEMA, RecordError, read_record
 
 log = logging.getLogger(__name__)
@@ -206,7 +206,8 @@ def _key(path: str | os.PathLike[str]) -> str:
     return os.path.realpath(path)
 
 
-def _sweep_records(started: Mapping[str, set[int]], roots: Iterable[str | os.PathLike[str]]) -> Iterable[tuple[Path, dict[str, Any]]]:
+def _sweep_records(started: Mapping[str, set[int]],
+                   roots: Iterable[str | os.PathLike[str]]) -> Iterable[tuple[Path, dict[str, Any]]]:
     """Sweep records in the loaded rows' sweep dirs, and in the roots down to two levels
     (``multirun/<date>/<time>``, Hydra's default), where a sweep with no started job lives."""
     candidates: dict[str, Path] = {key: Path(key) for key in started}
@@ -234,7 +235,7 @@ def _dirs(root: Path, depth: int) -> Iterable[Path]:
     except OSError:
         return
     for entry in children:
-        if entry.name not in (LEDGER_DIR, ".hydra", SUBMITIT_DIR) and not (Path(entry.path, LEDGER_DIR, "run.json")).exists():
+        if entry.name not in (LEDGER_DIR, HYDRA_DIR, SUBMITIT_DIR) and not RunPaths(entry.path).record.exists():
             yield from _dirs(Path(entry.path), depth - 1)
 
 

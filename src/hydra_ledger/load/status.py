@@ -83,5 +83,6 @@ def gave_up_at_time_out(record: Mapping[str, Any]) -> bool:
     """Whether submitit's last word on this attempt was "timed out, not requeued": the job then
     ends at its time limit, even when its error never reached the task (a task that catches
     every Exception, or the error raised inside a logging call, which swallows it)."""
-    usr = [s for s in record.get("signals") or () if isinstance(s, dict) and str(s.get("signal", "")).startswith("SIGUSR")]
+    usr = [s for s in record.get("signals") or ()
+           if isinstance(s, dict) and str(s.get("signal", "")).startswith("SIGUSR")]
     return bool(usr) and usr[-1].get("case") == "timed-out" and str(usr[-1].get("outcome", "")).startswith(NOT_REQUEUED)

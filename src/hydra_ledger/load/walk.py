@@ -15,12 +15,12 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from hydra_ledger.record import files as _files
-from hydra_ledger.record.files import MAX_SIDECAR_BYTES, read_regular_file, unreadable_problem
-from hydra_ledger.record.paths import LEDGER_DIR, RunPaths, SweepPaths
-from hydra_ledger.record.schema import SWEEP_SCHEMA, RecordError, parse_record, side_file_message, unreadable
 from hydra_ledger.load.rows import record_to_row
 from hydra_ledger.load.status import heartbeat_of
+from hydra_ledger.record import files as _files
+from hydra_ledger.record.files import MAX_SIDECAR_BYTES, read_regular_file, unreadable_problem
+from hydra_ledger.record.paths import HYDRA_DIR, LEDGER_DIR, RunPaths, SweepPaths
+from hydra_ledger.record.schema import SWEEP_SCHEMA, RecordError, parse_record, side_file_message, unreadable
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ def default_roots() -> list[str]:
 Progress = Callable[[Iterable[Any], int], Iterable[Any]]
 
 # Directories never holding job records (the same as the plain walk's).
-SKIP_DIRS = frozenset({LEDGER_DIR, ".hydra", ".submitit", ".git", "__pycache__", "node_modules", ".venv"})
+SKIP_DIRS = frozenset({LEDGER_DIR, HYDRA_DIR, ".submitit", ".git", "__pycache__", "node_modules", ".venv"})
 # Modification times this close to the moment they were read may hide a later change made in
 # the same clock tick (NFS and some filesystems keep whole seconds; FAT two): such a dir or
 # record is looked at again by the next load, like git's "racily clean" index entries.

@@ -6,11 +6,13 @@ Readers take in regular files only, up to a cap, so a FIFO or ``/dev/zero`` neve
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import itertools
 import json
 import os
 import stat as _stat
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,13 +41,14 @@ def temp_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}-{next(_temp_numbers)}.tmp")
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` so that readers see the old or the new file, never half."""
+@contextlib.contextmanager
+def replacing(path: Path) -> Iterator[Path]:
+    """A temp file beside ``path`` to write, then moved over ``path`` in one ``os.replace``: readers
+    see the old or the new file, never half. On an error the temp file is removed and the error raised."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_name(path)
     try:
-        with open(tmp, "wb") as f:
-            f.write(data)
+        yield tmp
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -53,6 +56,12 @@ def write_atomic(path: Path, data: bytes) -> None:
         except OSError:
             pass
         raise
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` so that readers see the old or the new file, never half."""
+    with replacing(path) as tmp, open(tmp, "wb") as f:
+        f.write(data)
 
 
 def padded(data: bytes, reserve: int = RECORD_RESERVE_BYTES) -> bytes:

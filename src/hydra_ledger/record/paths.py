@@ -9,6 +9,9 @@ import os
 from pathlib import Path
 
 LEDGER_DIR = ".ledger"
+# Hydra's own record of a job (config.yaml, hydra.yaml, overrides.yaml), at its default
+# ``hydra.output_subdir``; :func:`hydra_ledger.relaunch.launch.hydra_dir` finds a renamed one.
+HYDRA_DIR = ".hydra"
 
 
 class RunPaths:
@@ -43,6 +46,11 @@ class RunPaths:
     @property
     def record(self) -> Path:
         return self.ledger_dir / self.RECORD
+
+    @property
+    def hydra_dir(self) -> Path:
+        """Hydra's ``.hydra`` dir of the job, at its default name."""
+        return self.job_dir / HYDRA_DIR
 
     @property
     def heartbeat(self) -> Path:

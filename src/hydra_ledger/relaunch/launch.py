@@ -56,7 +56,7 @@ def read_yaml(path: Path, *, required: bool = True) -> Any:
 
 def hydra_dir(job_dir: Path) -> Path | None:
     """Hydra's ``.hydra`` dir of a job (or a renamed ``hydra.output_subdir``), None when absent."""
-    default = job_dir / ".hydra"
+    default = RunPaths(job_dir).hydra_dir
     if (default / "hydra.yaml").is_file():
         return default
     if not job_dir.is_dir():

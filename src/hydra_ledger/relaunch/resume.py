@@ -113,7 +113,7 @@ class ResumeResult:
 
 def _hydra_files(sweep_dir: Path, job_dirs: Sequence[Path]) -> list[Path]:
     """Where Hydra saved the sweep's hydra config: ``multirun.yaml``, then each job's ``hydra.yaml``."""
-    return [sweep_dir / "multirun.yaml", *[(hydra_dir(d) or d / ".hydra") / "hydra.yaml" for d in job_dirs]]
+    return [sweep_dir / "multirun.yaml", *[(hydra_dir(d) or RunPaths(d).hydra_dir) / "hydra.yaml" for d in job_dirs]]
 
 
 def _hydra_overrides(sweep: Mapping[str, Any], hydra_files: Sequence[Path]) -> list[str]:
@@ -207,7 +207,7 @@ def plan_resume(
             if status not in RESUMABLE and not status.startswith("PREEMPTED ("):
                 skipped[num] = status
                 continue
-            saved = read_yaml((hydra_dir(job_dir) or job_dir / ".hydra") / "overrides.yaml", required=False)
+            saved = read_yaml((hydra_dir(job_dir) or RunPaths(job_dir).hydra_dir) / "overrides.yaml", required=False)
             job_overrides = [str(o) for o in saved] if isinstance(saved, list) else job_list.get(
                 num, [str(o) for o in record.get("overrides") or []])
             jobs.append(ResumeJob(num, status, job_overrides, str(record.get("run_id"))))

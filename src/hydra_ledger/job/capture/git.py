@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra_ledger.errors import LedgerError
-from hydra_ledger.record.paths import LEDGER_DIR
+from hydra_ledger.record.paths import HYDRA_DIR, LEDGER_DIR
 from hydra_ledger.record.redact import redact_url
 
 UNTRACKED_LIMIT = 1000
@@ -101,7 +101,7 @@ def capture_git(
 
 # Entries that mark their directory as Hydra output: a job dir (.hydra/, .ledger/) or a sweep
 # dir (multirun.yaml, optuna's optimization_results.yaml).
-_OUTPUT_MARKERS = frozenset({".hydra", LEDGER_DIR, "multirun.yaml", "optimization_results.yaml"})
+_OUTPUT_MARKERS = frozenset({HYDRA_DIR, LEDGER_DIR, "multirun.yaml", "optimization_results.yaml"})
 
 
 def _drop_hydra_outputs(root: Path, untracked: list[str]) -> list[str]:
