@@ -334,3 +334,28 @@ def test_record_larger_than_the_cap_is_skipped_unread(sweep, monkeypatch):
         f"hydra-ledger: cannot read record {bad}: larger than a record can be ({bad.stat().st_size:,} bytes, "
         f"the cap is {cap:,}) — skipped; is it a job's record? Move it out of the run tree"]
     assert frame["job_num"].tolist() == [0, 2]
+
+
+def test_the_shape_check_agrees_with_the_documented_record_fields():
+    """The loader checks the JSON types of a record's fields: the same types RunRecord declares."""
+    import types
+    import typing
+
+    from hydra_ledger.record.schema import _FIELD_TYPES, RunRecord
+
+    declared = typing.get_type_hints(RunRecord)
+
+    def json_kinds(annotation):
+        kinds = set()
+        union = typing.get_origin(annotation) in (typing.Union, types.UnionType)
+        for part in typing.get_args(annotation) if union else [annotation]:
+            if part is type(None):
+                continue
+            origin = typing.get_origin(part) or part
+            kinds |= {dict} if origin is dict or typing.is_typeddict(origin) else {int, float} if origin is float \
+                else {origin}
+        return kinds
+
+    for name, checked in _FIELD_TYPES.items():
+        assert name in declared, f"RunRecord does not declare {name!r}, which the loader checks"
+        assert json_kinds(declared[name]) == set(checked), (name, declared[name], checked)

@@ -1,4 +1,4 @@
-"""Loading runs for the commands (through the index, as load_runs) and selecting them: ``--where``, ``--columns``."""
+"""Loading runs for the commands, through the loader, and naming their columns on the command line."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -9,19 +9,20 @@ import pandas as pd
 
 from hydra_ledger.cli import CommandError
 from hydra_ledger.cli._output import progress
+from hydra_ledger.load.walk import Progress
 from hydra_ledger.load.where import suggest
 
 
 def load_frame(paths: Sequence[str], *, include_debug: bool = False, tags: Sequence[str] = (),
                columns: Sequence[str] | None = None, optional: Sequence[str] = (),
                show_progress: bool = False) -> pd.DataFrame:
-    """The runs under ``paths`` as ``load_runs`` gives them (it is called), with a progress bar
-    on a terminal while a long (unindexed) load reads records when ``show_progress``.
+    """The runs under ``paths``, loaded as ``load_runs`` loads them, with a progress bar on a
+    terminal while a long (unindexed) load reads records when ``show_progress``.
     ``columns``: only these (names or globs; None: all), plus those of ``optional`` that exist."""
     from hydra_ledger.load import load_table
 
     return load_table(paths, include_debug=include_debug, tags=tags or None, columns=columns, optional=optional,
-                 progress=_bar(show_progress))[0]
+                      progress=_bar(show_progress))[0]
 
 
 def load_frame_and_missing(paths: Sequence[str], *, include_debug: bool = False,
@@ -34,7 +35,7 @@ def load_frame_and_missing(paths: Sequence[str], *, include_debug: bool = False,
                                  progress=_bar(show_progress))
 
 
-def _bar(show: bool) -> Any:
+def _bar(show: bool) -> Progress | None:
     """A progress bar for the records read in worker processes (a long load worth a bar), or None."""
     if not show:
         return None

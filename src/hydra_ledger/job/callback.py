@@ -41,6 +41,8 @@ from hydra_ledger.record.schema import (
     SCHEMA_VERSION,
     SWEEP_SCHEMA,
     RecordError,
+    RunRecord,
+    SweepRecord,
     read_heartbeat,
     read_record,
 )
@@ -168,7 +170,7 @@ class LedgerCallback(Callback):
         sweep_dir = Path(os.getcwd(), str(hc.sweep.dir))  # a relative sweep dir is relative to the launch cwd
         self.sweep_dir = str(sweep_dir.resolve())
         redactor = Redactor(self.redact_keys)
-        record = {
+        record: SweepRecord = {
             "schema": SWEEP_SCHEMA,
             "version": SCHEMA_VERSION,
             "sweep_id": self.sweep_id,
@@ -253,7 +255,7 @@ class LedgerCallback(Callback):
             log.warning("hydra-ledger: interpolations that failed to resolve, recorded unresolved: %s",
                         ", ".join(unresolved))
         task_function = kwargs.get("task_function")
-        record.update({
+        fields: RunRecord = {
             "schema": RUN_SCHEMA,
             "version": SCHEMA_VERSION,
             "status": "RUNNING",
@@ -288,13 +290,16 @@ class LedgerCallback(Callback):
             "error": None,
             "ledger_version": _version(),
             "rerun_of": rerun_of(job_num),
-        })
+        }
+        record.update(fields)
         # The RUNNING record goes to disk now, before the slow part (git status and diff, copies
         # of untracked files, input hashing, packages: seconds on a big repo or input): a kill or
         # Ctrl-C meanwhile leaves a record (DIED / INTERRUPTED), not nothing.
         run = runtime.ActiveRun(paths, record, self.heartbeat_s)
         run.redactor = redactor
         runtime.activate(run)
+        # submitit's SIGUSR2 handler (preemption / time-out): record the case, then let it act
+        signals.install_usr2_wrapper()
         git_info = self._capture_git(paths, hc, task_function, optional_files)
         inputs = None
         if self.inputs:

@@ -309,10 +309,6 @@ def _install_exit_hooks() -> None:
             signal.signal(signal.SIGTERM, _on_sigterm)
         except (ValueError, OSError):  # not the main thread of the main interpreter
             _previous_sigterm = None
-    # submitit's SIGUSR2 handler (preemption / time-out): record the case, then let it act.
-    from hydra_ledger.job.signals import install_usr2_wrapper
-
-    install_usr2_wrapper()
 
 
 def _excepthook(exc_type: type[BaseException], exc: BaseException, tb: Any) -> None:

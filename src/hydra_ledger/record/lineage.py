@@ -40,12 +40,12 @@ def rerun_of(job_num: int | None, environ: Mapping[str, str] = os.environ) -> st
     return run_id if isinstance(run_id, str) else None
 
 
-def resumed_sweep_record(existing: dict[str, Any] | None, new: dict[str, Any], sweep_dir: Path) -> dict[str, Any]:
+def resumed_sweep_record(existing: dict[str, Any] | None, new: Mapping[str, Any], sweep_dir: Path) -> dict[str, Any]:
     """Launching process: the sweep record to write. A resume keeps the original record
     (its job list and first start) and appends the resume to ``resumes``."""
     resuming = os.environ.get(ENV_RESUME)
     if not resuming or existing is None or Path(resuming).resolve() != sweep_dir.resolve():
-        return new
+        return dict(new)
     entry = {
         "sweep_id": new.get("sweep_id"),
         "started_at": new.get("started_at"),

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from hydra_ledger.errors import LedgerError, LedgerWarning
 from hydra_ledger.record import files
@@ -32,6 +32,85 @@ DEFAULT_HEARTBEAT_S = 10.0
 FINAL_STATUSES = frozenset(STATUSES) - {"RUNNING", "PENDING"}
 # Final statuses that mean the job did not produce its result: listed and counted as problems.
 PROBLEM_STATUSES = tuple(s for s in STATUSES if s not in ("PENDING", "RUNNING", "COMPLETED"))
+
+
+class JobInfo(TypedDict):
+    """``job`` of a run record: where Hydra ran the job, and its place in a sweep."""
+
+    name: str
+    id: str | None
+    num: int | None
+    mode: str  # "RUN" or "MULTIRUN"
+    output_dir: str
+    sweep_dir: str | None
+    sweep_id: str | None
+    config_name: str | None
+    working_dir: str
+
+
+class RunRecord(TypedDict, total=False):
+    """The fields of ``.ledger/run.json`` (schema ``hydra-ledger/run``), as a job writes them.
+
+    Records are JSON, so a reader gets plain dicts; the loader checks the JSON type of the
+    fields it relies on (``_FIELD_TYPES``, kept equal to these by a test).
+    """
+
+    schema: str
+    version: int
+    run_id: str
+    status: str
+    started_at: str
+    ended_at: str | None
+    duration_s: float | None
+    heartbeat_s: float
+    job: JobInfo
+    overrides: list[str]
+    hydra_overrides: list[str]
+    launch: dict[str, Any]
+    config: dict[str, Any]
+    missing: list[str]
+    unresolved: dict[str, Any]
+    choices: dict[str, Any]
+    host: dict[str, Any]
+    slurm: dict[str, Any]
+    note: str | None
+    tags: list[str]
+    debug: bool
+    summary: dict[str, Any]
+    error: dict[str, Any] | None
+    ledger_version: str
+    rerun_of: str | None
+    attempts: list[dict[str, Any]]
+    signals: list[dict[str, Any]]
+    git: dict[str, Any] | None
+    inputs: dict[str, Any] | None
+    input_hashing: dict[str, Any] | None
+    artifacts: list[Any]
+
+
+class SweepRecord(TypedDict, total=False):
+    """The fields of ``.ledger/sweep.json`` (schema ``hydra-ledger/sweep``), written by the launching process."""
+
+    schema: str
+    version: int
+    sweep_id: str
+    sweep_dir: str
+    started_at: str
+    ended_at: str | None
+    config_name: str | None
+    overrides: list[str]
+    hydra_overrides: list[str]
+    launcher: str | None
+    sweeper: str | None
+    argv: list[str]
+    cwd: str
+    note: str | None
+    tags: list[str]
+    debug: bool
+    jobs: list[dict[str, Any]] | None
+    launcher_pid: int
+    launcher_host: str
+    resumes: list[dict[str, Any]]  # one entry per `hydra-ledger resume` of the sweep
 
 
 class RecordError(LedgerError, ValueError):
