@@ -155,10 +155,6 @@ def _stop_locked() -> None:
             log.warning("hydra-ledger: cannot restore fd %d after capturing output: %s", tee.fd, exc)
 
 
-def capturing() -> bool:
-    return bool(_active)
-
-
 def _flush_python_streams() -> None:
     # Python's own buffers first, so that what was printed lands on the right side of the switch
     for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
