@@ -144,6 +144,21 @@ def test_ls_limit_and_accessor(runs, capsys):
     assert out == f"run_id,status\n{i['single']},COMPLETED\n{i['sweep/2']},COMPLETED\n"
 
 
+@pytest.mark.parametrize("where", ["`status` == 'COMPLETED' and `cfg.lr` > 0", "`status`.str.startswith('COMP')"],
+                         ids=["backticks", "backticks-accessor"])
+def test_ls_where_takes_pandas_backtick_quoted_names(runs, capsys, where):
+    _, plain, _ = cli(capsys, "ls", "--format", "csv", "--columns", "status", "--where", "status == 'COMPLETED'")
+    code, out, err = cli(capsys, "ls", "--format", "csv", "--columns", "status", "--where", where)
+    assert (code, err) == (0, "")
+    assert out == plain and len(out.splitlines()) > 1
+
+
+def test_ls_where_backticks_name_only_columns(runs, capsys):
+    code, out, err = cli(capsys, "ls", "--where", "`cfg.lrr` > 0")
+    assert (code, out) == (1, "")
+    assert err.startswith("hydra-ledger: --where: unknown column 'cfg.lrr' (close names: cfg.lr)")
+
+
 @pytest.mark.parametrize(
     ("where", "message"),
     [
@@ -350,8 +365,9 @@ def test_colour_and_progress_only_on_a_terminal(monkeypatch):
     assert pipe.getvalue() == ""
 
 
-@pytest.mark.parametrize("spelling", [["--sort", "~summary.loss"], ["--sort=-summary.loss"]],
-                         ids=["tilde", "equals-minus"])
+@pytest.mark.parametrize("spelling", [["--sort", "~summary.loss"], ["--sort=-summary.loss"],
+                                      ["--sort", "-summary.loss"], ["-s", "-summary.loss"]],
+                         ids=["tilde", "equals-minus", "minus", "short-minus"])
 def test_ls_sort_descending(runs, capsys, spelling):
     code, out, err = cli(capsys, "ls", "--format", "csv", "--columns", "summary.loss", *spelling)
     i = ids(runs)

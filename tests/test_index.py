@@ -232,6 +232,8 @@ def test_columns_status_and_where_are_pushed_down(repo):
     pd.testing.assert_frame_equal(narrow, expected.reset_index(drop=True))
     picked = loads_alike(root, where="cfg.x >= 2 and status == 'COMPLETED'", columns=["cfg.x"])
     pd.testing.assert_frame_equal(picked, pd.DataFrame({"cfg.x": pd.Series([3], dtype="int64")}))
+    quoted = loads_alike(root, where="`cfg.x` >= 2 and `status` == 'COMPLETED'", columns=["cfg.x"])
+    pd.testing.assert_frame_equal(quoted, picked)  # names back-quoted as pandas writes them
     with pytest.raises(ValueError, match=r"columns: no column matches 'cfg\.y' \(close names: cfg\.x\)"):
         hydra_ledger.load_runs(root, columns=["cfg.y"])
     with pytest.raises(ValueError, match=re.escape("unknown column 'cfg.y'")):

@@ -58,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; return the exit code (0 ok, 1 error, 2 usage)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_glued(list(sys.argv[1:] if argv is None else argv)))
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return USAGE_ERROR
@@ -85,6 +85,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+# Options whose value may start with '-' (``--sort -summary.loss``: descending), which argparse
+# would otherwise take for an option of its own and refuse.
+_NEGATABLE = frozenset({"--sort", "-s"})
+
+
+def _glued(argv: list[str]) -> list[str]:
+    """``--sort -COLUMN`` as ``--sort=-COLUMN``, the one spelling argparse takes for such a value."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        if argv[i] in _NEGATABLE and i + 1 < len(argv) and argv[i + 1].startswith("-") and len(argv[i + 1]) > 1 \
+                and not argv[i + 1].startswith("--"):
+            out.append(f"{argv[i]}={argv[i + 1]}")
+            i += 2
+            continue
+        if argv[i] == "--":  # what follows is not ours to read (resume's overrides)
+            out.extend(argv[i:])
+            break
+        out.append(argv[i])
+        i += 1
+    return out
 
 
 def console_main() -> None:

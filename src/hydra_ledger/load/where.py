@@ -48,13 +48,28 @@ def quote_columns(expression: str, columns: Sequence[str]) -> str:
     """Backtick-quote the column names in a pandas-style expression; unknown names raise QueryError.
 
     A dotted name is matched on its longest prefix that is a column, so
-    ``cfg.model.name.str.startswith('r')`` keeps pandas' ``.str`` accessor.
+    ``cfg.model.name.str.startswith('r')`` keeps pandas' ``.str`` accessor. Names already
+    back-quoted, as pandas writes them (`` `cfg.db` == 'mysql' ``), are taken as they are.
     """
     known = set(columns)
+    given = expression
+    held: dict[str, str] = {}  # placeholder -> a name the user back-quoted
+
+    def hold(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in known:
+            raise QueryError(f"--where: unknown column {name!r}{suggest(name, columns)}; "
+                             "list the columns with 'hydra-ledger ls --all-columns --format csv | head -1'")
+        placeholder = f"__ledger_quoted_{len(held)}__"
+        held[placeholder] = name
+        return placeholder
+
+    expression = re.sub(r"`([^`]*)`", hold, expression)
+    known.update(held)
     try:
         tokens = list(tokenize.generate_tokens(io.StringIO(expression).readline))
     except (tokenize.TokenError, IndentationError, SyntaxError) as exc:
-        raise QueryError(f"--where {expression!r} is not a valid expression: {exc}") from None
+        raise QueryError(f"--where {given!r} is not a valid expression: {exc}") from None
     out: list[str] = []
     pos = 0  # character offset in expression already copied
     lines = expression.splitlines(keepends=True) or [""]
@@ -112,7 +127,10 @@ def quote_columns(expression: str, columns: Sequence[str]) -> str:
         pos = stop
         i = j
     out.append(expression[pos:])
-    return "".join(out)
+    quoted = "".join(out)
+    for placeholder, name in held.items():
+        quoted = quoted.replace(f"`{placeholder}`", f"`{name}`")
+    return quoted
 
 
 def apply_where(frame: pd.DataFrame, expression: str) -> pd.DataFrame:
