@@ -191,6 +191,18 @@ def test_ls_unknown_glob_and_sort_column(runs, capsys):
 
 # -- show -----------------------------------------------------------------------------------
 
+def test_show_names_a_single_run_without_a_job_number_and_a_moved_sweep_where_it_is(runs, capsys):
+    """The runs were recorded elsewhere and copied here: show names the sweep dir as it is now."""
+    _, out, _ = cli(capsys, "show", ids(runs)["single"])
+    head = out.split("\n\n")[0].splitlines()
+    assert "  job:          app (RUN)" in head
+    assert not any(line.startswith("  sweep:") for line in head)
+    _, out, _ = cli(capsys, "show", ids(runs)["sweep/3"])
+    head = out.split("\n\n")[0].splitlines()
+    assert "  job:          app #3 (MULTIRUN)" in head
+    assert "  sweep:        multirun/sweep" in head
+
+
 def test_show_failed_run_by_id_prefix(runs, capsys):
     run_id = ids(runs)["sweep/3"]
     code, out, err = cli(capsys, "show", run_id[:8])

@@ -11,6 +11,7 @@ from typing import Any
 
 from hydra_ledger.cli import CommandError
 from hydra_ledger.cli._output import colour, dumps_json, duration, printable, text, use_colour
+from hydra_ledger.load.rows import sweep_dir_of
 
 EXAMPLE = """\
 Examples:
@@ -163,8 +164,9 @@ def render_text(paths: Any, record: dict[str, Any], extra: dict[str, Any], colou
                f"{colour(printable(str(status)), str(status), coloured)}")
     job = record.get("job") or {}
     field("path", paths.job_dir)
-    field("job", f"{job.get('name')} #{job.get('num')} ({job.get('mode')})" if job.get("name") else None)
-    field("sweep", job.get("sweep_dir"))
+    number = f" #{job.get('num')}" if job.get("num") is not None else ""  # a single run has none
+    field("job", f"{job.get('name')}{number} ({job.get('mode')})" if job.get("name") else None)
+    field("sweep", sweep_dir_of(paths.job_dir, job))  # where it is now, also after a move or a copy
     field("started", text(record.get("started_at")))
     field("ended", text(record.get("ended_at")))
     seconds = record.get("duration_s")

@@ -107,8 +107,11 @@ class ResumeResult:
     def runs(self) -> pd.DataFrame:
         nums = [j.num for j in self.plan.jobs]
         # pandas-stubs types indexing by a boolean mask, and reset_index, as Any
-        rows: pd.DataFrame = self.sweep[self.sweep["job_num"].isin(nums)].reset_index(drop=True)
-        return rows
+        rows: pd.DataFrame = self.sweep[self.sweep["job_num"].isin(nums)]
+        # by job number, as the plan lists them: the loader orders by start time, which parallel
+        # launchers shuffle
+        ordered: pd.DataFrame = rows.sort_values("job_num", kind="stable").reset_index(drop=True)
+        return ordered
 
 
 def _hydra_files(sweep_dir: Path, job_dirs: Sequence[Path]) -> list[Path]:
