@@ -319,6 +319,19 @@ def test_untracked_secret_files_and_files_over_their_own_budget_are_not_saved(ma
     assert hydra_ledger.load_runs(job)["git.untracked_saved"].tolist() == [["helper.py", "id_map.py"]]
 
 
+def test_untracked_files_not_saved_are_warned_about_once_per_process_not_per_job(make_app, run_app):
+    """A sweep's jobs share the untracked files: its log says once which are not saved; each
+    job's record still lists them."""
+    app = make_app("rerun_app")
+    (app / ".env").write_text("TOKEN=hunter2\n")
+    proc = run_app(app, "-m", "seed=0,1,2", "hydra.sweep.dir=multirun/envs")
+    assert proc.returncode == 0, proc.stderr
+    assert (proc.stdout + proc.stderr).count("untracked file(s) not saved for reruns: .env") == 1
+    for num in range(3):
+        assert record(app / "multirun" / "envs" / str(num))["git"]["untracked_not_saved"] == [
+            {"path": ".env", "reason": "secret-like name"}]
+
+
 def test_a_file_that_cannot_be_copied_is_listed_and_the_others_are_saved(tmp_path):
     from hydra_ledger.job.untracked import save_untracked
 

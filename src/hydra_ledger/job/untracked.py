@@ -52,6 +52,10 @@ def is_secret_file(rel: str, redactor: Redactor, exclude: Iterable[str] = ()) ->
     return redactor.is_secret_key(Path(rel).name.split(".", 1)[0])
 
 
+# Warnings already given in this process (a sweep's jobs would repeat the same one).
+_WARNED: set[str] = set()
+
+
 def save_untracked(root: str | os.PathLike[str], files: Iterable[str], dest: Path, max_bytes: int,
                    redact_keys: Iterable[str] = (), exclude: Iterable[str] = ()) -> dict[str, Any]:
     """Job process: copy ``files`` (paths relative to ``root``) into ``dest`` while the total
@@ -96,8 +100,11 @@ def save_untracked(root: str | os.PathLike[str], files: Iterable[str], dest: Pat
     if not_saved:
         listed = ", ".join(f"{item['path']} ({item['reason']})" for item in not_saved[:5])
         more = f" and {len(not_saved) - 5} more" if len(not_saved) > 5 else ""
-        log.warning("hydra-ledger: %d untracked file(s) not saved for reruns: %s%s",
-                    len(not_saved), listed, more)
+        message = f"hydra-ledger: {len(not_saved)} untracked file(s) not saved for reruns: {listed}{more}"
+        # the jobs of a sweep share the tree: said once per process, each record lists them
+        if message not in _WARNED:
+            _WARNED.add(message)
+            log.warning("%s", message)
     return {"untracked_saved": saved, "untracked_not_saved": not_saved}
 
 
