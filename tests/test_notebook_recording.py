@@ -187,3 +187,12 @@ def test_output_capture_in_launcher_worker_processes(make_app, run_app, launcher
     for num in range(2):
         assert f"python print seed={num}\n" in delivered
     assert delivered.count("from a subprocess\n") == 2
+
+
+def test_a_job_log_under_another_name_is_a_log_not_an_artifact(make_app, run_app):
+    from conftest import first_run, record
+
+    app = make_app("rerun_app")
+    job = first_run(app, run_app, "hydra.job_logging.handlers.file.filename=${hydra.runtime.output_dir}/custom.log")
+    assert (job / "custom.log").is_file()
+    assert "custom.log" not in [a["path"] for a in record(job)["artifacts"]]

@@ -71,7 +71,7 @@ def list_artifacts(job_dir: str | os.PathLike[str], since: float | None, hash_ma
                    skip: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     """Files under ``job_dir`` modified at or after ``since`` (epoch s): ``[{"path", "size", "hash"}]``.
 
-    Left out: ``.ledger/``, ``.hydra/``, names in ``skip`` (Hydra's job log), and
+    Left out: ``.ledger/``, ``.hydra/``, paths in ``skip`` (relative: the job's logs), and
     subdirectories that are themselves job dirs (a sweep written into one dir). ``hash``
     is None above ``hash_max_bytes``.
     """
@@ -86,7 +86,7 @@ def list_artifacts(job_dir: str | os.PathLike[str], since: float | None, hash_ma
         for name in sorted(filenames):
             full = os.path.join(dirpath, name)
             rel = os.path.relpath(full, root).replace(os.sep, "/")
-            if dirpath == root and name in skip:
+            if rel in skip:
                 continue
             try:
                 st = os.stat(full)
@@ -106,6 +106,19 @@ def list_artifacts(job_dir: str | os.PathLike[str], since: float | None, hash_ma
             found.append({"path": rel, "size": st.st_size, "hash": digest,
                           "mtime": _dt.datetime.fromtimestamp(st.st_mtime, _dt.timezone.utc).isoformat()})
     return sorted(found, key=lambda a: a["path"])
+
+
+def _log_files_under(root: Path) -> list[str]:
+    """The files the job's logging writes to under ``root`` (its job log, whatever
+    ``hydra.job_logging`` names it), relative: logs, not artifacts."""
+    found = []
+    for handler in logging.getLogger().handlers:
+        name = getattr(handler, "baseFilename", None)
+        if isinstance(handler, logging.FileHandler) and name:
+            path = Path(os.path.realpath(name))
+            if root in path.parents:
+                found.append(path.relative_to(root).as_posix())
+    return found
 
 
 def _is_job_dir(path: str) -> bool:
@@ -128,7 +141,7 @@ def record_artifacts(record: dict[str, Any], job_dir: str | os.PathLike[str], jo
         attempts = record.get("attempts") or [{}]
         started = attempts[0].get("started_at") or record.get("started_at")  # a requeued job's first start
         since = _dt.datetime.fromisoformat(started).timestamp() if isinstance(started, str) else None
-        skip = (f"{job_name}.log",) if job_name else ()
+        skip = (*((f"{job_name}.log",) if job_name else ()), *_log_files_under(root))
         record["artifacts"] = list_artifacts(root, since, hash_max_bytes, skip)
     except Exception as exc:  # noqa: BLE001 - never the job's failure
         log.warning("hydra-ledger: cannot list the artifacts of %s: %s", job_dir, exc)
