@@ -350,6 +350,20 @@ def test_tags_and_notes_are_sidecars_and_columns(runs, capsys):
         1, "", "hydra-ledger: invalid tag 'a,b': tags are non-empty and contain no comma\n")
 
 
+def _read_all(fd: int) -> str:
+    """Everything written to a pty so far: one read may return only the first of several writes."""
+    import os
+    import select
+
+    chunks = []
+    while select.select([fd], [], [], 0.2)[0]:
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks).decode()
+
+
 def test_colour_and_progress_only_on_a_terminal(monkeypatch):
     import io
     import os
@@ -364,7 +378,7 @@ def test_colour_and_progress_only_on_a_terminal(monkeypatch):
             assert use_colour(tty) is True
             assert list(progress(list(range(300)), "reading runs", enabled=True, stream=tty)) == list(range(300))
             tty.flush()
-            drawn = os.read(master, 65536).decode()
+            drawn = _read_all(master)
             assert "reading runs [" in drawn and "300/300" in drawn
             monkeypatch.setenv("NO_COLOR", "1")
             assert use_colour(tty) is False
