@@ -66,7 +66,7 @@ class Sweep:
         except (OSError, ValueError):
             return None
 
-    def wait(self, what: str, check: Callable[[], Any], timeout: float = 120) -> Any:
+    def wait(self, what: str, check: Callable[[], Any], timeout: float = 240) -> Any:
         """Poll ``check`` until it returns something truthy; fail with the launcher's log otherwise."""
         deadline = time.monotonic() + timeout
         while True:
