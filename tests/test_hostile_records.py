@@ -108,6 +108,22 @@ def test_started_at_not_a_date_is_left_empty_with_one_warning_and_hides_nothing(
     assert code == 0 and "yesterday" in out
 
 
+def test_signals_not_a_list_skips_that_record_with_one_warning(sweep):
+    """``signals`` is a list of mappings (the status rules read its entries): a record holding
+    anything else is malformed, one skipped record with a warning, like any other bad field."""
+    ids = run_ids(sweep)
+    bad = edit(sweep, "1", status="RUNNING", ended_at=None, signals="SIGUSR2")
+    old = time.time() - 3600
+    for path in (bad, *bad.parent.iterdir()):
+        os.utime(path, (old, old))
+    with pytest.warns(LedgerLoadWarning) as caught:
+        frame = hydra_ledger.load_runs(sweep)
+    assert messages(caught) == [f"hydra-ledger: cannot read record {bad}: malformed record: field 'signals' is "
+                                "a string, expected a list — skipped; was it edited by hand? "
+                                "Restore it from history/ or rerun the job"]
+    assert sorted(frame["run_id"]) == sorted([ids[0], ids[2]])
+
+
 def test_started_at_out_of_the_timestamp_range_is_left_empty(sweep):
     bad = edit(sweep, "2", started_at="9999-01-01T00:00:00+00:00")
     with pytest.warns(LedgerLoadWarning) as caught:

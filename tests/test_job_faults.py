@@ -199,6 +199,36 @@ def test_sigterm_at_random_moments_of_the_end_hook_never_loses_the_status(app, t
         assert temps == []
 
 
+# -- a signal the app catches, then completes ----------------------------------------------------
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_signal_the_app_catches_is_recorded_in_the_completed_job(app, sig, capsys):
+    """A training script that stops early on Ctrl-C or SIGTERM and returns normally is COMPLETED,
+    and its record, row and ``show`` say which signal arrived."""
+    out = app / "out"
+    proc = start_app(app, "hydra.run.dir=out", "sleep=60", env={"FAULT_CATCH": sig.name})
+    wait_for(out / ".ledger" / "run.json", proc)
+    time.sleep(1)  # the task is in its sleep
+    proc.send_signal(sig)
+    returncode, output = finish(proc, timeout=30)
+    assert returncode == 0, output
+    rec = record(out)
+    assert rec["status"] == "COMPLETED", output
+    assert [s["signal"] for s in rec["signals"]] == [sig.name]
+    assert hydra_ledger.load_runs(out, cache="off")["signals"].tolist() == [sig.name]
+    assert cli_main(["show", str(out)]) == 0
+    assert f"signals:      {sig.name} at " in capsys.readouterr().out
+
+
+def test_a_job_that_is_sent_no_signal_has_no_signals_column(app):
+    out = app / "out"
+    returncode, output = finish(start_app(app, "hydra.run.dir=out", env={"FAULT_CATCH": "SIGINT"}))
+    assert returncode == 0, output
+    assert "signals" not in record(out)
+    assert "signals" not in hydra_ledger.load_runs(out, cache="off").columns
+
+
 # -- 16. a live job whose heartbeat stops -------------------------------------------------------
 
 

@@ -177,6 +177,9 @@ def render_text(paths: Any, record: dict[str, Any], extra: dict[str, Any], colou
         field("note", record["note"])
     for note in extra["notes"]:
         field("note", f"{note['text']}  ({text(note.get('time'))})")
+    signals = [s for s in record.get("signals") or () if isinstance(s, dict)]
+    field("signals", "; ".join(f"{s.get('signal')} at {text(s.get('at'))}"
+                               + (f" ({s['outcome']})" if s.get("outcome") else "") for s in signals))
     attempts = record.get("attempts") or []
     if len(attempts) > 1:
         field("attempts", "; ".join(f"#{a.get('attempt')} {a.get('status')} on {a.get('hostname')}" for a in attempts))

@@ -264,6 +264,7 @@ def defer_if_busy(handler: Any, signum: int, frame: Any) -> bool:
 _active: ActiveRun | None = None
 _hooks_installed = False
 _previous_sigterm: Any = None
+_previous_sigint: Any = None
 _previous_excepthook: Any = None
 
 
@@ -296,7 +297,7 @@ def _install_exit_hooks() -> None:
     Hydra 1.3 calls no end hook on KeyboardInterrupt, SystemExit or signals
     (hydra-ecosystem/hydra#3078), so without these a job would stay RUNNING forever.
     """
-    global _hooks_installed, _previous_sigterm, _previous_excepthook
+    global _hooks_installed, _previous_sigterm, _previous_sigint, _previous_excepthook
     if _hooks_installed:
         return
     _hooks_installed = True
@@ -309,6 +310,13 @@ def _install_exit_hooks() -> None:
             signal.signal(signal.SIGTERM, _on_sigterm)
         except (ValueError, OSError):  # not the main thread of the main interpreter
             _previous_sigterm = None
+        try:
+            current = signal.getsignal(signal.SIGINT)
+            if callable(current):  # Python's KeyboardInterrupt, or the app's own handler
+                _previous_sigint = current
+                signal.signal(signal.SIGINT, _on_sigint)
+        except (ValueError, OSError):
+            _previous_sigint = None
 
 
 def _excepthook(exc_type: type[BaseException], exc: BaseException, tb: Any) -> None:
@@ -332,6 +340,27 @@ def _at_exit() -> None:
         )
 
 
+def note_signal(run: ActiveRun, name: str) -> None:
+    """Write into the running job's record that ``name`` arrived: a trace that stays even when
+    the app catches it (``except KeyboardInterrupt``, its own SIGTERM handler) and completes."""
+    with run._lock:
+        run.record.setdefault("signals", []).append({"signal": name, "at": utc_now()})
+        run.save()
+
+
+def _on_sigint(signum: int, frame: Any) -> None:
+    """Note Ctrl-C in the record, then hand it on: Python's handler raises KeyboardInterrupt,
+    which the app may catch; an uncaught one is recorded INTERRUPTED by the end hooks."""
+    if defer_if_busy(_on_sigint, signum, frame):
+        return
+    run = active_run()
+    if run is not None and not run.finished:
+        note_signal(run, "SIGINT")
+    previous = _previous_sigint
+    if callable(previous):
+        previous(signum, frame)
+
+
 def _on_sigterm(signum: int, frame: Any) -> None:
     """Record the signal, then behave exactly as the previous handler would have (once the
     record being written, if any, is on disk)."""
@@ -343,9 +372,7 @@ def _on_sigterm(signum: int, frame: Any) -> None:
         if callable(previous):
             # Someone else handles SIGTERM (submitit ignores it; Slurm SIGKILLs after KillWait):
             # note it, keep RUNNING; the loader shows DIED if the process then vanishes.
-            with run._lock:
-                run.record.setdefault("signals", []).append({"signal": "SIGTERM", "at": utc_now()})
-                run.save()
+            note_signal(run, "SIGTERM")
         elif previous != signal.SIG_IGN:
             run.finish("INTERRUPTED", {"type": "SIGTERM", "message": "terminated by SIGTERM", "traceback": ""})
     if callable(previous):

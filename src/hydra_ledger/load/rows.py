@@ -75,12 +75,19 @@ def record_to_row(record: Mapping[str, Any], job_dir: str,
         row["artifacts"] = record["artifacts"]
     if record.get("debug"):
         row["debug"] = True
+    if record.get("signals"):  # what arrived, even when the job caught it and completed
+        row["signals"] = signal_names(record["signals"])
     if problems or clashes:  # the row loads; the index keeps these to warn at every load (popped there)
         record_file = os.path.join(job_dir, LEDGER_DIR, RunPaths.RECORD)
         row["#warn"] = [f"hydra-ledger: record {record_file}: {p} — loaded as empty; was it edited by hand? "
                         "Restore it from history/ or rerun the job" for p in problems]
         row["#warn"] += [_clash_message(record_file, *clash) for clash in clashes]
     return row
+
+
+def signal_names(signals: list[Any]) -> str:
+    """The signals a job received, in order: ``"SIGINT"``, ``"SIGUSR2, SIGTERM"``."""
+    return ", ".join(str(s.get("signal")) if isinstance(s, Mapping) else "?" for s in signals)
 
 
 # Datetimes pandas holds (nanoseconds since 1970 in an int64): a date out of these is no start time.

@@ -178,7 +178,7 @@ def parse_record(path: Path | str, data: bytes, schema: str = RUN_SCHEMA) -> dic
 _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     **dict.fromkeys(("job", "launch", "config", "choices", "host", "slurm", "summary", "git", "error",
                      "unresolved", "inputs"), (dict,)),
-    **dict.fromkeys(("overrides", "hydra_overrides", "attempts", "tags", "missing", "artifacts"), (list,)),
+    **dict.fromkeys(("overrides", "hydra_overrides", "attempts", "tags", "missing", "artifacts", "signals"), (list,)),
     **dict.fromkeys(("run_id", "status", "started_at", "ended_at", "note"), (str,)),
     **dict.fromkeys(("duration_s", "heartbeat_s"), (int, float)),
 }

@@ -60,6 +60,13 @@ def arm_signal(point: str, signum: int) -> None:
     sys.setprofile(profile)
 
 
+# FAULT_CATCH=SIGTERM: the app stops its work gracefully on SIGTERM (a handler set at import,
+# before Hydra starts), as training scripts that checkpoint do; =SIGINT: it catches Ctrl-C.
+STOP = threading.Event()
+if os.environ.get("FAULT_CATCH") == "SIGTERM":
+    signal.signal(signal.SIGTERM, lambda signum, frame: STOP.set())
+
+
 @hydra.main(config_path=".", config_name="config", **MAIN_KWARGS)
 def main(cfg: DictConfig):
     out = Path(HydraConfig.get().runtime.output_dir)
@@ -80,7 +87,12 @@ def main(cfg: DictConfig):
             sum(itertools.repeat(1, n))
             took.append(time.perf_counter() - start)
         sum(itertools.repeat(1, int(n * cfg.hold_gil / max(min(took), 1e-6))))
-    if cfg.sleep:
+    if cfg.sleep and os.environ.get("FAULT_CATCH"):
+        try:
+            STOP.wait(cfg.sleep)  # returns early on SIGTERM
+        except KeyboardInterrupt:
+            print("stopped early by Ctrl-C", file=sys.stderr)
+    elif cfg.sleep:
         time.sleep(cfg.sleep)
     if os.environ.get("FAULT_SIGNAL_AT"):
         arm_signal(os.environ["FAULT_SIGNAL_AT"], getattr(signal, os.environ.get("FAULT_SIGNAL", "SIGTERM")))
