@@ -123,3 +123,36 @@ def test_the_loader_reads_a_missing_heartbeat_interval_as_the_callbacks_default(
     from hydra_plugins.hydra_ledger import LedgerConf
 
     assert LedgerConf().heartbeat_s == DEFAULT_HEARTBEAT_S
+
+
+def _pins(line: str) -> dict[str, str]:
+    """``constraints/hydra-<line>.txt``, the set the tests run against: {distribution: version}."""
+    from packaging.requirements import Requirement
+
+    pins = {}
+    for text in (ROOT / "constraints" / f"hydra-{line}.txt").read_text().splitlines():
+        if text.strip() and not text.startswith("#"):
+            requirement = Requirement(text)
+            pins[requirement.name] = requirement.specifier
+    return pins
+
+
+def test_the_install_pins_of_each_hydra_line_are_the_tested_ones():
+    """The README's 1.4 command pins what the 1.4 tests install; the extras admit the 1.3 set tested."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+
+    command = next(t for t in (ROOT / "README.md").read_text().splitlines()
+                   if t.startswith("pip install hydra-ledger hydra-core==1.4"))
+    assert {str(Requirement(r)) for r in command.split()[3:]} == {f"{n}{s}" for n, s in _pins("1.4").items()}
+    stable = _pins("1.3")
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    for extra in ("optuna", "joblib", "submitit"):
+        for text in extras[extra]:
+            requirement = Requirement(text)
+            # the mixed install stays out (a plain `in` would leave out every pre-release anyway)
+            assert not requirement.specifier.contains("1.4.0rc3", prereleases=True), (extra, text)
+            tested = stable[requirement.name]
+            if str(tested).startswith("=="):
+                assert str(tested)[2:] in requirement.specifier, (extra, text, tested)

@@ -1,9 +1,12 @@
 """What a job records: identity, statuses, summary, metrics, under every launcher and sweeper."""
 from __future__ import annotations
 
+import importlib.metadata
 import json
+import os
 import pickle
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -157,6 +160,36 @@ def test_optuna_sweeper_return_value_is_summary_value(app, run_app):
     assert json.loads((app / "sweep" / ".ledger" / "sweep.json").read_text())["sweeper"] == (
         "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper"
     )
+    assert "belongs to the Hydra" not in proc.stdout + proc.stderr  # one line installed: no word about the plugins' lines
+
+
+# pip's mix: hydra-core of the other line, as `pip install hydra-ledger hydra-optuna-sweeper` gets it
+OTHER_LINE = {
+    "1.3": ["hydra-core==1.4.0rc3", "omegaconf==2.4.1rc1"],
+    "1.4": ["hydra-core==1.3.2", "omegaconf==2.3.0", "antlr4-python3-runtime==4.9.3"],
+}
+
+
+def test_a_sweeper_of_another_hydra_line_is_named_with_the_pins_that_work(app, run_app, tmp_path):
+    """pip installs hydra-core 1.4.0rc3 beside the 1.3-line Optuna sweeper, which then crashes
+    inside Optuna: the ledger names the mix and the pins of both lines before the sweep starts.
+    The other line's hydra-core is put first on the app's path, as that mixed install has it."""
+    from hydra_ledger.job.plugin_lines import line_of
+
+    target = tmp_path / "other-line"
+    pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target),
+                          *OTHER_LINE[line_of(hydra.__version__)]], capture_output=True, text=True, timeout=600)
+    assert pip.returncode == 0, pip.stderr
+    path = os.pathsep.join(p for p in (str(target), os.environ.get("PYTHONPATH")) if p)
+    proc = run_app(app, "-m", LEDGER, "hydra.sweep.dir=sweep", "hydra/sweeper=optuna", "hydra.sweeper.n_trials=2",
+                   "hydra.sweeper.n_jobs=1", "x=range(1,3)", env={"PYTHONPATH": path})
+    said = proc.stdout + proc.stderr  # Hydra's console log goes to stdout
+    core = "1.4.0rc3" if line_of(hydra.__version__) == "1.3" else "1.3.2"
+    sweeper = importlib.metadata.version("hydra-optuna-sweeper")
+    assert (f"hydra-ledger: hydra-optuna-sweeper {sweeper} belongs to the Hydra {line_of(sweeper)} line but "
+            f"hydra-core is {core}; Hydra's plugins do not work across lines") in said
+    assert "'hydra-core>=1.3.2,<1.4' and the plugins' 1.3-line releases (hydra-optuna-sweeper==1.3.0" in said
+    assert "'hydra-core==1.4.0rc3' with the plugins of the same version" in said
 
 
 RETURNS = {
@@ -249,7 +282,7 @@ def test_enabling_forms(app, run_app, form):
     assert proc.returncode == 0, proc.stderr
     assert record(app / "out")["summary"] == {"value": 8}
     assert (app / "out" / "probe.json").exists() == keeps_probe
-    assert "Warning" not in proc.stderr, proc.stderr
+    assert "Warning" not in said, proc.stderr
 
 
 def test_unknown_option_in_explicit_form_warns_and_job_runs(app, run_app):
@@ -297,7 +330,7 @@ def test_bad_option_value_in_explicit_form_warns_and_job_runs(app, run_app, over
 def test_structured_config_rejects_bad_options(app, run_app, override, message):
     proc = run_app(app, LEDGER, override, "hydra.run.dir=out")
     assert proc.returncode == 1
-    assert message in proc.stderr
+    assert message in said
     assert not (app / "out").exists()
 
 

@@ -18,11 +18,12 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import hydra
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from hydra_ledger.job import runtime, signals, sweep_interrupt
+from hydra_ledger.job import plugin_lines, runtime, signals, sweep_interrupt
 from hydra_ledger.job.capture.config import resolve_task_config
 from hydra_ledger.job.capture.environment import capture_host, installed_packages
 from hydra_ledger.job.capture.git import capture_git
@@ -192,6 +193,9 @@ class LedgerCallback(Callback):
             "launcher_pid": os.getpid(),
             "launcher_host": socket.gethostname(),
         }
+        mixed = plugin_lines.mismatch(hydra.__version__, (record["launcher"], record["sweeper"]))
+        if mixed:  # said before the plugin fails, with the way out
+            log.warning("%s", mixed)
         paths = SweepPaths(sweep_dir)
         existing = read_record(paths.record, SWEEP_SCHEMA) if paths.record.exists() else None
         write_json_atomic(paths.record, resumed_sweep_record(existing, record, sweep_dir))
