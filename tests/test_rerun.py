@@ -332,6 +332,52 @@ def test_untracked_files_not_saved_are_warned_about_once_per_process_not_per_job
             {"path": ".env", "reason": "secret-like name"}]
 
 
+def test_a_sweeps_untracked_files_are_stored_once_by_content_and_reruns_restore_them(make_app, run_app, tmp_path):
+    """Four jobs in two joblib workers, racing on the same store: each untracked file is stored
+    once per sweep under its SHA-256, the jobs' records point at it, and an exact rerun of one
+    job restores it. A job dir copied without its sweep is refused, naming the store and the fix."""
+    import hashlib
+    import shutil
+
+    app = make_app("rerun_app")
+    helper = "OFFSET = 0.25\n" + "# padding\n" * 300  # 3 kB
+    (app / "helper.py").write_text(helper)
+    (app / "notes").mkdir()
+    (app / "notes" / "todo.txt").write_text("try a larger n\n")
+    edit(app / "app.py", '"score": score(cfg)', '"score": score(cfg) + __import__("helper").OFFSET')
+    proc = run_app(app, "-m", "seed=0,1,2,3", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+                   "hydra.sweep.dir=multirun/untracked")
+    assert proc.returncode == 0, proc.stderr
+    sweep = app / "multirun" / "untracked"
+    digests = {rel: hashlib.sha256((app / rel).read_bytes()).hexdigest() for rel in ("helper.py", "notes/todo.txt")}
+    stored = sorted(p for p in (sweep / ".ledger" / "objects").rglob("*") if p.is_file())
+    assert [p.name for p in stored] == sorted(digests.values())  # once each, no temp file left
+    assert {p.name: p.read_bytes() for p in stored}[digests["helper.py"]] == helper.encode()
+    for num in range(4):
+        git_state = record(sweep / str(num))["git"]
+        assert git_state["untracked_objects"] == digests
+        assert git_state["untracked_saved"] == ["helper.py", "notes/todo.txt"]
+        assert not (sweep / str(num) / ".ledger" / "untracked").exists()
+    frame = hydra_ledger.load_runs(sweep)
+    assert not [c for c in frame.columns if c.startswith("git.untracked_objects")]  # in the record, not columns
+
+    git(app, "checkout", "-q", "--", "app.py")
+    (app / "helper.py").unlink()
+    before = repo_state(app)
+    result = hydra_ledger.rerun(sweep / "2", check=True, output_dir=app / "outputs" / "again", capture=True)
+    assert result.returncode == 0, result
+    assert result.run["summary"]["score"] == expected_score(2) + 0.25
+    assert repo_state(app) == before
+
+    alone = tmp_path / "copied" / "2"
+    shutil.copytree(sweep / "2", alone)
+    with pytest.raises(RerunError) as refused:
+        hydra_ledger.rerun(alone, output_dir=app / "outputs" / "alone")
+    message = str(refused.value)
+    assert "2 untracked file(s) it ran with (helper.py, notes/todo.txt) are not in its sweep's store" in message
+    assert "Copy the sweep's .ledger/objects along, or rerun with --current-code" in message
+
+
 def test_a_file_that_cannot_be_copied_is_listed_and_the_others_are_saved(tmp_path):
     from hydra_ledger.job.untracked import save_untracked
 

@@ -416,8 +416,10 @@ class LedgerCallback(Callback):
             if patch is not None:
                 info["patch_skipped"], patch = _LOW_SPACE_REASON, None
         elif info.get("untracked"):
+            multirun = str(OmegaConf.select(hc, "mode", default="")).endswith("MULTIRUN")
+            store = SweepPaths(self._sweep_dir(hc)).objects if multirun else None  # once per sweep, by content
             info.update(save_untracked(info["root"], info["untracked"], paths.untracked, self.untracked_max_bytes,
-                                       self.redact_keys, self.untracked_exclude))
+                                       self.redact_keys, self.untracked_exclude, store))
         if patch is not None and not self.save_patch:  # it would hold uncommitted secrets verbatim
             info["patch_skipped"] = "not saved: hydra.callbacks.ledger.save_patch=false"
         elif patch is not None:

@@ -1,21 +1,26 @@
 """Copies of a job's untracked (not ignored) files, so that an exact rerun can restore them.
 
-Saved under ``<job>/.ledger/untracked/<path relative to the repo root>``; small files only,
-within their own total budget (``untracked_max_bytes``). Byte caches and symlinks are left
-out, and so are files whose names say they hold secrets (``.env``, keys, credentials): a
-job's output dir gets copied and shared, and a secret must not travel with it.
+A job of a sweep stores each file once per sweep, by content, under
+``<sweep>/.ledger/objects/<sha256[:2]>/<sha256>``, and its record maps each path to its hash
+(``git.untracked_objects``): a 3 MB notebook left untracked costs 3 MB per sweep, not per job.
+A single run saves its copies under ``<job>/.ledger/untracked/<path relative to the repo root>``.
+Small files only, within their own total budget per job (``untracked_max_bytes``). Byte caches
+and symlinks are left out, and so are files whose names say they hold secrets (``.env``, keys,
+credentials): a job's output dir gets copied and shared, and a secret must not travel with it.
 """
 from __future__ import annotations
 
 import contextlib
 import fnmatch
+import hashlib
 import logging
 import os
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from hydra_ledger.record.files import temp_name
 from hydra_ledger.record.paths import HYDRA_DIR, LEDGER_DIR
 from hydra_ledger.record.redact import Redactor
 
@@ -57,18 +62,22 @@ _WARNED: set[str] = set()
 
 
 def save_untracked(root: str | os.PathLike[str], files: Iterable[str], dest: Path, max_bytes: int,
-                   redact_keys: Iterable[str] = (), exclude: Iterable[str] = ()) -> dict[str, Any]:
-    """Job process: copy ``files`` (paths relative to ``root``) into ``dest`` while the total
-    stays within ``max_bytes``, leaving out secret-like names and the ``exclude`` patterns
-    (option ``untracked_exclude``; see :func:`is_secret_file`).
+                   redact_keys: Iterable[str] = (), exclude: Iterable[str] = (),
+                   store: Path | None = None) -> dict[str, Any]:
+    """Job process: copy ``files`` (paths relative to ``root``) into ``dest``, or by content into
+    the sweep's ``store`` when given, while the total stays within ``max_bytes``, leaving out
+    secret-like names and the ``exclude`` patterns (option ``untracked_exclude``; see
+    :func:`is_secret_file`).
 
-    Returns ``{"untracked_saved": [path, ...], "untracked_not_saved": [{"path", "reason"}, ...]}``.
-    Never raises for one file (deleted since ``git status``, unreadable, quota): it is listed
-    as not saved, so that the job's record is still written."""
+    Returns ``{"untracked_saved": [path, ...], "untracked_not_saved": [{"path", "reason"}, ...]}``,
+    and with a store ``"untracked_objects": {path: sha256}``. Never raises for one file (deleted
+    since ``git status``, unreadable, quota): it is listed as not saved, so that the job's record
+    is still written."""
     redactor = Redactor(redact_keys)
     exclude = list(exclude)
     saved: list[str] = []
     not_saved: list[dict[str, str]] = []
+    objects: dict[str, str] = {}
     total = 0
     for rel in files:
         source = Path(root, rel)
@@ -88,8 +97,11 @@ def save_untracked(root: str | os.PathLike[str], files: Iterable[str], dest: Pat
                 not_saved.append({"path": rel, "reason": f"too large: {size} bytes, {max_bytes - total} left of "
                                                          f"untracked_max_bytes={max_bytes}"})
                 continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target)
+            if store is not None:
+                objects[rel] = store_object(source, store)
+            else:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(source, target)
         except OSError as exc:
             with contextlib.suppress(OSError):
                 target.unlink()  # no half-copied file that a rerun would restore
@@ -105,14 +117,62 @@ def save_untracked(root: str | os.PathLike[str], files: Iterable[str], dest: Pat
         if message not in _WARNED:
             _WARNED.add(message)
             log.warning("%s", message)
-    return {"untracked_saved": saved, "untracked_not_saved": not_saved}
+    result: dict[str, Any] = {"untracked_saved": saved, "untracked_not_saved": not_saved}
+    if store is not None:
+        result["untracked_objects"] = objects
+    return result
 
 
-def restore_untracked(saved_dir: Path, files: Iterable[str], root: Path) -> list[str]:
-    """Copy saved untracked files back under ``root``; files already there are left alone."""
+# Hashes already taken in this process, by (path, size, mtime): the jobs of a sweep run by one
+# process (the basic launcher) read each unchanged file once.
+_HASHED: dict[tuple[str, int, int], str] = {}
+
+
+def store_object(source: Path, store: Path) -> str:
+    """Store ``source`` in ``store`` under its SHA-256, once: the jobs of a sweep that find it
+    there write nothing. Concurrent jobs each write a temp file and rename it over the same
+    name, with the same bytes. Returns the hash."""
+    stat = source.stat()
+    key = (str(source), stat.st_size, stat.st_mtime_ns)
+    digest = _HASHED.get(key)
+    if digest is None:
+        sha = hashlib.sha256()
+        with open(source, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                sha.update(block)
+        digest = _HASHED[key] = sha.hexdigest()
+    target = object_path(store, digest)
+    with contextlib.suppress(OSError):
+        if target.stat().st_size == stat.st_size:
+            return digest
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temp = temp_name(target)
+    try:
+        shutil.copy2(source, temp)
+        os.replace(temp, target)
+    finally:
+        with contextlib.suppress(OSError):
+            temp.unlink()
+    return digest
+
+
+def object_path(store: Path, digest: str) -> Path:
+    """Where the file of hash ``digest`` is in a sweep's object store."""
+    return store / digest[:2] / digest
+
+
+def restore_untracked(saved_dir: Path, files: Iterable[str], root: Path,
+                      objects: Mapping[str, str] | None = None, store: Path | None = None) -> list[str]:
+    """Copy saved untracked files back under ``root``, from ``saved_dir`` or, for the paths in
+    ``objects``, from the sweep's ``store``; files already there are left alone."""
     restored = []
     for rel in files:
-        source, target = saved_dir / rel, root / rel
+        digest = (objects or {}).get(rel)
+        if digest is not None and store is not None:
+            source = object_path(store, digest)
+        else:
+            source = saved_dir / rel
+        target = root / rel
         if not source.is_file() or target.exists():
             continue
         target.parent.mkdir(parents=True, exist_ok=True)

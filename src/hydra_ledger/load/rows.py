@@ -56,8 +56,8 @@ def record_to_row(record: Mapping[str, Any], job_dir: str,
         problems.append(f"field 'duration_s' is not a finite number ({_short(duration)})")
         row["duration_s"] = None
     git = record.get("git") or {}
-    if "untracked" in git:  # the file list is in the record, not a column
-        git = {k: v for k, v in git.items() if k != "untracked"}
+    if "untracked" in git:  # the file list (and where each file is stored) is in the record, not a column
+        git = {k: v for k, v in git.items() if k not in ("untracked", "untracked_objects")}
     groups = (record.get("config"), record.get("choices"), record.get("summary"), record.get("inputs"), git,
               record.get("host"), record.get("slurm"), record.get("error"))
     if len(_NAMES) > _NAMES_MAX:  # a pathological number of distinct keys: start the memo afresh

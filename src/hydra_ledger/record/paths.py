@@ -114,6 +114,7 @@ class SweepPaths:
 
     RECORD = "sweep.json"
     CONCLUSIONS = RunPaths.CONCLUSIONS
+    OBJECTS = "objects"
 
     def __init__(self, sweep_dir: str | os.PathLike[str]) -> None:
         self.sweep_dir = Path(sweep_dir)
@@ -126,3 +127,8 @@ class SweepPaths:
     @property
     def conclusions(self) -> Path:
         return self.ledger_dir / self.CONCLUSIONS
+
+    @property
+    def objects(self) -> Path:
+        """The jobs' untracked files, each stored once by content: ``objects/<sha256[:2]>/<sha256>``."""
+        return self.ledger_dir / self.OBJECTS

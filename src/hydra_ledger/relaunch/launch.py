@@ -28,7 +28,8 @@ from typing import Any, Literal
 import yaml
 
 from hydra_ledger.errors import LedgerError
-from hydra_ledger.record.paths import RunPaths
+from hydra_ledger.job.untracked import object_path
+from hydra_ledger.record.paths import RunPaths, SweepPaths
 from hydra_ledger.record.redact import Redactor
 from hydra_ledger.relaunch.worktree import CodeSnapshot, checked_out
 
@@ -160,6 +161,26 @@ class CodeSource:
                 f"git -C {shlex.quote(str(self.snapshot.repo))} worktree remove --force {where}"]
 
 
+def untracked_objects(job_dir: Path, record: Mapping[str, Any], subject: str,
+                      fix: str) -> tuple[dict[str, str], Path | None]:
+    """The untracked files a job of a sweep stored by content ({path: sha256}), and the sweep's
+    object store where they are now; RerunError naming the store when some are not there."""
+    from hydra_ledger.load.rows import sweep_dir_of  # the package imports pandas: only when needed
+
+    objects = (record.get("git") or {}).get("untracked_objects")
+    if not isinstance(objects, dict) or not objects:
+        return {}, None
+    sweep = sweep_dir_of(job_dir, record.get("job") or {})
+    store = SweepPaths(sweep if sweep is not None else job_dir.parent).objects
+    lost = [rel for rel, digest in objects.items() if not object_path(store, str(digest)).is_file()]
+    if lost:
+        shown = ", ".join(lost[:3]) + (f" and {len(lost) - 3} more" if len(lost) > 3 else "")
+        raise RerunError(f"{subject}: {len(lost)} untracked file(s) it ran with ({shown}) are not in its sweep's "
+                         f"store {store}, where each job's untracked files are kept once per sweep; was the job dir "
+                         f"copied without its sweep dir? Copy the sweep's .ledger/objects along, or {fix}")
+    return {str(k): str(v) for k, v in objects.items()}, store
+
+
 def code_source(code: Code, job_dir: Path, record: Mapping[str, Any], *, subject: str, verb: str) -> CodeSource:
     """The code of the job recorded in ``job_dir`` (its commit, patch and untracked files when
     ``code == "recorded"``). ``subject`` names it in errors ("the run <dir>"), ``verb`` is the
@@ -181,8 +202,9 @@ def code_source(code: Code, job_dir: Path, record: Mapping[str, Any], *, subject
                                  f"{git.get('patch_skipped') or 'not saved'}): {fix}")
             patch = paths.patch
         root = Path(str(git["root"]))
+        objects, store = untracked_objects(job_dir, record, subject, fix)
         snapshot = CodeSnapshot(checkout_repo(root), str(git["commit"]), patch, paths.untracked,
-                                list(git.get("untracked_saved") or []))
+                                list(git.get("untracked_saved") or []), objects, store)
     else:
         from hydra_ledger.job.capture.git import find_repo_root
 

@@ -12,14 +12,14 @@ import logging
 import shlex
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import git
 
 from hydra_ledger.errors import LedgerError
-from hydra_ledger.job.untracked import restore_untracked
+from hydra_ledger.job.untracked import object_path, restore_untracked
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,8 @@ class CodeSnapshot:
     patch: Path | None = None
     untracked_dir: Path | None = None
     untracked: Sequence[str] = field(default_factory=list)
+    untracked_objects: Mapping[str, str] = field(default_factory=dict)  # path -> sha256, in object_store
+    object_store: Path | None = None
 
     def commands(self, where: str = "<tmp>/worktree") -> list[str]:
         """The shell commands a checkout runs, for ``--dry-run``."""
@@ -44,8 +46,12 @@ class CodeSnapshot:
         cmds = [f"git -C {q(str(self.repo))} worktree add --detach {q(where)} {self.commit}"]
         if self.patch is not None:
             cmds.append(f"git -C {q(where)} apply --binary --whitespace=nowarn {q(str(self.patch))}")
-        if self.untracked:
-            cmds.append(f"cp -R {q(str(self.untracked_dir))}/. {q(where)}/  # {len(self.untracked)} untracked file(s)")
+        stored = [rel for rel in self.untracked if rel in self.untracked_objects]
+        if len(stored) < len(self.untracked):
+            cmds.append(f"cp -R {q(str(self.untracked_dir))}/. {q(where)}/  "
+                        f"# {len(self.untracked) - len(stored)} untracked file(s)")
+        cmds.extend(f"cp {q(str(object_path(self.object_store, self.untracked_objects[rel])))} {q(where + '/' + rel)}"
+                    for rel in stored if self.object_store is not None)
         return cmds
 
 
@@ -90,7 +96,8 @@ def checked_out(snapshot: CodeSnapshot) -> Iterator[Path]:
         if snapshot.patch is not None:
             _git(where, "apply", "--binary", "--whitespace=nowarn", str(snapshot.patch.resolve()))
         if snapshot.untracked and snapshot.untracked_dir is not None:
-            restore_untracked(snapshot.untracked_dir, snapshot.untracked, where)
+            restore_untracked(snapshot.untracked_dir, snapshot.untracked, where, snapshot.untracked_objects,
+                              snapshot.object_store)
         yield where
     finally:
         if added:
