@@ -140,7 +140,6 @@ def _pins(line: str) -> dict[str, str]:
 def test_the_install_pins_of_each_hydra_line_are_the_tested_ones():
     """The README's 1.4 command pins what the 1.4 tests install; the extras admit the 1.3 set tested."""
     import tomllib
-
     from packaging.requirements import Requirement
 
     command = next(t for t in (ROOT / "README.md").read_text().splitlines()

@@ -160,7 +160,7 @@ def test_optuna_sweeper_return_value_is_summary_value(app, run_app):
     assert json.loads((app / "sweep" / ".ledger" / "sweep.json").read_text())["sweeper"] == (
         "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper"
     )
-    assert "belongs to the Hydra" not in proc.stdout + proc.stderr  # one line installed: no word about the plugins' lines
+    assert "belongs to the Hydra" not in proc.stdout + proc.stderr  # one line: no word about plugin lines
 
 
 # pip's mix: hydra-core of the other line, as `pip install hydra-ledger hydra-optuna-sweeper` gets it
@@ -282,7 +282,7 @@ def test_enabling_forms(app, run_app, form):
     assert proc.returncode == 0, proc.stderr
     assert record(app / "out")["summary"] == {"value": 8}
     assert (app / "out" / "probe.json").exists() == keeps_probe
-    assert "Warning" not in said, proc.stderr
+    assert "Warning" not in proc.stderr, proc.stderr
 
 
 def test_unknown_option_in_explicit_form_warns_and_job_runs(app, run_app):
@@ -330,7 +330,7 @@ def test_bad_option_value_in_explicit_form_warns_and_job_runs(app, run_app, over
 def test_structured_config_rejects_bad_options(app, run_app, override, message):
     proc = run_app(app, LEDGER, override, "hydra.run.dir=out")
     assert proc.returncode == 1
-    assert message in said
+    assert message in proc.stderr
     assert not (app / "out").exists()
 
 

@@ -168,10 +168,7 @@ def restore_untracked(saved_dir: Path, files: Iterable[str], root: Path,
     restored = []
     for rel in files:
         digest = (objects or {}).get(rel)
-        if digest is not None and store is not None:
-            source = object_path(store, digest)
-        else:
-            source = saved_dir / rel
+        source = object_path(store, digest) if digest is not None and store is not None else saved_dir / rel
         target = root / rel
         if not source.is_file() or target.exists():
             continue
