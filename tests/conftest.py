@@ -13,6 +13,9 @@ from pathlib import Path
 import pytest
 
 APPS = Path(__file__).parent / "apps"
+# tests/extras need optional dependencies (torch and lightning): scripts/test runs them in their
+# own environment, with HYDRA_LEDGER_TEST_EXTRAS=1.
+collect_ignore = [] if os.environ.get("HYDRA_LEDGER_TEST_EXTRAS") else ["extras"]
 
 
 def git(repo: Path, *args: str) -> str:
