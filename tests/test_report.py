@@ -212,8 +212,8 @@ HEADERS = "Array.from(document.querySelectorAll('#runs th')).map(th => th.datase
 AXES = "Array.from(document.querySelectorAll('#pc-axes .axis')).map(g => g.dataset.key)"
 TITLES = "Array.from(document.querySelectorAll('#pc-axes .title')).map(t => t.firstChild ? t.firstChild.nodeValue : '')"
 # [labels drawn, pairs of labels whose boxes intersect]
-OVERLAPS = """(() => {
-  const boxes = Array.from(document.querySelectorAll('#pc-axes text')).map(t => t.getBoundingClientRect())
+OVERLAPS = """(selector => {
+  const boxes = Array.from(document.querySelectorAll(selector)).map(t => t.getBoundingClientRect())
     .filter(b => b.width > 0 && b.height > 0);
   let hits = 0;
   for (let i = 0; i < boxes.length; i++) for (let j = i + 1; j < boxes.length; j++) {
@@ -221,7 +221,7 @@ OVERLAPS = """(() => {
     if (a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom) hits++;
   }
   return [boxes.length, hits];
-})()"""
+})"""
 
 
 def test_report_of_a_config_group_sweep_leads_with_the_swept_keys(group_sweep, tmp_path, browser):
@@ -239,11 +239,11 @@ def test_report_of_a_config_group_sweep_leads_with_the_swept_keys(group_sweep, t
     # parallel coordinates: one axis per swept key and one for the metric, no two labels overlapping
     assert browser.js(AXES) == [*swept, "summary.accuracy"]
     assert browser.js(TITLES) == ["model", "dataset", "seed", "preprocessing_pipeline_variant", "accuracy"]
-    labels, overlaps = browser.js(OVERLAPS)
+    labels, overlaps = browser.js(OVERLAPS + "('#pc-axes text')")
     assert labels >= 5 + 2 * 4 + 2 and overlaps == 0  # titles, two ticks per key, the metric's
     browser.js("document.getElementById('pc-box').style.width = '420px'; window.dispatchEvent(new Event('resize'))")
     browser.wait_for("document.getElementById('parcoords').style.width === '420px'")
-    labels, overlaps = browser.js(OVERLAPS)
+    labels, overlaps = browser.js(OVERLAPS + "('#pc-axes text')")
     assert labels >= 5 + 2 * 4 + 2 and overlaps == 0
     titles = browser.js(TITLES)
     assert titles[3].endswith("\u2026") and "preprocessing_pipeline_variant".startswith(titles[3][:-1])
@@ -252,6 +252,8 @@ def test_report_of_a_config_group_sweep_leads_with_the_swept_keys(group_sweep, t
     # metric vs key: a swept key by another; the curves coloured by it, with a legend, and hover
     assert browser.js("['mk-key', 'mk-series', 'curve-colour'].map(id => document.getElementById(id).value)") == [
         "choice.model", "choice.dataset", "choice.dataset"]
+    labels, overlaps = browser.js(OVERLAPS + "('#mvk-svg text')")
+    assert labels >= 2 + 3 + 2 + 2 and overlaps == 0  # key values, metric ticks, axis names, series legend
     assert browser.js("Array.from(document.querySelectorAll('#curve-legend .legend-item')).map(i => i.textContent)"
                       ) == ["dataset=a", "dataset=b"]
     tip = browser.js("""(() => {

@@ -348,13 +348,18 @@
     if (!isFinite(lo)) { box.appendChild(el("p", { "class": "note" }, "No values to plot.")); return; }
     if (lo === hi) { lo -= 1; hi += 1; }
     var W = 540, H = 300, pad = { l: 60, r: 110, t: 12, b: 40 }, w = W - pad.l - pad.r, h = H - pad.t - pad.b;
-    function X(p) { return pad.l + p * w; }
+    function X(p) { return pad.l + 12 + p * (w - 24); }  // inset: the first value off the y axis and its labels
     function Y(v) { return pad.t + h - (v - lo) / (hi - lo) * h; }
     var root = svg("svg", { width: W, height: H, viewBox: "0 0 " + W + " " + H, id: "mvk-svg" });
     root.appendChild(svg("line", { x1: pad.l, y1: pad.t + h, x2: pad.l + w, y2: pad.t + h, stroke: "#888" }));
     root.appendChild(svg("line", { x1: pad.l, y1: pad.t, x2: pad.l, y2: pad.t + h, stroke: "#888" }));
+    box.appendChild(root);  // in the page, so that labels can be measured
+    var right = -Infinity;  // tick labels left to right; one that would touch the previous is left out
     axis.ticks.forEach(function (tk) {
-      root.appendChild(svg("text", { x: X(tk[0]), y: pad.t + h + 14, "text-anchor": "middle" }, tk[1]));
+      var label = svg("text", { x: X(tk[0]), y: pad.t + h + 14, "text-anchor": "middle" }, tk[1]);
+      root.appendChild(label);
+      var half = label.getComputedTextLength() / 2;
+      if (X(tk[0]) - half < right + 4) root.removeChild(label); else right = X(tk[0]) + half;
     });
     [lo, (lo + hi) / 2, hi].forEach(function (v) {
       root.appendChild(svg("text", { x: pad.l - 6, y: Y(v) + 4, "text-anchor": "end" }, tick(v)));
@@ -376,7 +381,6 @@
         root.appendChild(svg("text", { x: W - pad.r + 24, y: pad.t + si * 16 + 9 }, s.name));
       }
     });
-    box.appendChild(root);
   }
 
   var CURVE_NAMES = (function () {
