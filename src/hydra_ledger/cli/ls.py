@@ -9,7 +9,17 @@ from typing import Any
 import pandas as pd
 
 from hydra_ledger.cli import CommandError
-from hydra_ledger.cli._output import FORMATS, add_format_option, colour, duration, plain, render, text, use_colour
+from hydra_ledger.cli._output import (
+    FORMATS,
+    add_format_option,
+    colour,
+    duration,
+    plain,
+    printable,
+    render,
+    text,
+    use_colour,
+)
 from hydra_ledger.cli._runs import column_name, load_frame
 from hydra_ledger.load.swept import folded, swept_keys
 from hydra_ledger.load.where import apply_where, glob_columns, referenced
@@ -83,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     if args.format == "table" and not (args.all_columns or args.columns) and sys.stdout.isatty():
         note = fold_note(folded(selected, columns))  # for the reader of the table; never in a pipe
         if note:
-            print(note, file=sys.stderr)
+            print(printable(note), file=sys.stderr)  # group names are recorded data
     return 0
 
 

@@ -110,7 +110,7 @@ def _override_keys(frame: pd.DataFrame) -> list[str]:
         order = started.sort_values(kind="stable", na_position="last").index.tolist()
     keys: dict[str, None] = {}
     for i in order:
-        if not isinstance(overrides[i], list):
+        if not isinstance(overrides[i], (list, tuple)):
             continue
         for override in overrides[i]:
             key = override_key(override)
