@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -49,6 +50,21 @@ def sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return repo / "multirun" / "sweep"
 
 
+@pytest.fixture(scope="module")
+def group_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A config-group sweep of 16 jobs: model=svm,forest x dataset=a,b x seed=0,1 x a key with a long name."""
+    repo = tmp_path_factory.mktemp("groups") / "repo"
+    shutil.copytree(APPS / "group_sweep", repo)
+    init_repo(repo)
+    commit_all(repo, "initial")
+    proc = subprocess.run([sys.executable, "app.py", "-m", "model=svm,forest", "dataset=a,b", "seed=0,1",
+                           "+preprocessing_pipeline_variant=standard_scaler,robust_scaler_with_quantile_clipping",
+                           "hydra.sweep.dir=multirun/sweep"], cwd=repo, env=app_env(), capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return repo / "multirun" / "sweep"
+
+
 def clone_runs(template_dirs: list[Path], root: Path, count: int) -> Path:
     """``count`` job dirs in the real format: real records re-written with the project's writers.
 
@@ -85,8 +101,8 @@ def test_report_data_has_the_swept_keys_and_curves(sweep, tmp_path):
     frame = hydra_ledger.load_runs(sweep)
     data = report_data(frame, {"x": {"loss": [[0, 1.0]]}}, "t")
     assert data["count"] == 12
-    assert data["swept"] == ["cfg.model.name", "cfg.model.width", "cfg.model.unstable", "cfg.lr", "cfg.seed",
-                             "choice.model"]
+    assert data["swept"] == ["choice.model", "cfg.seed", "cfg.lr"]  # as given on the command line
+    assert data["folded"] == ["cfg.model.name", "cfg.model.width", "cfg.model.unstable"]  # they follow the model
     assert data["metrics"] == ["summary.acc", "summary.loss"]
     assert sorted(data["data"]["status"]) == ["COMPLETED"] * 10 + ["FAILED"] * 2
 
@@ -113,7 +129,7 @@ def test_report_in_a_browser(sweep, tmp_path, capsys, browser):
     assert browser.js("document.getElementById('count').textContent") == "12 runs"
     assert browser.js("document.getElementById('title').textContent") == "lr sweep"
     assert browser.js("[document.getElementById('mk-key').value, document.getElementById('mk-series').value]") == [
-        "cfg.model.width", "cfg.model.name"]  # defaults: a numeric swept key (not the seed) by a text one
+        "cfg.lr", "choice.model"]  # defaults: a numeric swept key (not the seed) by a text one
 
     # sorting: click the acc header -> ascending, missing (failed runs) last; again -> descending
     column = ("Array.from(document.querySelectorAll('#runs tbody tr')).map(tr => tr.children["
@@ -157,7 +173,9 @@ def test_report_in_a_browser(sweep, tmp_path, capsys, browser):
     # details on click
     browser.js("document.querySelector('#runs tbody tr').click()")
     details = browser.js("document.getElementById('details').textContent")
-    first_id = browser.js("document.querySelector('#runs tbody tr td').textContent")
+    first_id = browser.js("document.querySelector('#runs tbody tr').children[Array.from("
+                          "document.querySelectorAll('#runs th')).findIndex(th => th.dataset.col === 'run_id')]"
+                          ".textContent")
     assert "run_id" + first_id in details and "cfg.model.name" in details
     shot = tmp_path / "report.png"
     browser.screenshot(shot)
@@ -187,4 +205,67 @@ def test_report_of_5000_runs(sweep, tmp_path, browser):
     shot = tmp_path / "many.png"
     browser.screenshot(shot)
     assert shot.stat().st_size > 20_000
+    assert browser.errors == []
+
+
+HEADERS = "Array.from(document.querySelectorAll('#runs th')).map(th => th.dataset.col)"
+AXES = "Array.from(document.querySelectorAll('#pc-axes .axis')).map(g => g.dataset.key)"
+TITLES = "Array.from(document.querySelectorAll('#pc-axes .title')).map(t => t.firstChild ? t.firstChild.nodeValue : '')"
+# [labels drawn, pairs of labels whose boxes intersect]
+OVERLAPS = """(selector => {
+  const boxes = Array.from(document.querySelectorAll(selector)).map(t => t.getBoundingClientRect())
+    .filter(b => b.width > 0 && b.height > 0);
+  let hits = 0;
+  for (let i = 0; i < boxes.length; i++) for (let j = i + 1; j < boxes.length; j++) {
+    const a = boxes[i], b = boxes[j];
+    if (a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom) hits++;
+  }
+  return [boxes.length, hits];
+})"""
+
+
+def test_report_of_a_config_group_sweep_leads_with_the_swept_keys(group_sweep, tmp_path, browser):
+    out = tmp_path / "groups.html"
+    assert main(["report", str(group_sweep), "-o", str(out)]) == 0
+    browser.open(out)
+    swept = ["choice.model", "choice.dataset", "cfg.seed", "cfg.preprocessing_pipeline_variant"]
+    assert browser.js(HEADERS) == ["status", *swept, "summary.accuracy", "run_id", "started_at", "duration_s"]
+    browser.js("document.getElementById('show-folded').click()")  # the keys of each model and dataset, on request
+    assert browser.js(HEADERS) == [
+        "status", *swept, "cfg.model.kind", "cfg.model.C", "cfg.model.kernel", "cfg.dataset.kind",
+        "cfg.dataset.n_samples", "cfg.dataset.noise", "cfg.model.n_estimators", "cfg.model.max_depth",
+        "summary.accuracy", "run_id", "started_at", "duration_s"]
+
+    # parallel coordinates: one axis per swept key and one for the metric, no two labels overlapping
+    assert browser.js(AXES) == [*swept, "summary.accuracy"]
+    assert browser.js(TITLES) == ["model", "dataset", "seed", "preprocessing_pipeline_variant", "accuracy"]
+    labels, overlaps = browser.js(OVERLAPS + "('#pc-axes text')")
+    assert labels >= 5 + 2 * 4 + 2 and overlaps == 0  # titles, two ticks per key, the metric's
+    browser.js("document.getElementById('pc-box').style.width = '420px'; window.dispatchEvent(new Event('resize'))")
+    browser.wait_for("document.getElementById('parcoords').style.width === '420px'")
+    labels, overlaps = browser.js(OVERLAPS + "('#pc-axes text')")
+    assert labels >= 5 + 2 * 4 + 2 and overlaps == 0
+    titles = browser.js(TITLES)
+    assert titles[3].endswith("\u2026") and "preprocessing_pipeline_variant".startswith(titles[3][:-1])
+    assert browser.js("document.querySelector('#pc-axes .title title').textContent") == "choice.model"
+
+    # metric vs key: a swept key by another; the curves coloured by it, with a legend, and hover
+    assert browser.js("['mk-key', 'mk-series', 'curve-colour'].map(id => document.getElementById(id).value)") == [
+        "choice.model", "choice.dataset", "choice.dataset"]
+    labels, overlaps = browser.js(OVERLAPS + "('#mvk-svg text')")
+    assert labels >= 2 + 3 + 2 + 2 and overlaps == 0  # key values, metric ticks, axis names, series legend
+    assert browser.js("Array.from(document.querySelectorAll('#curve-legend .legend-item')).map(i => i.textContent)"
+                      ) == ["dataset=a", "dataset=b"]
+    tip = browser.js("""(() => {
+      const c = document.getElementById('curves'), r = c.getBoundingClientRect();
+      c.dispatchEvent(new MouseEvent('mousemove', {clientX: r.left + r.width / 2, clientY: r.top + r.height / 2}));
+      const t = document.getElementById('curve-tip');
+      return [t.hidden, t.textContent];
+    })()""")
+    assert tip[0] is False
+    assert re.fullmatch(r"[0-9a-f]{12}  model=(svm|forest) dataset=[ab] seed=[01] preprocessing_pipeline_variant="
+                        r"(standard_scaler|robust_scaler_with_quantile_clipping)  step 1: loss = [0-9.]+", tip[1])
+    browser.js("document.getElementById('curves').dispatchEvent(new MouseEvent('mouseleave'))")
+    assert browser.js("document.getElementById('curve-tip').hidden") is True
+    browser.screenshot(tmp_path / "groups.png")
     assert browser.errors == []

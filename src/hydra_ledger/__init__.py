@@ -35,10 +35,12 @@ __all__ = [
     "rerun",
     "resume",
     "run_dir",
+    "swept_keys",
 ]
 
 _LAZY = {"LedgerCallback": "hydra_ledger.job.callback",  # imports Hydra: not needed to load runs
          "load_runs": "hydra_ledger.load", "load_metrics": "hydra_ledger.load", "only_changed": "hydra_ledger.load",
+         "swept_keys": "hydra_ledger.load.swept",
          # modules named apart from their functions: importing a submodule binds its name here
          "open": "hydra_ledger.job.artifacts",  # hydra_ledger.open("model.pt", "wb"): inside the run's dir
          "rerun": "hydra_ledger.relaunch.rerun", "resume": "hydra_ledger.relaunch.resume",
@@ -49,6 +51,7 @@ if TYPE_CHECKING:
     from hydra_ledger.job.artifacts import open as open  # re-exported, kept out of __all__ (see above)
     from hydra_ledger.job.callback import LedgerCallback
     from hydra_ledger.load import load_metrics, load_runs, only_changed
+    from hydra_ledger.load.swept import swept_keys
     from hydra_ledger.record.schema import LedgerLoadWarning
     from hydra_ledger.relaunch.launch import RerunError
     from hydra_ledger.relaunch.rerun import ConfigMismatch, rerun

@@ -43,19 +43,12 @@ def _bar(show: bool) -> Progress | None:
 
 
 def column_name(name: str, frame: pd.DataFrame, option: str) -> str:
-    """A column the user named, with ``cfg.`` implied: ``lr`` -> ``cfg.lr``; unknown raises."""
-    for candidate in (name, f"cfg.{name}", f"summary.{name}"):
+    """A column the user named, with ``cfg.`` implied: ``lr`` -> ``cfg.lr`` (``model`` -> ``choice.model``
+    for a config group); unknown raises."""
+    for candidate in (name, f"cfg.{name}", f"choice.{name}", f"summary.{name}"):
         if candidate in frame.columns:
             return candidate
     raise CommandError(f"{option}: unknown column {name!r}{suggest(name, list(frame.columns))}")
-
-
-def varying_config(frame: pd.DataFrame) -> list[str]:
-    """The ``cfg.`` columns whose values differ across the rows (all of them for one row: none)."""
-    from hydra_ledger.load import only_changed
-
-    config = [c for c in frame.columns if str(c).startswith("cfg.")]
-    return list(only_changed(frame[config], keep=()).columns)
 
 
 def relative(path: Any) -> str:

@@ -1,4 +1,4 @@
-"""``hydra-ledger ls``: a table of runs, newest first: status, start, duration, varying config, summary."""
+"""``hydra-ledger ls``: a table of runs, newest first: status, start, duration, swept keys, summary."""
 from __future__ import annotations
 
 import argparse
@@ -9,9 +9,20 @@ from typing import Any
 import pandas as pd
 
 from hydra_ledger.cli import CommandError
-from hydra_ledger.cli._output import FORMATS, add_format_option, colour, duration, plain, render, text, use_colour
-from hydra_ledger.cli._runs import column_name, load_frame, varying_config
-from hydra_ledger.load.where import apply_where, glob_columns
+from hydra_ledger.cli._output import (
+    FORMATS,
+    add_format_option,
+    colour,
+    duration,
+    plain,
+    printable,
+    render,
+    text,
+    use_colour,
+)
+from hydra_ledger.cli._runs import column_name, load_frame
+from hydra_ledger.load.swept import folded, swept_keys
+from hydra_ledger.load.where import apply_where, glob_columns, referenced
 
 EXAMPLE = """\
 Examples:
@@ -23,9 +34,11 @@ Examples:
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "ls",
-        help="list runs: status, start, duration, varying config keys, summary",
-        description="List runs newest first: run id, status, start, duration, the config keys that vary "
-                    "across the listed runs, and the summary.",
+        help="list runs: status, start, duration, swept keys, summary",
+        description="List runs newest first: run id, status, start, duration, the keys the listed runs "
+                    "swept (choice.<group> for a config group, cfg.<key> for a value), and the summary. "
+                    "Config keys that vary only because a group choice changed are folded: --all-columns "
+                    "or --columns shows them, and so do --sort and --where when they name them.",
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -41,7 +54,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--columns", "-c", nargs="+", default=[], metavar="GLOB",
                         help="show these columns (glob patterns such as 'cfg.model.*'), after run_id")
     parser.add_argument("--debug", action="store_true", help="include debug runs (hydra.callbacks.ledger.debug=true)")
-    parser.add_argument("--all-columns", "-a", action="store_true", help="show every column")
+    parser.add_argument("--all-columns", "-a", action="store_true",
+                        help="show every column, the folded config keys included")
     parser.add_argument("--limit", "-n", type=int, metavar="N", help="show at most N runs")
     parser.add_argument("--group-by", "-g", nargs="+", metavar="KEY",
                         help="one row per value of these keys: count, and mean ± std of the summary values")
@@ -67,14 +81,19 @@ def run(args: argparse.Namespace) -> int:
         wide = args.format in ("csv", "json")
         print(render(table if wide else _mean_std_text(table), args.format), end="")
         return 0
+    columns = _columns(frame, args)  # of all the runs selected: the same columns whatever --limit
+    selected = frame
     if args.limit is not None:
         frame = frame.head(args.limit)
-    columns = _columns(frame, args)
     shown = frame[columns]
     display: dict[str, Callable[[Any], str]] = {"duration_s": duration}
     if args.format == "table" and use_colour(sys.stdout):
         display["status"] = lambda v: colour(text(v), text(v), True)
     print(render(shown, args.format, display=display), end="")
+    if args.format == "table" and not (args.all_columns or args.columns) and sys.stdout.isatty():
+        note = fold_note(folded(selected, columns))  # for the reader of the table; never in a pipe
+        if note:
+            print(printable(note), file=sys.stderr)  # group names are recorded data
     return 0
 
 
@@ -100,7 +119,30 @@ def _columns(frame: pd.DataFrame, args: argparse.Namespace) -> list[str]:
         return ["run_id", *[c for c in chosen if c != "run_id"]]
     summary = [c for c in frame.columns if str(c).startswith("summary.")]
     extra = [c for c in ("tags",) if c in frame.columns]
-    return ["run_id", "status", "started_at", "duration_s", *varying_config(frame), *summary, *extra]
+    keys = swept_keys(frame)
+    asked = [c for c in _asked(frame, args) if c not in keys and c.startswith(("cfg.", "choice."))]
+    return ["run_id", "status", "started_at", "duration_s", *keys, *asked, *summary, *extra]
+
+
+def _asked(frame: pd.DataFrame, args: argparse.Namespace) -> list[str]:
+    """The columns named in --sort and --where: shown even when folded."""
+    names = [column_name(key.lstrip("-~"), frame, "--sort") for key in args.sort]
+    if args.where:
+        names += referenced(args.where, [str(c) for c in frame.columns])[1]
+    return list(dict.fromkeys(names))
+
+
+def fold_note(folded: dict[str, list[str]]) -> str | None:
+    """``hydra-ledger: 29 varying config keys folded (27 behind choice.model, 2 others); ...``."""
+    total = sum(len(columns) for columns in folded.values())
+    if not total:
+        return None
+    parts = [f"{len(columns)} behind {behind}" if behind else f"{len(columns)} other{'s' * (len(columns) > 1)}"
+             for behind, columns in folded.items()]
+    behind = next(iter(folded))
+    how = f"behind {behind}" if len(folded) == 1 and behind else f"({', '.join(parts)})"
+    return (f"hydra-ledger: {total} varying config key{'s' * (total > 1)} folded {how}; "
+            "--all-columns shows them, --columns picks some")
 
 
 def group(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as _dt
 import getpass
 import json
+import math
 import os
 import re
 import subprocess
@@ -88,13 +89,9 @@ class Entry:
 
     def swept(self) -> dict[str, list[str]]:
         """Override keys whose values differ across the jobs, with their values in job order."""
-        values: dict[str, dict[str, None]] = {}
-        for job in self.jobs:
-            for override in job.record.get("overrides") or []:
-                key, sep, value = str(override).partition("=")
-                if sep:
-                    values.setdefault(key.lstrip("+~"), {})[value] = None
-        return {k: list(v) for k, v in values.items() if len(v) > 1}
+        from hydra_ledger.load.swept import swept_overrides
+
+        return swept_overrides(job.record.get("overrides") or [] for job in self.jobs)
 
     def best(self, key: str, mode: Literal["min", "max"]) -> tuple[Any, Job] | None:
         """The job with the lowest (``min``) or highest (``max``) numeric ``summary.<key>``."""
@@ -375,6 +372,8 @@ def _value(value: Any) -> str:
 
 def facts(entry: Entry, best: tuple[str, Literal["min", "max"]] | None) -> dict[str, str]:
     """The entry's lines as ``label -> text``, shared by the three formats."""
+    from hydra_ledger.load.swept import override_key
+
     out: dict[str, str] = {}
     if entry.debug:
         out["debug"] = "yes (hidden unless --debug)"
@@ -392,7 +391,7 @@ def facts(entry: Entry, best: tuple[str, Literal["min", "max"]] | None) -> dict[
         out["commit"] = text
     swept = entry.swept()
     if swept:
-        out["swept"] = "  ".join(f"{k}={','.join(v)}" for k, v in swept.items())
+        out["swept"] = "  ".join(_swept_values(k, v) for k, v in swept.items())
     elif entry.kind == "run" and entry.overrides:
         out["overrides"] = " ".join(entry.overrides)
     counts = entry.statuses
@@ -406,12 +405,35 @@ def facts(entry: Entry, best: tuple[str, Literal["min", "max"]] | None) -> dict[
             value, job = found
             num = (job.record.get("job") or {}).get("num")
             where = f"job {num}" if num is not None and entry.kind == "sweep" else "this run"
-            picked = [o for o in job.record.get("overrides") or [] if o.partition("=")[0].lstrip("+~") in swept]
+            picked = [o for o in job.record.get("overrides") or [] if override_key(o) in swept]
             out["best"] = f"{key} ({mode}) = {_value(value)}, {where}" + (f" ({' '.join(picked)})" if picked else "") \
                 + f" [e{job.record.get('run_id')}]"
         else:
             out["best"] = f"{key} ({mode}): no job has a numeric value"
     return out
+
+
+# More floats than this (a search's sampled values) read as a count and a range.
+_LISTED_FLOATS = 6
+
+
+def _swept_values(key: str, values: list[str]) -> str:
+    """``model=svm,forest``, ``seed=0,1,2``; ``lr: 24 values in [0.000123, 0.0982]`` for many
+    floats (sampled by Optuna, say), which listed would fill lines with digits."""
+    if len(values) > _LISTED_FLOATS:
+        numbers = [_number(v) for v in values]
+        present = [n for n in numbers if n is not None]
+        if len(present) == len(values) and not all(n.is_integer() for n in present):
+            return f"{key}: {len(values)} values in [{min(present):.3g}, {max(present):.3g}]"
+    return f"{key}={','.join(values)}"
+
+
+def _number(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
 
 
 def _status_order(item: tuple[str, int]) -> tuple[int, str]:

@@ -6,7 +6,7 @@
   var D = JSON.parse(document.getElementById("ledger-data").textContent);
   var N = D.count, COLS = D.columns, KIND = D.kinds, DATA = D.data;
   var PAGE = 100;
-  var state = { sortCol: "started_at", sortDir: -1, filter: "", page: 0, selected: null, rows: [] };
+  var state = { sortCol: "started_at", sortDir: -1, filter: "", page: 0, selected: null, rows: [], showFolded: false };
   var PALETTE = ["#4269d0", "#efb118", "#ff725c", "#6cc5b0", "#3ca951", "#ff8ab7", "#a463f2", "#97bbf5", "#9c6b4e", "#9498a0"];
 
   function $(id) { return document.getElementById(id); }
@@ -38,8 +38,16 @@
   function short(name) { return name.replace(/^(cfg|summary|choice)\./, ""); }
 
   // -- table ------------------------------------------------------------------------------
-  var SHOWN = ["run_id", "status", "started_at", "duration_s"].filter(function (c) { return COLS.indexOf(c) >= 0; })
-    .concat(D.swept, D.metrics, COLS.indexOf("tags") >= 0 ? ["tags"] : []);
+  // What was swept leads: status, the swept keys, the summary, then the rest. The config keys
+  // that vary only because a group choice changed (folded) are shown on request.
+  var SWEPT = D.swept, FOLDED = D.folded || [];
+  var SUMMARY = COLS.filter(function (c) { return c.indexOf("summary.") === 0; });
+  function shownColumns() {
+    var all = ["status"].concat(SWEPT, state.showFolded ? FOLDED : [], SUMMARY,
+                                ["run_id", "started_at", "duration_s", "tags"]);
+    return all.filter(function (c, i) { return COLS.indexOf(c) >= 0 && all.indexOf(c) === i; });
+  }
+  var SHOWN = shownColumns();
   var searchText = null;  // built on first text filter: one lowercase string per run
 
   function compare(a, b) {
@@ -175,6 +183,45 @@
   }
 
   // -- plots ------------------------------------------------------------------------------
+  function sizeCanvas(canvas, W, H) {
+    // drawn in CSS pixels, sharp on high-density screens
+    var dpr = window.devicePixelRatio || 1;
+    canvas.width = Math.round(W * dpr); canvas.height = Math.round(H * dpr);
+    canvas.style.width = W + "px"; canvas.style.height = H + "px";
+    var ctx = canvas.getContext("2d");
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    ctx.clearRect(0, 0, W, H);
+    return ctx;
+  }
+
+  function fitText(node, text, max, hover) {
+    // the longest start of text (with an ellipsis) no wider than max pixels, measured; on hover, the whole
+    node.textContent = text;
+    if (max > 0 && node.getComputedTextLength() > max) {
+      var lo = 0, hi = text.length - 1;
+      while (lo < hi) {
+        var mid = (lo + hi + 1) >> 1;
+        node.textContent = text.slice(0, mid) + "\u2026";
+        if (node.getComputedTextLength() <= max) lo = mid; else hi = mid - 1;
+      }
+      node.textContent = lo ? text.slice(0, lo) + "\u2026" : "";
+    } else if (max <= 0) {
+      node.textContent = "";
+    }
+    node.appendChild(svg("title", {}, hover || text));
+  }
+
+  function distinct(name) {
+    var seen = {};
+    DATA[name].forEach(function (v) { seen[fmt(v)] = 1; });
+    return Object.keys(seen).length;
+  }
+
+  function runLabel(r) {
+    var parts = SWEPT.map(function (k) { return short(k) + "=" + fmt(DATA[k][r]); });
+    return parts.length ? parts.join(" ") : String(DATA.run_id[r]);
+  }
+
   function fillSelect(id, options, chosen, none) {
     var s = $(id);
     s.textContent = "";
@@ -213,20 +260,28 @@
     return "rgb(" + a.map(function (x, i) { return Math.round(x + (b[i] - x) * t); }).join(",") + ")";
   }
 
+  var MAX_AXES = 8;  // swept keys drawn: a handful; the metric makes one more
+
   function drawParcoords() {
-    var canvas = $("parcoords"), ctx = canvas.getContext("2d");
-    var W = canvas.width, H = canvas.height, pad = { l: 50, r: 50, t: 30, b: 30 };
-    ctx.clearRect(0, 0, W, H);
+    // lines on a canvas (thousands of runs); axes and labels in an SVG layer over it, each label
+    // measured and cut to its axis' slot, so that no two labels overlap
+    var canvas = $("parcoords"), layer = $("pc-axes");
+    var W = Math.max(320, $("pc-box").clientWidth), H = 340, pad = { t: 40, b: 14 };
+    var ctx = sizeCanvas(canvas, W, H);
+    layer.setAttribute("width", W); layer.setAttribute("height", H);
+    layer.textContent = "";
     var metric = $("pc-metric").value;
-    var keys = D.swept.slice(0, 12).concat(metric ? [metric] : []);
+    var keys = SWEPT.slice(0, MAX_AXES).concat(metric ? [metric] : []);
+    $("pc-note").textContent = SWEPT.length > MAX_AXES ? "The first " + MAX_AXES + " of " + SWEPT.length +
+      " swept keys." : "";
     if (keys.length < 2) {
-      ctx.fillStyle = "#666"; ctx.font = "13px sans-serif";
-      ctx.fillText("Fewer than two swept keys: nothing to draw.", pad.l, H / 2);
+      layer.appendChild(svg("text", { x: 12, y: H / 2 }, "Fewer than two swept keys: nothing to draw."));
       return;
     }
     var rows = state.rows;
     var axes = keys.map(function (k) { return axisOf(k, rows); });
-    var step = (W - pad.l - pad.r) / (keys.length - 1), h = H - pad.t - pad.b;
+    var slot = W / keys.length, h = H - pad.t - pad.b;
+    function X(a) { return slot * (a + 0.5); }
     var mAxis = metric ? axes[axes.length - 1] : null;
     ctx.lineWidth = 1;
     ctx.globalAlpha = rows.length > 1000 ? 0.15 : rows.length > 100 ? 0.35 : 0.8;
@@ -239,18 +294,30 @@
       for (var a = 0; a < axes.length; a++) {
         var p = axes[a].pos(DATA[keys[a]][r]);
         if (p === null) { started = false; continue; }
-        var x = pad.l + a * step, y = pad.t + h - p * h;
+        var x = X(a), y = pad.t + h - p * h;
         if (started) ctx.lineTo(x, y); else { ctx.moveTo(x, y); started = true; }
       }
       ctx.stroke();
     }
     ctx.globalAlpha = 1;
-    ctx.fillStyle = "#333"; ctx.strokeStyle = "#555"; ctx.font = "11px sans-serif"; ctx.textAlign = "center";
     axes.forEach(function (axis, a) {
-      var x = pad.l + a * step;
-      ctx.beginPath(); ctx.moveTo(x, pad.t); ctx.lineTo(x, pad.t + h); ctx.stroke();
-      ctx.fillText(short(axis.name), x, pad.t - 12);
-      axis.ticks.forEach(function (tk) { ctx.fillText(tk[1], x, pad.t + h - tk[0] * h + 4); });
+      var x = X(a), g = svg("g", { "class": "axis", "data-key": axis.name });
+      layer.appendChild(g);
+      g.appendChild(svg("line", { x1: x, y1: pad.t, x2: x, y2: pad.t + h }));
+      var title = svg("text", { x: x, y: 16, "text-anchor": "middle", "class": "title" });
+      g.appendChild(title);
+      fitText(title, short(axis.name), slot - 12, axis.name);
+      // tick labels right of the axis, within its slot; one per 13 px at most
+      var ticks = axis.ticks.map(function (tk) { return [pad.t + h - tk[0] * h, tk[1]]; })
+        .sort(function (p, q) { return p[0] - q[0]; });
+      var last = -Infinity;
+      ticks.forEach(function (tk) {
+        if (tk[0] - last < 13) return;
+        last = tk[0];
+        var label = svg("text", { x: x + 5, y: tk[0] + 4, "class": "tick" });
+        g.appendChild(label);
+        fitText(label, String(tk[1]), slot - 16);
+      });
     });
   }
 
@@ -281,13 +348,18 @@
     if (!isFinite(lo)) { box.appendChild(el("p", { "class": "note" }, "No values to plot.")); return; }
     if (lo === hi) { lo -= 1; hi += 1; }
     var W = 540, H = 300, pad = { l: 60, r: 110, t: 12, b: 40 }, w = W - pad.l - pad.r, h = H - pad.t - pad.b;
-    function X(p) { return pad.l + p * w; }
+    function X(p) { return pad.l + 12 + p * (w - 24); }  // inset: the first value off the y axis and its labels
     function Y(v) { return pad.t + h - (v - lo) / (hi - lo) * h; }
     var root = svg("svg", { width: W, height: H, viewBox: "0 0 " + W + " " + H, id: "mvk-svg" });
     root.appendChild(svg("line", { x1: pad.l, y1: pad.t + h, x2: pad.l + w, y2: pad.t + h, stroke: "#888" }));
     root.appendChild(svg("line", { x1: pad.l, y1: pad.t, x2: pad.l, y2: pad.t + h, stroke: "#888" }));
+    box.appendChild(root);  // in the page, so that labels can be measured
+    var right = -Infinity;  // tick labels left to right; one that would touch the previous is left out
     axis.ticks.forEach(function (tk) {
-      root.appendChild(svg("text", { x: X(tk[0]), y: pad.t + h + 14, "text-anchor": "middle" }, tk[1]));
+      var label = svg("text", { x: X(tk[0]), y: pad.t + h + 14, "text-anchor": "middle" }, tk[1]);
+      root.appendChild(label);
+      var half = label.getComputedTextLength() / 2;
+      if (X(tk[0]) - half < right + 4) root.removeChild(label); else right = X(tk[0]) + half;
     });
     [lo, (lo + hi) / 2, hi].forEach(function (v) {
       root.appendChild(svg("text", { x: pad.l - 6, y: Y(v) + 4, "text-anchor": "end" }, tick(v)));
@@ -309,7 +381,6 @@
         root.appendChild(svg("text", { x: W - pad.r + 24, y: pad.t + si * 16 + 9 }, s.name));
       }
     });
-    box.appendChild(root);
   }
 
   var CURVE_NAMES = (function () {
@@ -318,23 +389,40 @@
     return Object.keys(names).sort();
   })();
 
+  var HOVER = [];  // the drawn curves in pixels: [{row, colour, points: [[x, y, step, value]]}]
+
   function drawCurves() {
-    var canvas = $("curves"), ctx = canvas.getContext("2d");
-    var W = canvas.width, H = canvas.height, pad = { l: 56, r: 12, t: 12, b: 30 };
-    ctx.clearRect(0, 0, W, H);
-    var metric = $("curve-metric").value;
+    var canvas = $("curves");
+    var W = Math.max(280, $("curve-box").clientWidth), H = 320, pad = { l: 56, r: 12, t: 12, b: 30 };
+    var ctx = sizeCanvas(canvas, W, H);
+    $("curve-tip").hidden = true;
+    $("curve-legend").textContent = "";
+    HOVER = [];
+    var metric = $("curve-metric").value, by = $("curve-colour").value;
     var ids = DATA.run_id, selectedId = state.selected === null ? null : ids[state.selected];
     var drawn = [];
     for (var i = 0; i < state.rows.length && drawn.length < 400; i++) {
       var c = D.curves[ids[state.rows[i]]];
-      if (c && c[metric]) drawn.push([ids[state.rows[i]], c[metric]]);
+      if (c && c[metric] && ids[state.rows[i]] !== selectedId) drawn.push({ row: state.rows[i], points: c[metric] });
     }
-    drawn = drawn.filter(function (d) { return d[0] !== selectedId; });  // the selected run is drawn last, on top
-    if (selectedId && D.curves[selectedId] && D.curves[selectedId][metric]) drawn.push([selectedId, D.curves[selectedId][metric]]);
-    $("curve-note").textContent = drawn.length ? drawn.length + " curves" + (state.rows.length > 400 ? " (the first 400 listed)" : "") : "No per-step metrics logged (hydra_ledger.log_metrics).";
+    var more = state.rows.length > 400;
+    // the selected run is drawn last, on top
+    if (selectedId && D.curves[selectedId] && D.curves[selectedId][metric]) {
+      drawn.push({ row: state.selected, points: D.curves[selectedId][metric], selected: true });
+    }
+    $("curve-note").textContent = drawn.length ? drawn.length + " curves" + (more ? " (the first 400 listed)" : "") : "No per-step metrics logged (hydra_ledger.log_metrics).";
     if (!drawn.length) return;
+    // colours: one per value of the colour-by key (with a legend entry each), or one per run
+    var values = [];
+    if (by) {
+      drawn.forEach(function (d) { var v = fmt(DATA[by][d.row]); if (values.indexOf(v) < 0) values.push(v); });
+      values.sort();
+    }
+    drawn.forEach(function (d, k) {
+      d.colour = d.selected ? "#d62728" : PALETTE[(by ? values.indexOf(fmt(DATA[by][d.row])) : k) % PALETTE.length];
+    });
     var x0 = Infinity, x1 = -Infinity, y0 = Infinity, y1 = -Infinity;
-    drawn.forEach(function (d) { d[1].forEach(function (p) {
+    drawn.forEach(function (d) { d.points.forEach(function (p) {
       x0 = Math.min(x0, p[0]); x1 = Math.max(x1, p[0]); y0 = Math.min(y0, p[1]); y1 = Math.max(y1, p[1]);
     }); });
     if (x0 === x1) { x0 -= 1; x1 += 1; }
@@ -348,16 +436,57 @@
     ctx.textAlign = "right"; ctx.fillText(tick(y1), pad.l - 4, pad.t + 8); ctx.fillText(tick(y0), pad.l - 4, pad.t + h);
     ctx.textAlign = "center"; ctx.fillText(fmt(x0), pad.l, H - 12); ctx.fillText(fmt(x1), pad.l + w, H - 12);
     ctx.fillText("step", pad.l + w / 2, H - 4);
-    drawn.forEach(function (d, k) {
-      var chosen = d[0] === selectedId;
-      ctx.strokeStyle = chosen ? "#d62728" : PALETTE[k % PALETTE.length];
-      ctx.globalAlpha = chosen ? 1 : drawn.length > 50 ? 0.3 : 0.8;
-      ctx.lineWidth = chosen ? 2.5 : 1;
+    drawn.forEach(function (d) {
+      ctx.strokeStyle = d.colour;
+      ctx.globalAlpha = d.selected ? 1 : drawn.length > 50 ? 0.3 : 0.8;
+      ctx.lineWidth = d.selected ? 2.5 : 1;
       ctx.beginPath();
-      d[1].forEach(function (p, i) { if (i) ctx.lineTo(X(p[0]), Y(p[1])); else ctx.moveTo(X(p[0]), Y(p[1])); });
+      var px = d.points.map(function (p) { return [X(p[0]), Y(p[1]), p[0], p[1]]; });
+      px.forEach(function (p, i) { if (i) ctx.lineTo(p[0], p[1]); else ctx.moveTo(p[0], p[1]); });
       ctx.stroke();
+      HOVER.push({ row: d.row, colour: d.colour, points: px });
     });
     ctx.globalAlpha = 1;
+    var items = by ? values.map(function (v, k) { return [PALETTE[k % PALETTE.length], short(by) + "=" + v]; })
+                   : drawn.filter(function (d) { return !d.selected; }).slice(0, 12)
+                       .map(function (d) { return [d.colour, runLabel(d.row)]; });
+    var runs = drawn.filter(function (d) { return !d.selected; }).length;
+    if (!by && runs > 12) items.push(["transparent", "and " + (runs - 12) + " more runs"]);
+    if (selectedId !== null && drawn[drawn.length - 1].selected) items.push(["#d62728", "selected: " + runLabel(state.selected)]);
+    var legend = $("curve-legend");
+    items.forEach(function (it) {
+      var item = el("span", { "class": "legend-item" });
+      var swatch = el("i");
+      swatch.style.background = it[0];
+      item.appendChild(swatch);
+      item.appendChild(el("span", {}, it[1]));
+      legend.appendChild(item);
+    });
+  }
+
+  function hoverCurves(e) {
+    // the point nearest the pointer: its run, step and value
+    var tip = $("curve-tip"), box = $("curves").getBoundingClientRect();
+    var mx = e.clientX - box.left, my = e.clientY - box.top, best = null, bestD = Infinity;
+    HOVER.forEach(function (c) {
+      c.points.forEach(function (p) {
+        var d = (p[0] - mx) * (p[0] - mx) + (p[1] - my) * (p[1] - my);
+        if (d < bestD) { bestD = d; best = [c, p]; }
+      });
+    });
+    if (!best) { tip.hidden = true; return; }
+    var c = best[0], p = best[1];
+    tip.textContent = "";
+    var swatch = el("i");
+    swatch.style.cssText = "display:inline-block;width:10px;height:10px;margin-right:5px;background:" + c.colour;
+    tip.appendChild(swatch);
+    tip.appendChild(document.createTextNode(DATA.run_id[c.row] + "  " + runLabel(c.row) + "  step " + fmt(p[2]) +
+                                            ": " + $("curve-metric").value + " = " + fmt(p[3])));
+    tip.hidden = false;
+    var left = p[0] + 12;
+    if (left + tip.offsetWidth > box.width) left = Math.max(0, p[0] - 12 - tip.offsetWidth);
+    tip.style.left = left + "px";
+    tip.style.top = Math.max(0, p[1] - tip.offsetHeight - 6) + "px";
   }
 
   function drawPlots() {
@@ -368,16 +497,38 @@
 
   // -- start ------------------------------------------------------------------------------
   $("title").textContent = D.title;
-  var seedLike = D.swept.filter(function (k) { return /seed/i.test(k); });
-  var keys = D.swept.filter(function (k) { return seedLike.indexOf(k) < 0; });
+  // metric vs key: x is the swept key with the most values (not a seed: seeds are averaged
+  // over), numeric first; the series another swept key, with the fewest values
+  var keys = SWEPT.filter(function (k) { return !/seed/i.test(k); });
+  var numeric = function (k) { return DATA[k].every(function (v) { return v === null || isNum(v); }); };
+  var byValues = keys.slice().sort(function (a, b) {
+    return distinct(b) - distinct(a) || numeric(b) - numeric(a) || keys.indexOf(a) - keys.indexOf(b);
+  });
+  var xKey = byValues[0] || SWEPT[0];
+  var seriesKey = keys.filter(function (k) { return k !== xKey && distinct(k) <= PALETTE.length; })
+    .sort(function (a, b) { return distinct(a) - distinct(b) || keys.indexOf(a) - keys.indexOf(b); })[0] || "";
   fillSelect("pc-metric", D.metrics, D.metrics[0], "(none)");
   fillSelect("mk-metric", D.metrics, D.metrics[0]);
-  var numericKeys = keys.filter(function (k) { return DATA[k].every(function (v) { return v === null || isNum(v); }); });
-  var xKey = numericKeys[0] || keys[0] || D.swept[0];
-  var seriesKey = keys.filter(function (k) { return k !== xKey && numericKeys.indexOf(k) < 0; })[0] || "";
-  fillSelect("mk-key", D.swept, xKey);
-  fillSelect("mk-series", D.swept, seriesKey, "(none)");
+  fillSelect("mk-key", SWEPT.concat(FOLDED), xKey);
+  fillSelect("mk-series", SWEPT.concat(FOLDED), seriesKey, "(none)");
+  fillSelect("curve-colour", SWEPT.concat(FOLDED), seriesKey || (xKey && distinct(xKey) <= PALETTE.length ? xKey : ""),
+             "(each run)");
   fillSelect("curve-metric", CURVE_NAMES, CURVE_NAMES[0]);
+  $("curves").addEventListener("mousemove", hoverCurves);
+  $("curves").addEventListener("mouseleave", function () { $("curve-tip").hidden = true; });
+  if (FOLDED.length) {
+    $("folded-label").textContent = "also show the " + FOLDED.length + " config keys that vary but were not swept";
+    $("show-folded").addEventListener("change", function (e) {
+      state.showFolded = e.target.checked;
+      SHOWN = shownColumns();
+      renderHead();
+      renderBody();
+    });
+  } else {
+    $("folded-toggle").hidden = true;
+  }
+  var resized = null;
+  window.addEventListener("resize", function () { clearTimeout(resized); resized = setTimeout(drawPlots, 150); });
   var timer = null;
   $("filter").addEventListener("input", function (e) {
     clearTimeout(timer);

@@ -52,15 +52,6 @@ def report_columns(frame: pd.DataFrame) -> list[str]:
     return [c for c in _BASE if c in names] + cfg + choices + summary
 
 
-def swept_keys(frame: pd.DataFrame) -> list[str]:
-    """Config keys and choices whose values differ across runs: the axes of the plots."""
-    from hydra_ledger.load import only_changed
-
-    varying = only_changed(frame, keep=()).columns
-    return [str(c) for c in varying if str(c).startswith("cfg.")
-            or (str(c).startswith("choice.") and not str(c).startswith("choice.hydra/"))]
-
-
 def read_curves(job_dir: str, max_points: int = MAX_POINTS) -> dict[str, list[list[float]]]:
     """``{metric: [[step, value], ...]}`` of one run's metrics.jsonl, downsampled to ``max_points``."""
     from hydra_ledger.record.files import MAX_METRICS_BYTES, read_regular_file
@@ -93,8 +84,12 @@ def read_curves(job_dir: str, max_points: int = MAX_POINTS) -> dict[str, list[li
 
 def report_data(frame: pd.DataFrame, curves: Mapping[str, Mapping[str, Any]] | None = None,
                 title: str = "hydra-ledger report") -> dict[str, Any]:
-    """Everything the page shows, as JSON-ready data."""
+    """Everything the page shows, as JSON-ready data: ``swept`` leads the table and the plots,
+    ``folded`` (config keys varying with a group choice) is shown on request."""
+    from hydra_ledger.load.swept import swept_keys, varying_config
+
     columns = report_columns(frame)
+    swept = swept_keys(frame)
     data = {c: [_plain(v) for v in frame[c].tolist()] for c in columns}
     kinds = {}
     for c in columns:
@@ -112,7 +107,8 @@ def report_data(frame: pd.DataFrame, curves: Mapping[str, Mapping[str, Any]] | N
         "columns": columns,
         "kinds": kinds,
         "data": data,
-        "swept": [k for k in swept_keys(frame) if k in columns],
+        "swept": [k for k in swept if k in columns],
+        "folded": [k for k in varying_config(frame) if k in columns and k not in swept],
         "metrics": metrics,
         "curves": dict(curves or {}),
     }

@@ -1,0 +1,133 @@
+"""What a set of runs swept: the override keys whose values differ, as the frame's columns.
+
+A config-group sweep (``model=svm,forest dataset=a,b``) changes dozens of config keys: those
+of each model and dataset. The views lead with what was swept (``choice.model``,
+``choice.dataset``); the keys that vary only because a group choice changed are *folded*
+behind it. The command line and the report both take their columns from here.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import pandas as pd
+
+from hydra_ledger.load import _value_key, _varies
+
+_PREFIX_CHARS = "+~"  # `+key=`, `++key=` add, `~key=` deletes: the key is the same
+
+
+def override_key(override: str) -> str | None:
+    """The key an override sets: ``+model/enc=big`` -> ``model/enc``; None without a ``=``
+    (``~key`` deletes a key and sets no value)."""
+    key, sep, _ = str(override).partition("=")
+    key = key.strip().lstrip(_PREFIX_CHARS)
+    return key if sep and key else None
+
+
+def swept_overrides(override_lists: Iterable[Sequence[str]]) -> dict[str, list[str]]:
+    """Override keys whose values differ across jobs, each with its values in first-seen order;
+    keys in the order they were first given (the command line's)."""
+    values: dict[str, dict[str, None]] = {}
+    for overrides in override_lists:
+        for override in overrides or ():
+            key = override_key(override)
+            if key is not None:
+                values.setdefault(key, {})[str(override).partition("=")[2]] = None
+    return {key: list(seen) for key, seen in values.items() if len(seen) > 1}
+
+
+def swept_keys(frame: pd.DataFrame) -> list[str]:
+    """The columns of what ``frame``'s runs swept, in the order the overrides were given.
+
+    Each override key of the runs (their ``overrides`` column) whose column differs across
+    the rows: ``choice.<group>`` for a config group (``model=svm``, ``model/encoder=big``),
+    ``cfg.<key>`` for a value (``lr=0.01``, ``+db.port=3306``). Config keys that vary only
+    because a group choice changed are left out (:func:`folded` names them). Runs of several
+    sweeps and single runs give the union of the keys that vary. When no override varies
+    (e.g. runs launched with different config files), the ``cfg.`` columns that vary.
+
+    Examples
+    --------
+    >>> df = hydra_ledger.load_runs("multirun")                            # doctest: +SKIP
+    >>> df[["status", *hydra_ledger.swept_keys(df), "summary.accuracy"]]    # doctest: +SKIP
+    """
+    names = [str(c) for c in frame.columns]
+    present = set(names)
+    keys = _override_keys(frame) if "overrides" in present else []
+    swept: dict[str, None] = {}
+    for key in keys:
+        for column in _columns_of(key, names, present):
+            if column not in swept and _varies(frame[column]):
+                swept[column] = None
+    if swept:
+        return list(swept)
+    return [c for c in names if c.startswith("cfg.") and _varies(frame[c])]
+
+
+def varying_config(frame: pd.DataFrame) -> list[str]:
+    """The ``cfg.`` and user ``choice.`` columns whose values differ across the rows."""
+    return [c for c in map(str, frame.columns) if _is_config(c) and _varies(frame[c])]
+
+
+def folded(frame: pd.DataFrame, shown: Sequence[str]) -> dict[str, list[str]]:
+    """The varying config columns not in ``shown``, by what they follow: ``{"choice.model":
+    [...]}`` for those with one value per choice of the model, ``{"choice.model and
+    choice.dataset": [...]}`` for those set by the two together, ``{"": [...]}`` for the others
+    (e.g. an output dir). Only the choices in ``shown`` are asked."""
+    hidden = [c for c in varying_config(frame) if c not in shown]
+    choices = [c for c in shown if c.startswith("choice.") and c in frame.columns]
+    keyed = {c: [_value_key(v) for v in frame[c].tolist()] for c in [*hidden, *choices]}
+    joint = list(zip(*(keyed[c] for c in choices))) if len(choices) > 1 else None
+    out: dict[str, list[str]] = {}
+    for column in hidden:
+        behind = next((c for c in choices if _follows(keyed[column], keyed[c])), None)
+        if behind is None and joint is not None and _follows(keyed[column], joint):
+            behind = " and ".join(choices)
+        out.setdefault(behind or "", []).append(column)
+    if "" in out:  # the unexplained last
+        out[""] = out.pop("")
+    return out
+
+
+def _follows(values: Sequence[Any], by: Sequence[Any]) -> bool:
+    """Whether ``values`` has one value per value of ``by``."""
+    seen: dict[Any, Any] = {}
+    return all(seen.setdefault(b, v) == v for v, b in zip(values, by))
+
+
+def _is_config(name: str) -> bool:
+    return name.startswith("cfg.") or (name.startswith("choice.") and not name.startswith("choice.hydra/"))
+
+
+def _override_keys(frame: pd.DataFrame) -> list[str]:
+    """Every override key of the rows, first-seen in start order (a stable column order
+    whatever the rows' order)."""
+    overrides = frame["overrides"].tolist()
+    order: Iterable[int] = range(len(overrides))
+    if "started_at" in frame.columns:
+        started = frame["started_at"].reset_index(drop=True)
+        order = started.sort_values(kind="stable", na_position="last").index.tolist()
+    keys: dict[str, None] = {}
+    for i in order:
+        if not isinstance(overrides[i], (list, tuple)):
+            continue
+        for override in overrides[i]:
+            key = override_key(override)
+            if key is not None and not key.startswith(("hydra.", "hydra/")):
+                keys[key] = None
+    return list(keys)
+
+
+def _columns_of(key: str, names: Sequence[str], present: set[str]) -> list[str]:
+    """The column an override key sets: its group choice, else its config value (a mapping
+    given whole, ``key={a: 1}``, sets the columns below it)."""
+    for choice in (f"choice.{key}", f"choice.{key.partition('@')[0]}"):
+        if choice in present:
+            return [choice]
+    if "/" in key or "@" in key:  # a group whose choice was not recorded
+        return []
+    if f"cfg.{key}" in present:
+        return [f"cfg.{key}"]
+    below = f"cfg.{key}."
+    return [c for c in names if c.startswith(below)]
