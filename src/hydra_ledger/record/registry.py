@@ -1,19 +1,20 @@
 """The run dirs of a project, registered at each launch, so that ``hydra-ledger ls`` finds them from anywhere in it.
 
-A project is the git work tree holding the launch dir (else the launch dir itself). Its
-registry is a directory of small JSON files, one per registered dir, named by a hash of the
-dir's path:
+A project is the git work tree holding the launch dir (outside git: the app script's work tree,
+else the launch dir itself). Its registry is a directory of small JSON files, one per registered
+dir, named by a hash of the dir's path:
 
 - in git: ``<git common dir>/hydra-ledger/roots/``. The common dir is the one every worktree
   of the repository shares (a rerun runs in a temporary worktree and registers there too); it
-  is never committed and goes away with the clone.
+  is never committed, and is deleted with the clone.
 - outside git: ``$XDG_CACHE_HOME/hydra-ledger/projects/<hash of the dir>/roots/`` (default
   ``~/.cache``).
 
 Registering creates one file (written to a temp file, then ``os.replace``): launches that
 register at the same time each write their own file, so none loses another's entry, and no
-lock is needed (NFS has none to rely on). Two launches registering the same dir write the same
-content. Only the launching process registers, once per run or sweep, not each job.
+lock is needed (NFS has none to rely on). Two launches registering the same dir replace the same
+file, and either version will do. Only the launching process registers, once per run or sweep,
+not each job.
 
 What is registered is the dir that holds the runs, not each run: for ``hydra.run.dir`` =
 ``/data/runs/${now:%Y-%m-%d}/${now:%H-%M-%S}``, the run dir minus its trailing components made
@@ -29,9 +30,9 @@ A dir inside the work tree is stored relative to it (``outputs``), any other one
 inside the repository move with it when it is copied or moved, and each worktree finds its own.
 
 Entries whose dir no longer exists are removed when the registry is read or written (a relative
-one only by the work tree that registered it). A dir
-that is only missing for a while (an unmounted disk) is registered again by the next launch
-that writes there; runs outside the registered dirs stay loadable by path.
+one only by the work tree that registered it). A dir that is only missing for a while (an
+unmounted disk) is registered again by the next launch that writes there; runs outside the
+registered dirs stay loadable by path.
 """
 from __future__ import annotations
 
