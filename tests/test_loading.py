@@ -103,7 +103,9 @@ def test_default_paths_are_outputs_and_multirun(make_app, run_app, monkeypatch):
     assert [Path(p).relative_to(app.resolve()).parts[0] for p in frame["path"]] == ["outputs", "multirun", "multirun"]
     monkeypatch.chdir(app.parent)
     with pytest.raises(FileNotFoundError, match=re.escape(
-        "hydra-ledger: no 'outputs' or 'multirun' directory here; pass the paths of runs or sweeps to load"
+        "hydra-ledger: no runs found from here: no 'outputs' or 'multirun' directory here, no run dirs registered "
+        f"for the project {app.parent.resolve()} (its launches register them), and no HYDRA_LEDGER_ROOTS or "
+        "[tool.hydra-ledger] roots in a pyproject.toml; pass the paths of runs or sweeps to load"
     )):
         hydra_ledger.load_runs()
 

@@ -150,6 +150,21 @@ def test_config_check_refuses_a_tampered_run(make_app, run_app, where):
     assert repo_state(app) == before
 
 
+def test_without_output_dir_a_rerun_goes_where_the_app_puts_a_new_run(make_app, run_app):
+    app = make_app("rerun_app")
+    job = first_run(app, run_app, "seed=3")  # hydra.run.dir=outputs/first: a fixed dir, never reused
+    assert hydra_ledger.rerun(job, capture=True).path == app / "outputs" / "first_1"
+
+    assert run_app(app, "seed=4").returncode == 0  # Hydra's own outputs/${now:%Y-%m-%d}/${now:%H-%M-%S}
+    (default,) = (app / "outputs").glob("[0-9]*/[0-9]*")
+    again = hydra_ledger.rerun(default, capture=True)
+
+    assert again.returncode == 0
+    assert again.path.parent.parent == app / "outputs" and again.path != default  # beside it, at the rerun's time
+    assert again.run["rerun_of"] == record(default)["run_id"]
+    assert not (app / "outputs" / "rerun").exists()
+
+
 def test_cli_dry_run_prints_the_commands_and_runs_nothing(make_app, run_app, capsys):
     app = make_app("rerun_app")
     job = first_run(app, run_app, "seed=3")

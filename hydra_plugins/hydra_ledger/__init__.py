@@ -87,6 +87,9 @@ class LedgerConf:
     debug: bool = False
     # Artifacts (files the job wrote in its output dir) up to this size get a content hash.
     artifact_hash_max_bytes: int = 50_000_000
+    # Register the dir of each run and sweep for its project (in the repository's git dir, else
+    # the user cache), so that a bare `hydra-ledger ls` anywhere in the project finds them.
+    register: bool = True
 
 
 _store = ConfigStore.instance()

@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from hydra_ledger.errors import LedgerError
 
 USAGE_ERROR = 2
+# Where the commands look for runs when given no paths (hydra_ledger.load.roots).
+DEFAULT_ROOTS_HELP = "outputs and multirun here, HYDRA_LEDGER_ROOTS or [tool.hydra-ledger] roots, registered run dirs"
 
 
 class CommandError(LedgerError):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from hydra_ledger.cli import CommandError
+from hydra_ledger.cli import DEFAULT_ROOTS_HELP, CommandError
 from hydra_ledger.cli._output import printable
 
 EXAMPLE = """\
@@ -27,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                         help="a sweep dir, a job dir, or an id (prefix) as 'hydra-ledger log' shows it: e3f2a9c")
     parser.add_argument("text", help="the conclusion; '-' reads it from standard input")
     parser.add_argument("--in", dest="roots", action="append", default=[], metavar="PATH",
-                        help="where to look up ids (default: outputs and multirun here)")
+                        help=f"where to look up ids (default: {DEFAULT_ROOTS_HELP})")
     parser.set_defaults(func=run)
 
 

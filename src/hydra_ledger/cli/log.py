@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from hydra_ledger.cli import CommandError
+from hydra_ledger.cli import DEFAULT_ROOTS_HELP, CommandError
 from hydra_ledger.cli._output import printable_lines
 
 EXAMPLE = """\
@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("paths", nargs="*", help="runs, sweeps or roots (default: outputs and multirun here)")
+    parser.add_argument("paths", nargs="*", help=f"runs, sweeps or roots (default: {DEFAULT_ROOTS_HELP})")
     parser.add_argument("--format", "-f", choices=["text", "markdown", "org"], default="text",
                         help="text (default), markdown, or org (Org-mode: TODO/DONE, property drawers with ids)")
     parser.add_argument("--commit", metavar="REV",
@@ -42,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     from hydra_ledger.load import journal
-    from hydra_ledger.load.walk import default_roots
+    from hydra_ledger.load.roots import default_roots
 
     try:
         best = journal.parse_best(args.best)

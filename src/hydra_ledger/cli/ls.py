@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from hydra_ledger.cli import CommandError
+from hydra_ledger.cli import DEFAULT_ROOTS_HELP, CommandError
 from hydra_ledger.cli._output import (
     FORMATS,
     add_format_option,
@@ -42,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("paths", nargs="*", help="runs, sweeps or roots (default: outputs and multirun here)")
+    parser.add_argument("paths", nargs="*", help=f"runs, sweeps or roots (default: {DEFAULT_ROOTS_HELP})")
     parser.add_argument("--where", "-w", metavar="EXPR",
                         help="keep runs where this pandas-style expression on column names holds, "
                              "e.g. \"cfg.model.lr > 0.01 and status == 'COMPLETED'\"")

@@ -5,6 +5,7 @@ import argparse
 import sys
 import time
 
+from hydra_ledger.cli import DEFAULT_ROOTS_HELP
 from hydra_ledger.cli._output import printable, progress
 from hydra_ledger.cli._runs import load_frame
 from hydra_ledger.load.where import apply_where
@@ -26,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("paths", nargs="*", help="runs, sweeps or roots (default: outputs and multirun here)")
+    parser.add_argument("paths", nargs="*", help=f"runs, sweeps or roots (default: {DEFAULT_ROOTS_HELP})")
     parser.add_argument("--output", "-o", default="report.html", help="the HTML file to write (default: report.html)")
     parser.add_argument("--where", "-w", metavar="EXPR", help="only runs where this expression holds (as in ls)")
     parser.add_argument("--tag", "-t", action="append", default=[], metavar="TAG", help="only runs with this tag")

@@ -6,7 +6,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from hydra_ledger.cli import CommandError
+from hydra_ledger.cli import DEFAULT_ROOTS_HELP, CommandError
 from hydra_ledger.cli._output import printable
 
 EXAMPLE = """\
@@ -36,14 +36,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def _add_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--in", dest="roots", action="append", default=[], metavar="PATH",
-                        help="where to look up run ids (default: outputs and multirun here)")
+                        help=f"where to look up run ids (default: {DEFAULT_ROOTS_HELP})")
     parser.add_argument("--current-code", action="store_true",
                         help="run the current working tree instead of the recorded commit")
     parser.add_argument("--from-saved-config", action="store_true",
                         help="use the saved .hydra/config.yaml and hydra settings instead of recomposing")
     parser.add_argument("--drop", action="append", default=[], metavar="KEY",
                         help="with --current-code: leave out a recorded key that no longer exists (repeatable)")
-    parser.add_argument("--output-dir", metavar="DIR", help="the new run's dir (default outputs/rerun/<date>/<time>)")
+    parser.add_argument("--output-dir", metavar="DIR",
+                        help="the new run's dir (default: where the app puts a new run: its recorded hydra.run.dir)")
     parser.add_argument("--launcher", metavar="NAME",
                         help="run through this Hydra launcher (e.g. submitit_local); default: locally, in-process")
     parser.add_argument("--dry-run", action="store_true", help="print the commands (worktree, patch, launch) only")

@@ -9,13 +9,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from hydra_ledger.cli import CommandError
+from hydra_ledger.cli import DEFAULT_ROOTS_HELP, CommandError
 from hydra_ledger.cli._output import colour, dumps_json, duration, printable, text, use_colour
 from hydra_ledger.load.rows import sweep_dir_of
 
 EXAMPLE = """\
 Examples:
-  hydra-ledger show 3f2a9c              # a run id prefix, looked up under outputs/ and multirun/
+  hydra-ledger show 3f2a9c              # a run id prefix, looked up in all runs of the project
   hydra-ledger show multirun/2024-05-01/12-00-00/3 --patch"""
 
 
@@ -39,7 +39,7 @@ def add_run_argument(parser: argparse.ArgumentParser, name: str) -> None:
     parser.add_argument(name, metavar=name.upper(), help="a job dir, or a prefix of a run id")
     if not any(a.dest == "roots" for a in parser._actions):
         parser.add_argument("--in", dest="roots", action="append", default=[], metavar="PATH",
-                            help="where to look up run ids (default: outputs and multirun here)")
+                            help=f"where to look up run ids (default: {DEFAULT_ROOTS_HELP})")
 
 
 def resolve(arg: str, roots: list[str]) -> tuple[Any, dict[str, Any]]:

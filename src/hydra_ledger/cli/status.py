@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hydra_ledger.cli import DEFAULT_ROOTS_HELP
 from hydra_ledger.cli._output import (
     FORMATS,
     add_format_option,
@@ -30,7 +31,7 @@ from hydra_ledger.record.sweep_jobs import MISSING
 
 EXAMPLE = """\
 Examples:
-  hydra-ledger status                      # every sweep under outputs/ and multirun/
+  hydra-ledger status                      # every sweep of the project (outputs/, multirun/, registered dirs)
   hydra-ledger status multirun/2024-05-01/12-00-00 --format json"""
 
 PROBLEMS = PROBLEM_STATUSES
@@ -48,7 +49,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("paths", nargs="*", metavar="SWEEP", help="sweeps or roots (default: outputs and multirun)")
+    parser.add_argument("paths", nargs="*", metavar="SWEEP", help=f"sweeps or roots (default: {DEFAULT_ROOTS_HELP})")
     parser.add_argument("--debug", action="store_true", help="include debug runs (hydra.callbacks.ledger.debug=true)")
     add_format_option(parser, FORMATS)
     parser.set_defaults(func=run)

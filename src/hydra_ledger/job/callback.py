@@ -29,6 +29,7 @@ from hydra_ledger.job.capture.environment import capture_host, installed_package
 from hydra_ledger.job.capture.git import capture_git
 from hydra_ledger.job.capture.slurm import capture_slurm
 from hydra_ledger.job.latest import link_run, link_sweep, template_prefix
+from hydra_ledger.job.project_roots import register_launch
 from hydra_ledger.job.source_files import defining_file
 from hydra_ledger.job.untracked import save_untracked
 from hydra_ledger.record import process_identity
@@ -89,7 +90,7 @@ def _as_seconds(value: Any) -> float:
 # not catch a callback's __init__ failing).
 _CHECKS: dict[str, Callable[[Any], Any]] = {
     "enabled": _as_bool, "git": _as_bool, "packages": _as_bool, "capture_output": _as_bool, "debug": _as_bool,
-    "save_patch": _as_bool, "untracked_exclude": _as_list,
+    "save_patch": _as_bool, "register": _as_bool, "untracked_exclude": _as_list,
     "heartbeat_s": _as_seconds, "patch_max_bytes": int, "artifact_hash_max_bytes": int, "untracked_max_bytes": int,
     "redact_keys": lambda v: None if v is None else _as_list(v),
     "env_vars": lambda v: None if v is None else _as_list(v),
@@ -156,9 +157,17 @@ class LedgerCallback(Callback):
         self.capture_output = bool(merged["capture_output"])
         self.debug = bool(merged["debug"])
         self.artifact_hash_max_bytes = int(merged["artifact_hash_max_bytes"])
+        self.register = bool(merged["register"])
         # Set in the launching process by on_multirun_start; travels to workers by pickling.
         self.sweep_id: str | None = None
         self.sweep_dir: str | None = None
+
+    # -- single run (its one process) ------------------------------------------------------
+    @_guarded
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """The process of a single run, before its job: register where the run goes (for a bare ``ls``)."""
+        if self.enabled and self.register:
+            register_launch(config.hydra, "run")
 
     # -- sweep (launching process) ------------------------------------------------------
     @_guarded
@@ -201,6 +210,8 @@ class LedgerCallback(Callback):
         write_json_atomic(paths.record, resumed_sweep_record(existing, record, sweep_dir))
         link_sweep(hc, sweep_dir, os.getcwd())
         sweep_interrupt.watch(self.sweep_dir, self.sweep_id)
+        if self.register:
+            register_launch(hc, "sweep")
 
     @_guarded
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:

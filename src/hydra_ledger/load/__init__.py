@@ -17,8 +17,9 @@ from typing import Any, Literal
 
 import pandas as pd
 
+from hydra_ledger.load.roots import default_roots
 from hydra_ledger.load.rows import BASE_COLUMNS, GROUPS
-from hydra_ledger.load.walk import Progress, default_roots
+from hydra_ledger.load.walk import Progress
 from hydra_ledger.record.files import MAX_METRICS_BYTES, read_regular_file
 from hydra_ledger.record.paths import RunPaths
 from hydra_ledger.record.schema import (
@@ -92,7 +93,9 @@ def load_runs(
     *paths
         Job dirs, sweep dirs, or roots holding many (searched recursively), e.g.
         ``"multirun"``, ``"outputs"``. Default: ``outputs`` and ``multirun`` under the cwd,
-        those that exist.
+        ``$HYDRA_LEDGER_ROOTS`` or ``[tool.hydra-ledger] roots`` of ``pyproject.toml``, and the
+        run dirs the project's launches registered, those that exist (see
+        :mod:`hydra_ledger.load.roots`).
     status
         Keep only jobs with this status (or any of these statuses), e.g. ``"COMPLETED"``.
     errors

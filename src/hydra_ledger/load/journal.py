@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from hydra_ledger.errors import LedgerError
-from hydra_ledger.load.walk import present_default_roots
+from hydra_ledger.load import roots as _roots
 from hydra_ledger.record.files import append_line
 from hydra_ledger.record.paths import RunPaths, SweepPaths
 from hydra_ledger.record.schema import SWEEP_SCHEMA, RecordError, read_record
@@ -243,10 +243,11 @@ def resolve_target(arg: str, roots: Sequence[str | os.PathLike[str]]) -> tuple[s
             return "run", f"e{record.get('run_id')}", RunPaths(path).conclusions
         raise TargetError(f"{path} holds neither a sweep record (.ledger/sweep.json) nor a run record "
                           "(.ledger/run.json); pass a sweep dir, a job dir, or an id from 'hydra-ledger log'")
-    search = list(roots) or present_default_roots()
-    if not search:
-        raise TargetError(f"{arg!r} is not a directory, and there is no 'outputs' or 'multirun' here to look "
-                          "up an id in; pass the sweep or job dir, or --in PATH")
+    found = None if roots else _roots.find_roots()
+    search = list(roots) if found is None else list(found.roots)
+    if found is not None and not search:
+        raise TargetError(_roots.nothing_found(found, f"{arg!r} is not a directory either; pass the sweep or job "
+                                               "dir, or --in PATH to look up an id in").removeprefix("hydra-ledger: "))
     wanted = [arg] + ([arg[1:]] if arg.startswith("e") and len(arg) > 1 else [])
     matches: dict[str, tuple[str, str, Path]] = {}
     for entry in collect(search, include_debug=True):

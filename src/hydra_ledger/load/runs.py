@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra_ledger.errors import LedgerError
-from hydra_ledger.load.walk import present_default_roots
+from hydra_ledger.load import roots as _roots
 from hydra_ledger.record.paths import LEDGER_DIR, RunPaths
 from hydra_ledger.record.schema import RecordError, read_record
 
@@ -30,12 +30,11 @@ def resolve_run(arg: str, roots: Sequence[str | os.PathLike[str]] = ()) -> tuple
             raise SelectError(str(exc).removeprefix("hydra-ledger: ")) from None
     from hydra_ledger.load import read_records
 
-    search = [Path(r) for r in roots] or [Path(p) for p in present_default_roots()]
-    if not search:
-        raise SelectError(
-            f"{arg!r} is not a run directory, and there is no 'outputs' or 'multirun' directory here "
-            "to look up a run id in; pass the job dir, or --in PATH"
-        )
+    found = None if roots else _roots.find_roots()
+    search = [Path(r) for r in (roots if found is None else found.roots)]
+    if found is not None and not search:
+        raise SelectError(_roots.nothing_found(found, f"{arg!r} is not a run directory either; pass the job dir, "
+                                               "or --in PATH to look up a run id in").removeprefix("hydra-ledger: "))
     matches: dict[str, tuple[RunPaths, dict[str, Any]]] = {}
     for record_file, record in read_records(search, errors="ignore", run_id_prefix=arg):
         run_id = str(record.get("run_id") or "")

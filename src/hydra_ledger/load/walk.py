@@ -24,26 +24,6 @@ from hydra_ledger.record.schema import SWEEP_SCHEMA, RecordError, parse_record, 
 
 log = logging.getLogger(__name__)
 
-# Hydra's default output dirs of single runs and of sweeps: where runs are found when no paths are given.
-DEFAULT_ROOTS = ("outputs", "multirun")
-
-
-def present_default_roots() -> list[str]:
-    """Those of :data:`DEFAULT_ROOTS` that exist under the cwd."""
-    return [p for p in DEFAULT_ROOTS if os.path.isdir(p)]
-
-
-def default_roots() -> list[str]:
-    """Where runs are looked for when no paths are given: ``outputs`` and ``multirun`` under the
-    cwd, those that exist; FileNotFoundError saying what to pass when neither does."""
-    found = present_default_roots()
-    if not found:
-        raise FileNotFoundError(
-            "hydra-ledger: no 'outputs' or 'multirun' directory here; pass the paths of runs or sweeps to load"
-        )
-    return found
-
-
 # Told of a long load's progress while worker processes read records (the command line draws a
 # bar with it): called as ``progress(results, total)``, it yields the results as they come.
 Progress = Callable[[Iterable[Any], int], Iterable[Any]]

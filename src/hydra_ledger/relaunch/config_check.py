@@ -81,6 +81,18 @@ def compose(argv: Sequence[str], cwd: Path, env: Mapping[str, str]) -> dict[str,
     return value
 
 
+def composed_value(argv: Sequence[str], key: str, cwd: Path, env: Mapping[str, str]) -> str:
+    """The value of ``key`` (e.g. ``hydra.run.dir``) as the app composes and resolves it, without
+    running it (``--cfg all --package KEY --resolve`` prints a leaf value as it is)."""
+    proc = subprocess.run([*argv, "--cfg", "all", "--package", key, "--resolve"], cwd=cwd, env=dict(env),
+                          capture_output=True, text=True, check=False)
+    lines = [line for line in proc.stdout.splitlines() if line.strip()]
+    if proc.returncode != 0 or not lines:
+        text = proc.stderr.strip() or proc.stdout.strip()
+        raise ComposeError(f"the app could not resolve {key} (exit {proc.returncode}):\n{text}")
+    return lines[-1]
+
+
 def volatile_keys(raw_config: Path | None) -> set[str]:
     """Dotted keys whose raw (unresolved) value uses a volatile resolver such as ``${now:}``."""
     if raw_config is None or not raw_config.is_file():

@@ -8,12 +8,12 @@ composed config is checked against the recorded one (see ``config_check``).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
 import os
 import shlex
 import tempfile
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +27,15 @@ from hydra_ledger.record.paths import RunPaths
 from hydra_ledger.record.redact import REDACTED, Redactor
 from hydra_ledger.record.schema import RecordError, read_record
 from hydra_ledger.relaunch import launch as _launch
-from hydra_ledger.relaunch.config_check import ComposeError, ConfigDiff, compare, compose, override_keys, volatile_keys
+from hydra_ledger.relaunch.config_check import (
+    ComposeError,
+    ConfigDiff,
+    compare,
+    compose,
+    composed_value,
+    override_keys,
+    volatile_keys,
+)
 from hydra_ledger.relaunch.launch import Code, CodeSource, RerunError, hydra_dir, quote_value, read_yaml
 
 log = logging.getLogger(__name__)
@@ -37,6 +45,9 @@ ConfigSource = Literal["recompose", "saved"]
 # Hydra overrides that belong to where and how the original ran, not to what it computed.
 _PLACEMENT_KEYS = ("hydra.mode", "hydra.run.dir", "hydra.sweep.dir", "hydra.sweep.subdir", "hydra.job.id",
                    "hydra.job.num", "hydra/launcher", "hydra.launcher", "hydra/sweeper", "hydra.sweeper")
+# Hydra's own hydra.run.dir and hydra.sweep.dir (hydra/conf/hydra/output/default.yaml).
+_HYDRA_DEFAULT_DIRS = {"run": "outputs/${now:%Y-%m-%d}/${now:%H-%M-%S}",
+                       "sweep": "multirun/${now:%Y-%m-%d}/${now:%H-%M-%S}"}
 # hydra.yaml nodes that describe the finished run rather than configure a new one.
 _SAVED_HYDRA_DROP = ("runtime", "overrides", "mode")
 
@@ -84,10 +95,24 @@ def placement_free(hydra_overrides: Sequence[str]) -> list[str]:
     return _launch.without(hydra_overrides, _PLACEMENT_KEYS)
 
 
-def default_output_dir(base: Path) -> Path:
-    """``<base>/outputs/rerun/<date>/<time>``, made unique with a suffix when it exists."""
-    stamp = time.localtime()
-    candidate = base / "outputs" / "rerun" / time.strftime("%Y-%m-%d", stamp) / time.strftime("%H-%M-%S", stamp)
+def recorded_dir_template(job_dir: Path, launch_dir: Path, mode: Literal["run", "sweep"]) -> str:
+    """Where the app puts a new run (``hydra.run.dir``) or sweep (``hydra.sweep.dir``), unresolved
+    as recorded in ``.hydra/hydra.yaml`` (``/data/runs/${now:%Y-%m-%d}/${now:%H-%M-%S}``); Hydra's
+    default when nothing is recorded. A plainly relative template is made absolute against the
+    recorded launch dir, as Hydra read it there: the rerun starts in a temporary worktree."""
+    hdir = hydra_dir(job_dir)
+    hydra_cfg = ((read_yaml(hdir / "hydra.yaml", required=False) or {}) if hdir else {}).get("hydra")
+    node = hydra_cfg.get(mode) if isinstance(hydra_cfg, dict) else None
+    template = node.get("dir") if isinstance(node, dict) else None
+    if not isinstance(template, str) or not template.strip():
+        template = _HYDRA_DEFAULT_DIRS[mode]
+    if template.startswith("${") or os.path.isabs(template):  # an interpolation may well be absolute
+        return template
+    return os.path.join(launch_dir, template)
+
+
+def unique_dir(candidate: Path) -> Path:
+    """``candidate``, with a suffix ``_1``, ``_2``... when it exists: a rerun never reuses a run's dir."""
     unique, n = candidate, 1
     while unique.exists():
         unique = candidate.with_name(f"{candidate.name}_{n}")
@@ -121,8 +146,12 @@ class RerunPlan:
     task_overrides: list[str]
     hydra_overrides: list[str]
     extra: list[str]
-    output_dir: Path
+    # The new run's dir (the sweep's with a launcher): given, or decided by execute() from
+    # dir_template as the app resolves it when launched, since it may hold ${now:...}.
+    output_dir: Path | None
     redactor: Redactor
+    dir_template: str = ""
+    launch_dir: Path = field(default_factory=Path.cwd)
     launcher: str | None = None
     drop: list[str] = field(default_factory=list)
 
@@ -150,14 +179,20 @@ class RerunPlan:
             args += self.hydra_overrides
         return [*args, *self.extra] if extra else args
 
+    @property
+    def dir_key(self) -> str:
+        return "hydra.run.dir" if self.launcher is None else "hydra.sweep.dir"
+
     def placement(self) -> list[str]:
+        target = quote_value(str(self.output_dir) if self.output_dir is not None else self.dir_template)
         if self.launcher is None:
-            return ["hydra.mode=RUN", f"hydra.run.dir={quote_value(str(self.output_dir))}"]
-        return ["hydra.mode=MULTIRUN", f"hydra/launcher={self.launcher}",
-                f"hydra.sweep.dir={quote_value(str(self.output_dir))}"]
+            return ["hydra.mode=RUN", f"{self.dir_key}={target}"]
+        return ["hydra.mode=MULTIRUN", f"hydra/launcher={self.launcher}", f"{self.dir_key}={target}"]
 
     @property
     def new_job_dir(self) -> Path:
+        if self.output_dir is None:
+            raise RerunError("the rerun's dir is decided when it runs (execute)")
         return self.output_dir if self.launcher is None else self.output_dir / "0"
 
     def env(self) -> dict[str, str]:
@@ -206,12 +241,13 @@ def plan_rerun(
                          "--from-saved-config needs .hydra/config.yaml and hydra.yaml")
     source = _launch.code_source(code, job_dir, record, subject=f"the run {job_dir}", verb="rerun")
     launch_cwd = Path(str(launch.get("cwd") or os.getcwd()))
-    out = Path(output_dir).absolute() if output_dir is not None else default_output_dir(
-        launch_cwd if launch_cwd.exists() else Path.cwd())
+    launch_dir = launch_cwd if launch_cwd.exists() else Path.cwd()
     return RerunPlan(job_dir=job_dir, record=record, source=source, config_source=config, task_overrides=task,
-                     hydra_overrides=placement_free(hydra_overrides), extra=list(overrides), output_dir=out,
+                     hydra_overrides=placement_free(hydra_overrides), extra=list(overrides),
+                     output_dir=Path(output_dir).absolute() if output_dir is not None else None,
                      redactor=_launch.redactor_for([hdir / "hydra.yaml"] if hdir else []), launcher=launcher,
-                     drop=list(drop))
+                     drop=list(drop), launch_dir=launch_dir,
+                     dir_template=recorded_dir_template(job_dir, launch_dir, "run" if launcher is None else "sweep"))
 
 
 
@@ -338,11 +374,36 @@ def compare_summaries(
     return rows
 
 
+def placed(plan: RerunPlan, root: Path, config_dir: Path | None) -> RerunPlan:
+    """``plan`` with its output dir decided: where the app, composed as the rerun will run it,
+    resolves its dir template now. Relative means relative to the recorded launch dir, and a dir
+    inside the temporary checkout (``${hydra:runtime.cwd}/...``) goes to the same place in the
+    repository instead, which outlives the checkout."""
+    if plan.output_dir is not None:
+        return plan
+    argv = [*plan.entry_argv(root), *plan.overrides(config_dir), *plan.placement()]
+    try:
+        value = composed_value(argv, plan.dir_key, plan.working_dir(root), plan.env())
+    except ComposeError as exc:
+        raise RerunError(plan.redactor.text(f"cannot tell where the rerun goes: {exc}; pass --output-dir")) from None
+    where = Path(value)
+    if not where.is_absolute():
+        where = plan.launch_dir / where
+    snapshot = plan.source.snapshot
+    if snapshot is not None:
+        for path, top in ((where, root), (where.resolve(), root.resolve())):
+            if path.is_relative_to(top):
+                where = snapshot.repo / path.relative_to(top)
+                break
+    return dataclasses.replace(plan, output_dir=unique_dir(Path(os.path.normpath(where))))
+
+
 def execute(plan: RerunPlan, *, check: bool = False, rtol: float = 1e-9, atol: float = 0.0,
             ignore_summary: Sequence[str] = (), capture: bool = False) -> RerunResult:
-    """Run a planned rerun: check out, check the config, launch, optionally compare summaries."""
+    """Run a planned rerun: check out, check the config, decide its dir, launch, optionally compare summaries."""
     with plan.source.checked_out() as root, _config_dir(plan) as config_dir:
         diff = check_config(plan, root, config_dir)
+        plan = placed(plan, root, config_dir)
         argv = [*plan.entry_argv(root), *plan.overrides(config_dir), *plan.placement()]
         returncode = _launch.run(argv, plan.working_dir(root), plan.env(), what=f"rerun of {plan.job_dir}",
                                  redactor=plan.redactor, capture=capture)
@@ -378,7 +439,9 @@ def rerun(
     code : ``"recorded"`` (the recorded commit + patch + untracked files, in a temporary git
         worktree) or ``"current"`` (the working tree as it is now).
     config : ``"recompose"`` from the recorded overrides, or ``"saved"`` from ``.hydra/config.yaml``.
-    output_dir : where the new run goes (default ``outputs/rerun/<date>/<time>`` in the recorded cwd).
+    output_dir : where the new run goes; default: where the app puts a new run, its recorded
+        ``hydra.run.dir`` (``hydra.sweep.dir`` with a launcher) resolved now, a relative one
+        against the recorded launch dir; a suffix ``_1`` when that dir exists.
     launcher : a Hydra launcher (e.g. ``submitit_local``) to run through; default: in-process.
     drop : with current code, recorded keys that no longer exist and may be left out.
     check : compare the new summary with the recorded one (see ``RerunResult.summary``): exact
