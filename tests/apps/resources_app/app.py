@@ -1,5 +1,6 @@
 """A job of known cost: holds `mb` MB of touched memory, burns `burn_s` CPU seconds; with
-`child: true` the same is done by a child process instead (the process tree counts)."""
+`child: true` the same is done by a child process instead (the process tree counts). Then it
+logs `steps` values of `loss`, `step_s` seconds apart, and fails if asked."""
 import subprocess
 import sys
 import time
@@ -38,6 +39,8 @@ def main(cfg: DictConfig) -> float:
     for step in range(cfg.steps):
         hydra_ledger.log_metrics({"loss": 1.0 / (step + 1)}, step=step)
         time.sleep(cfg.step_s)
+    if cfg.fail:
+        raise ValueError(f"requested failure with mb={cfg.mb}\nsecond line")
     return float(cfg.mb)
 
 
