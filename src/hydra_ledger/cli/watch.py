@@ -20,7 +20,8 @@ from typing import Any
 import pandas as pd
 
 from hydra_ledger.cli._output import duration, plain, printable, size
-from hydra_ledger.cli._runs import load_frame, relative
+from hydra_ledger.cli._runs import relative
+from hydra_ledger.load import load_table
 from hydra_ledger.record.paths import RunPaths
 from hydra_ledger.record.schema import FINAL_STATUSES, PROBLEM_STATUSES, read_heartbeat
 
@@ -93,7 +94,8 @@ def snapshot(paths: list[str], metric: str | None, max_jobs: int, now: float) ->
     """The sweeps to show, and the metric shown (the given one, else the first found)."""
     with warnings.catch_warnings():  # a broken record warns at every refresh: `ls` names it
         warnings.simplefilter("ignore")
-        frame = load_frame(paths, columns=COLUMNS, optional=OPTIONAL)
+        # no sacct for efficiency at every refresh: a cluster's accounting is not to be polled
+        frame = load_table(paths, columns=COLUMNS, optional=OPTIONAL, slurm_usage=False)[0]
     if not len(frame):
         return [], metric
     keys = [s if isinstance(s, str) and s else str(Path(str(p)).parent)
