@@ -12,6 +12,7 @@ from conftest import record
 
 from hydra_ledger import load_runs
 from hydra_ledger.job import gpu, resources
+from hydra_ledger.report.build import report_data
 
 MB = 1024 * 1024
 FAKE_NVML = Path(__file__).parent / "fake_nvml"
@@ -70,6 +71,9 @@ def test_resources_load_as_columns_and_show_in_the_cli(make_app, run_app):
     assert listed.returncode == 0, listed.stderr
     row = json.loads(listed.stdout)[0]
     assert {"resources.cpu_s", "resources.peak_rss_bytes", "resources.gpu", "resources.samples"} <= set(row)
+    data = report_data(frame, {}, "t")  # the HTML report carries them (details pane, filters)
+    assert data["data"]["resources.peak_rss_bytes"] == [int(frame["resources.peak_rss_bytes"].iloc[0])]
+    assert "resources.cpu_s" in data["columns"]
     shown = subprocess.run([*cli, "show", "out"], cwd=app, capture_output=True, text=True, timeout=120)
     assert shown.returncode == 0, shown.stderr
     section = shown.stdout.split("\nresources\n")[1].split("\n\n")[0].splitlines()
