@@ -81,6 +81,22 @@ def test_resources_load_as_columns_and_show_in_the_cli(make_app, run_app):
     assert section[2] == "  gpu:          unavailable (NVML not installed: pip install nvidia-ml-py)"
 
 
+def test_a_failing_sampler_warns_once_and_the_job_goes_on(make_app, run_app):
+    """resources.jsonl cannot be written (a directory is in its place): one warning, the job's
+    result and exit code unchanged, the summary still in the record."""
+    app = make_app("resources_app")
+    (app / "out/.ledger/resources.jsonl").mkdir(parents=True)
+    proc = run_app(app, "hydra.run.dir=out", "mb=10", "burn_s=0.1", "hold_s=1",
+                   "hydra.callbacks.ledger.heartbeat_s=0.2", timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    warned = [line for line in proc.stdout.splitlines() + proc.stderr.splitlines() if "cannot sample" in line]
+    assert len(warned) == 1, warned
+    assert "out/.ledger/resources.jsonl" in warned[0] and warned[0].endswith("the job runs on")
+    assert record(app / "out")["status"] == "COMPLETED"
+    assert record(app / "out")["summary"] == {"value": 10.0}
+    assert record(app / "out")["resources"]["samples"] >= 3
+
+
 def test_the_time_series_is_bounded():
     sampler = resources.ResourceSampler()
     written = sum(sampler.worth_writing() for _ in range(5 * resources.SERIES_BLOCK))

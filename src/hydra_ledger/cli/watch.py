@@ -147,11 +147,15 @@ def _sweep_view(key: str, group: pd.DataFrame, max_jobs: int, now: float) -> Swe
             _live_resources(job, RunPaths(path).resources)
         if status in PROBLEM_STATUSES:
             first = str(message).strip().split("\n")[0].rstrip() if message else ""
-            job.error = f"{etype}: {first}" if etype else first
+            job.error = f"{etype}: {first}" if etype else first or _SILENT.get(status, "")
         jobs.append(job)
     shown = _chosen(jobs, max_jobs)
     return SweepView(sweep=relative(key), total=len(jobs), counts=counts, eta_s=_eta(jobs),
                      jobs=shown, hidden=len(jobs) - len(shown))
+
+
+# Why a job that wrote no error ended, as far as the files tell.
+_SILENT = {"DIED": "heartbeat stopped: killed without a word (OOM, SIGKILL, node lost?)"}
 
 
 def _finite(value: Any) -> bool:
