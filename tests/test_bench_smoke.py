@@ -24,3 +24,12 @@ def test_bench_load_runs_at_a_small_size(tmp_path):
     assert set(cases) == {"cold", "warm", "warm-narrow", "naive-csafe", "naive-safe", "new-jobs"}
     assert [cases[c][5] for c in ("cold", "warm", "naive-csafe", "new-jobs")] == ["2000", "2000", "2000", "2100"]
     assert len(list(root.glob("sweep_*"))) == 20  # the jobs added for the new-jobs case are gone again
+
+
+def test_bench_resources_at_a_small_size():
+    proc = subprocess.run([sys.executable, "bench_resources.py", "--samples", "50", "--children", "0", "2"], cwd=BENCH,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "samples: 50, heartbeat: 10 s"
+    assert [line.split(":")[0] for line in lines[1:]] == ["processes   1", "processes   3"]

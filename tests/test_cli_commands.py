@@ -212,8 +212,8 @@ def test_show_failed_run_by_id_prefix(runs, capsys):
     assert head[0] == f"run {run_id}  FAILED"
     assert head[1] == "  path:         multirun/sweep/3"
     sections = [block.splitlines()[0] for block in out.split("\n\n")[1:]]
-    assert sections == ["error", "command", "overrides", "config", "choices", "git", "environment", "summary",
-                        "metrics (last values)", "files"]
+    assert sections == ["error", "command", "overrides", "config", "choices", "git", "environment", "resources",
+                        "summary", "metrics (last values)", "files"]
     error = out.split("\n\n")[1].splitlines()
     assert error[1] == "  FloatingPointError: loss diverged (width=40, seed=1)"
     assert error[3] == "  Traceback (most recent call last):"

@@ -22,7 +22,7 @@ import pytest
 from conftest import app_env
 
 import hydra_ledger
-from hydra_ledger.load.slurm import parse_sacct
+from hydra_ledger.load.slurm import parse_sacct, parse_usage
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "slurm-cluster.sh"
@@ -95,8 +95,8 @@ def sweep(slurm_cluster: None, make_app: Callable[..., Path],
           request: pytest.FixtureRequest) -> Iterator[Callable[..., Sweep]]:
     started: list[Sweep] = []
 
-    def _launch(*args: str, partition: str = "debug") -> Sweep:
-        run = Sweep(make_app("slurm_app"), f"hl-{request.node.name[5:40]}-{os.getpid()}", args, partition)
+    def _launch(*args: str, partition: str = "debug", app: str = "slurm_app") -> Sweep:
+        run = Sweep(make_app(app), f"hl-{request.node.name[5:40]}-{os.getpid()}", args, partition)
         started.append(run)
         return run
 
@@ -323,3 +323,49 @@ def test_parse_sacct_expands_pending_array_ranges():
         "59": "PENDING", "59_[2-4,7%8]": "PENDING", "59_2": "PENDING", "59_3": "PENDING", "59_4": "PENDING",
         "59_7": "PENDING", "60": "TIMEOUT",
     }
+
+
+MB = 1024 * 1024
+
+
+@pytest.mark.slurm
+def test_sacct_efficiency_of_a_finished_job_against_what_it_asked_for(sweep):
+    """seff's figures as columns: 2G asked, ~230M used. The test cluster gathers accounting every
+    30 s (Slurm's default), so the job asks for a 1 s sampling to be seen in a few seconds."""
+    run = sweep("hydra.launcher.timeout_min=5", "hydra.launcher.mem_gb=2", "hydra.launcher.cpus_per_task=1",
+                '+hydra.launcher.additional_parameters={acctg-freq:"task=1"}', "mb=200", "burn_s=1.5", "hold_s=2",
+                app="resources_app")
+    run.wait("the job to complete", lambda: run.status(0) == "COMPLETED")
+    job_id = run.record(0)["slurm"]["job_id"]
+    run.wait("sacct to account the job", lambda: sacct_state(job_id) == "COMPLETED")
+    row = hydra_ledger.load_runs(run.dir).iloc[0]
+    assert row["slurm.req_mem_bytes"] == 2 * 1024 ** 3
+    assert (row["slurm.req_cpus"], row["slurm.alloc_cpus"], row["slurm.timelimit_s"]) == (1, 1, 300.0)
+    assert 200 * MB <= row["slurm.max_rss_bytes"] <= 400 * MB
+    assert row["slurm.mem_efficiency"] == round(row["slurm.max_rss_bytes"] / 2 ** 31, 4)
+    assert row["slurm.total_cpu_s"] >= 1.5
+    assert row["slurm.elapsed_s"] >= 2
+    assert row["slurm.cpu_efficiency"] == round(row["slurm.total_cpu_s"] / row["slurm.elapsed_s"], 4)
+    # the job's own sampling saw the same process (sacct: the srun step's tree, with submitit around it)
+    assert abs(row["slurm.max_rss_bytes"] - row["resources.peak_rss_bytes"]) <= 100 * MB
+
+
+def test_parse_usage_computes_what_seff_shows():
+    text = ("14|14|COMPLETED|1G|1|1|00:02:00|00:00:04|00:01.280|\n"
+            "14.batch|14.batch|COMPLETED||1|1||00:00:04|00:00.014|1024K\n"
+            "14.0|14.0|COMPLETED||1|1||00:00:04|00:01.265|218264K\n"
+            "58|57_0|TIMEOUT|2Gc|2|2|1-00:00:00|1-00:00:03|1-12:00:00|\n"
+            "58.0|57_0.0|CANCELLED||2|2||1-00:00:03|1-12:00:00|3.50G\n"
+            "60|60|PENDING|4000M|4|0|UNLIMITED|00:00:00|00:00:00|\n")
+    assert parse_usage(text) == {
+        "14": {"slurm.req_cpus": 1, "slurm.alloc_cpus": 1, "slurm.timelimit_s": 120.0, "slurm.elapsed_s": 4.0,
+               "slurm.total_cpu_s": 1.28, "slurm.req_mem_bytes": 1024 ** 3, "slurm.max_rss_bytes": 218264 * 1024,
+               "slurm.mem_efficiency": 0.2082, "slurm.cpu_efficiency": 0.32},
+        "58": {"slurm.req_cpus": 2, "slurm.alloc_cpus": 2, "slurm.timelimit_s": 86400.0, "slurm.elapsed_s": 86403.0,
+               "slurm.total_cpu_s": 129600.0, "slurm.req_mem_bytes": 4 * 1024 ** 3,
+               "slurm.max_rss_bytes": round(3.5 * 1024 ** 3), "slurm.mem_efficiency": 0.875,
+               "slurm.cpu_efficiency": 0.75},
+        "60": {"slurm.req_cpus": 4, "slurm.alloc_cpus": 0, "slurm.elapsed_s": 0.0, "slurm.total_cpu_s": 0.0,
+               "slurm.req_mem_bytes": 4000 * MB},
+    }
+    assert parse_sacct(text) == {"14": "COMPLETED", "58": "TIMEOUT", "57_0": "TIMEOUT", "60": "PENDING"}

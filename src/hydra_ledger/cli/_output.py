@@ -116,6 +116,18 @@ def text(value: Any, *, digits: int = 6) -> str:
     return printable(str(value).replace("\n", " ⏎ "))
 
 
+def size(value: Any) -> str:
+    """Bytes for people, in powers of 1024 as Slurm writes them: ``3.2G``, ``512M``; ``?`` if not a number."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+        return "?"
+    amount = float(value)
+    for unit in ("B", "K", "M", "G", "T"):
+        if abs(amount) < 1024 or unit == "T":
+            return f"{amount:.0f}{unit}" if unit == "B" else f"{amount:.1f}{unit}"
+        amount /= 1024
+    return f"{amount:.1f}T"
+
+
 def duration(seconds: Any) -> str:
     """``75.2`` -> ``1m15s``: durations in a table."""
     seconds = plain(seconds)

@@ -7,10 +7,10 @@ import math
 import shlex
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from hydra_ledger.cli import DEFAULT_ROOTS_HELP, CommandError
-from hydra_ledger.cli._output import colour, dumps_json, duration, printable, text, use_colour
+from hydra_ledger.cli._output import colour, dumps_json, duration, printable, size, text, use_colour
 from hydra_ledger.load.rows import sweep_dir_of
 
 EXAMPLE = """\
@@ -106,7 +106,8 @@ def _packages(path: Path) -> dict[str, str]:
 def files(paths: Any, record: dict[str, Any]) -> dict[str, str]:
     """Paths of the run's record and logs that exist: Hydra's job log, submitit's stdout/stderr."""
     found = {"record": str(paths.record)}
-    for name, path in (("metrics", paths.metrics), ("patch", paths.patch), ("packages", paths.packages),
+    for name, path in (("metrics", paths.metrics), ("resources", paths.resources), ("patch", paths.patch),
+                       ("packages", paths.packages),
                        ("captured stdout", paths.stdout), ("captured stderr", paths.stderr),
                        ("hydra config", paths.hydra_dir / "config.yaml")):
         if path.exists():
@@ -142,6 +143,40 @@ def run(args: argparse.Namespace) -> int:
         else:
             print("\n(no patch recorded: the work tree was clean, or git capture was off)")
     return 0
+
+
+def _number(value: Any) -> TypeGuard[float]:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def resource_lines(resources: dict[str, Any], slurm: dict[str, Any]) -> list[str]:
+    """The ``resources`` of a record as lines: CPU and memory used, against what Slurm was asked for."""
+    lines: list[str] = []
+
+    def line(name: str, value: str) -> None:
+        lines.append(printable(f"  {name + ':':<13} {value}"))
+
+    cpu, wall, cores = resources.get("cpu_s"), resources.get("wall_s"), resources.get("cpu_cores_mean")
+    if _number(cpu):
+        spread = f" ({cores:.2f} cores on average over {duration(wall)})" if _number(cores) and _number(wall) else ""
+        asked = f"; asked {slurm['cpus_per_task']} CPUs" if _number(slurm.get("cpus_per_task")) else ""
+        line("cpu", f"{duration(cpu)}{spread}{asked}")
+    if _number(resources.get("peak_rss_bytes")):
+        asked_mb = slurm.get("mem_per_node_mb")
+        asked = f"; asked {size(asked_mb * 1024 * 1024)}" if _number(asked_mb) else ""
+        processes = resources.get("peak_processes")
+        tree = f", {processes} processes at most" if _number(processes) and processes > 1 else ""
+        line("peak memory", f"{size(resources['peak_rss_bytes'])} RSS{tree}{asked}")
+    gpus = resources.get("gpu")
+    if isinstance(gpus, dict):
+        for name, info in gpus.items():
+            info = info if isinstance(info, dict) else {}
+            util = info.get("mean_utilization_percent")
+            peak, total = size(info.get("peak_memory_bytes")), size(info.get("memory_total_bytes"))
+            line(f"gpu {name}", f"peak {peak} of {total}, {util if _number(util) else '?'}% busy on average")
+    elif gpus is not None:
+        line("gpu", f"{gpus}" + (f" ({resources['gpu_reason']})" if resources.get("gpu_reason") else ""))
+    return lines
 
 
 def render_text(paths: Any, record: dict[str, Any], extra: dict[str, Any], coloured: bool) -> str:
@@ -244,6 +279,11 @@ def render_text(paths: Any, record: dict[str, Any], extra: dict[str, Any], colou
         field(f"slurm {key}", slurm.get(key))
     if extra["packages"]:
         field("packages", f"{len(extra['packages'])} recorded ({paths.packages})")
+
+    resources = record.get("resources")
+    if isinstance(resources, dict) and resources:
+        section("resources")
+        out.extend(resource_lines(resources, slurm))
 
     inputs = record.get("inputs") or {}
     if inputs:

@@ -75,6 +75,7 @@ class ActiveRun:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._warned: set[str] = set()
+        self.sampler: Any = None  # a ResourceSampler once the heartbeat runs (in the job process only)
 
     # -- writing ---------------------------------------------------------------------------
     def save(self, final: bool = False) -> None:
@@ -84,6 +85,7 @@ class ActiveRun:
         final status still lands in place: the atomic rewrite needs room for a temp file.
         """
         with self._lock, signals_deferred():
+            self._note_resources()
             data = dump_json(self.record)
             try:
                 write_atomic(self.paths.record, data if final else padded(data))
@@ -125,12 +127,42 @@ class ActiveRun:
 
     def start_heartbeat(self) -> None:
         self.beat()
+        try:
+            from hydra_ledger.job.resources import ResourceSampler
+
+            self.sampler = ResourceSampler()
+        except Exception as exc:  # noqa: BLE001
+            self._warn_once(f"cannot sample the job's resources: {exc}", "resources", unrecorded=False)
         self._thread = threading.Thread(target=self._heartbeat_loop, name="hydra-ledger-heartbeat", daemon=True)
         self._thread.start()
 
     def _heartbeat_loop(self) -> None:
         while not self._stop.wait(self.heartbeat_s):
             self.beat()
+            self.sample_resources()
+
+    def sample_resources(self) -> None:
+        """One resource sample (heartbeat thread, and once at the end), a bounded line of
+        ``.ledger/resources.jsonl``; a failure is one warning."""
+        sampler = self.sampler
+        if sampler is None:
+            return
+        try:
+            point = sampler.sample()
+            if sampler.worth_writing():
+                append_line(self.paths.resources, point)
+        except Exception as exc:  # noqa: BLE001
+            self._warn_once(f"cannot sample the job's resources into {self.paths.resources}: {exc}",
+                            "resources", unrecorded=False)
+
+    def _note_resources(self) -> None:
+        """The resources used so far into the record (``resources`` of run.json)."""
+        if self.sampler is None:
+            return
+        try:
+            self.record["resources"] = self.sampler.summary()
+        except Exception as exc:  # noqa: BLE001
+            self._warn_once(f"cannot summarise the job's resources: {exc}", "resources", unrecorded=False)
 
     def stop_heartbeat(self) -> None:
         # Event.set() takes the event's own (non-reentrant) lock: a signal handler that called it
@@ -157,6 +189,7 @@ class ActiveRun:
             if self.record.get("status") in FINAL_STATUSES:
                 return
             self.stop_heartbeat()
+            self.sample_resources()
             ended = utc_now()
             self.record["status"] = status
             self.record["ended_at"] = ended

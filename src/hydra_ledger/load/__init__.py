@@ -182,9 +182,12 @@ def load_table(
     progress: Progress | None = None,
     optional: Sequence[str] = (),
     missing: bool = False,
+    slurm_usage: bool = True,
 ) -> tuple[pd.DataFrame, dict[str, list[dict[str, Any]]]]:
     """The one loading path, behind :func:`load_runs` and the command line: the frame, and the
-    MISSING jobs when ``missing``; ``optional``: columns kept too where they exist."""
+    MISSING jobs when ``missing``; ``optional``: columns kept too where they exist;
+    ``slurm_usage``: sacct's efficiency columns of finished Slurm jobs (one sacct call; a view
+    refreshed every few seconds leaves them out)."""
     roots = default_roots() if not paths else list(paths)
     wanted = None
     if status is not None:
@@ -201,7 +204,7 @@ def load_table(
     needed = [*optional, "tags"] if tags else list(optional)
     needed += [k if k.startswith("cfg.") else f"cfg.{k}" for k in (backfill or {})]
     frame = build(indexes, now=now, stale_after=stale_after, include_debug=include_debug, status=wanted,
-                  columns=columns, where=where, needed=needed)
+                  columns=columns, where=where, needed=needed, usage=slurm_usage)
     lost = never_started(indexes, frame, include_debug) if missing else {}
     if backfill:
         for key, value in backfill.items():

@@ -25,7 +25,7 @@ from hydra_ledger.load.index import RootIndex
 from hydra_ledger.load.where import choose, referenced
 from hydra_ledger.record.files import loads
 from hydra_ledger.record.paths import LEDGER_DIR, RunPaths
-from hydra_ledger.record.schema import STATUSES, RecordError
+from hydra_ledger.record.schema import FINAL_STATUSES, STATUSES, RecordError
 
 _NATIVE = {pa.bool_(): bool, pa.int64(): int, pa.float64(): float, pa.string(): str}
 
@@ -160,9 +160,11 @@ def sweep_candidates(indexes: Sequence[RootIndex], started: dict[str, set[int]],
     return out
 
 
-def refine(indexes: Sequence[RootIndex], table: pa.Table,
-           statuses: list[Any]) -> tuple[dict[int, str], list[dict[str, Any]]]:
-    """sacct's verdict on in-doubt rows (``{row: Slurm state}``, statuses updated in place) and PENDING rows."""
+def refine(indexes: Sequence[RootIndex], table: pa.Table, statuses: list[Any],
+           usage: bool = True) -> tuple[dict[int, dict[str, Any]], list[dict[str, Any]]]:
+    """sacct's verdict on in-doubt rows and, with ``usage``, the efficiency of finished ones
+    (``{row: {"slurm.state": ..., "slurm.mem_efficiency": ...}}``, statuses updated in place),
+    and PENDING rows."""
     started: dict[str, set[int]] = {}
     memo: dict[str, str] = {}
     if table.num_rows and "sweep" in table.column_names and "job_num" in table.column_names:
@@ -180,26 +182,32 @@ def refine(indexes: Sequence[RootIndex], table: pa.Table,
     sweeps = sweep_candidates(indexes, started, memo)
     doubt: list[dict[str, Any]] = []
     if "slurm.job_id" in table.column_names and shutil.which("sacct"):
-        rows = [i for i, s in enumerate(statuses) if s in slurm.IN_DOUBT]
+        asked = slurm.IN_DOUBT | FINAL_STATUSES if usage else slurm.IN_DOUBT
+        rows = [i for i, s in enumerate(statuses) if s in asked]
         ids = table.column("slurm.job_id").take(rows).to_pylist() if rows else []
         run_ids = table.column("run_id").take(rows).to_pylist() if rows else []
         doubt = [{"#row": i, "run_id": r, "status": statuses[i], "slurm.job_id": j}
                  for i, j, r in zip(rows, ids, run_ids) if j is not None]
-    refined = slurm.refine(doubt, [], sweeps=sweeps, started=started)
-    states: dict[int, str] = {}
+    refined = slurm.refine(doubt, [], sweeps=sweeps, started=started, usage=usage)
+    states: dict[int, dict[str, Any]] = {}
     pending = []
     for row in refined:
         if "#row" in row:
             statuses[row["#row"]] = row["status"]
-            if "slurm.state" in row:
-                states[row["#row"]] = row["slurm.state"]
+            found = {k: row[k] for k in SCHEDULER_COLUMNS if k in row}
+            if found:
+                states[row["#row"]] = found
         else:
             pending.append(row)
     return states, pending
 
 
+# The columns sacct adds to a row (see hydra_ledger.load.slurm).
+SCHEDULER_COLUMNS = ("slurm.state", *slurm.USAGE_COLUMNS)
+
+
 def column_order(table: pa.Table, keep: np.ndarray | None, layouts: list[list[str]],
-                 states: dict[int, str], pending: list[dict[str, Any]]) -> list[str]:
+                 states: dict[int, dict[str, Any]], pending: list[dict[str, Any]]) -> list[str]:
     """The column order of the frame: base, then groups, each in first-seen order."""
     from hydra_ledger.load import _order_columns
     from hydra_ledger.load.rows import BASE_COLUMNS
@@ -210,9 +218,10 @@ def column_order(table: pa.Table, keep: np.ndarray | None, layouts: list[list[st
         positions = np.flatnonzero(keep) if keep is not None else np.arange(len(ids))
         uniq, first = np.unique(ids[positions], return_index=True)
         events = sorted([(int(positions[f]), 0, int(u)) for u, f in zip(uniq, first)]
-                        + [(i, 1, 0) for i in states if keep is None or keep[i]])
+                        + [(i, 1, n) for n, i in enumerate(states) if keep is None or keep[i]])
+        added = list(states.values())
         for _pos, kind, layout in events:
-            names.update(dict.fromkeys(layouts[layout] if kind == 0 else ["slurm.state"]))
+            names.update(dict.fromkeys(layouts[layout] if kind == 0 else added[layout]))
     for row in pending:
         names.update(dict.fromkeys(row))
     return _order_columns(list(names))
@@ -236,11 +245,13 @@ def sort_order(table: pa.Table, keep: np.ndarray | None) -> np.ndarray:
 class Columns:
     """Typed pandas columns for chosen rows, typed as load._typed types them over all rows."""
 
-    def __init__(self, table: pa.Table, statuses: list[Any], states: dict[int, str], pending: list[dict[str, Any]],
+    def __init__(self, table: pa.Table, statuses: list[Any], states: dict[int, dict[str, Any]],
+                 pending: list[dict[str, Any]],
                  rows: np.ndarray, pend_rows: np.ndarray) -> None:
         self.table = table
         self.statuses = statuses
-        self.states = states
+        self.states = states  # {row: the columns sacct gave it}
+        self.scheduled = frozenset(name for found in states.values() for name in found)
         self.pending = pending  # all PENDING rows: they count in every column's dtype
         self.rows = rows  # table positions of the frame's rows, in frame order
         self.pend_rows = pend_rows  # then these PENDING rows
@@ -264,10 +275,11 @@ class Columns:
         if name == "status":
             values = [self.statuses[i] for i in self.rows] + [pend[i] for i in self.pend_rows]
             return pd.Series(pd.Categorical(values, categories=list(STATUSES)))
-        if name == "slurm.state" and self.states:
+        if name in self.scheduled:
             column = self.table.column(name).to_pylist() if name in self.names else [None] * n
-            for i, state in self.states.items():
-                column[i] = state
+            for i, found in self.states.items():
+                if name in found:
+                    column[i] = found[name]
             return _typed(column + pend, name).iloc[self._index()].reset_index(drop=True)
         column = self.table.column(name) if name in self.names else pa.chunked_array([pa.nulls(n)])
         kind = _NATIVE.get(column.type)
@@ -312,7 +324,7 @@ class Columns:
             return []
         groups: dict[tuple[type, bool], list[str]] = {}
         for name in names:
-            if name in self.cache or name not in self.names or name in ("status", "slurm.state"):
+            if name in self.cache or name not in self.names or name == "status" or name in self.scheduled:
                 continue
             column = self.table.column(name)
             kind = _NATIVE.get(column.type)
@@ -444,22 +456,23 @@ def _from_native(taken: pa.Array, kind: type, has_missing: bool, pend: list[Any]
 
 def build(indexes: Sequence[RootIndex], *, now: float, stale_after: float | None, include_debug: bool,
           status: Sequence[str] | None, columns: Sequence[str] | None, where: str | None,
-          needed: Sequence[str] = (), scheduler: bool = True) -> pd.DataFrame:
+          needed: Sequence[str] = (), scheduler: bool = True, usage: bool = True) -> pd.DataFrame:
     """The frame of the indexed rows of ``indexes``, filtered and narrowed as asked.
 
-    ``scheduler``: ask sacct about in-doubt jobs and add PENDING rows (see :mod:`hydra_ledger.load.slurm`).
+    ``scheduler``: ask sacct about in-doubt jobs and add PENDING rows (see :mod:`hydra_ledger.load.slurm`);
+    ``usage``: in the same call, about finished jobs' efficiency too.
     """
     with no_gc():
         return _build(indexes, now=now, stale_after=stale_after, include_debug=include_debug, status=status,
-                      columns=columns, where=where, needed=needed, scheduler=scheduler)
+                      columns=columns, where=where, needed=needed, scheduler=scheduler, usage=usage)
 
 
 def _build(indexes: Sequence[RootIndex], *, now: float, stale_after: float | None, include_debug: bool,
            status: Sequence[str] | None, columns: Sequence[str] | None, where: str | None,
-           needed: Sequence[str], scheduler: bool) -> pd.DataFrame:
+           needed: Sequence[str], scheduler: bool, usage: bool) -> pd.DataFrame:
     table, layouts = combine(indexes)
     statuses = derive_statuses(table, now, stale_after)
-    states, pending = refine(indexes, table, statuses) if scheduler else ({}, [])
+    states, pending = refine(indexes, table, statuses, usage) if scheduler else ({}, [])
     keep = None
     if not include_debug and "debug" in table.column_names:
         flags = table.column("debug")

@@ -11,6 +11,10 @@ Called by the loader on its rows (flat dicts), in the process that loads, e.g. a
   record yet. For submitit on Slurm the pending jobs' Slurm ids come from the names of the
   ``.submitit/<array>_<task>/`` folders, which submitit creates at submission; they go in
   the same ``sacct`` call, so that a job cancelled while pending shows as CANCELLED.
+- The same call gives, for the started jobs it covers (``usage=True``: every finished job
+  with a Slurm job id, too), what ``seff`` shows: what the job asked for (ReqMem, ReqCPUS,
+  Timelimit) against what it used (MaxRSS, TotalCPU, Elapsed), as ``slurm.*`` efficiency
+  columns (:data:`USAGE_COLUMNS`).
 Without ``sacct`` (no Slurm here, accounting disabled, time-out) statuses stay as derived.
 """
 from __future__ import annotations
@@ -26,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra_ledger.record.paths import HYDRA_DIR, LEDGER_DIR, RunPaths, SweepPaths
-from hydra_ledger.record.schema import STATUSES, SWEEP_SCHEMA, RecordError, read_record
+from hydra_ledger.record.schema import FINAL_STATUSES, STATUSES, SWEEP_SCHEMA, RecordError, read_record
 
 log = logging.getLogger(__name__)
 
@@ -67,21 +71,36 @@ _NOT_STARTED = {
 assert set(_NOT_STARTED.values()) <= set(STATUSES)
 
 
+# What sacct knows of a started job's use of its allocation: the columns the loader adds.
+USAGE_COLUMNS = ("slurm.req_mem_bytes", "slurm.max_rss_bytes", "slurm.mem_efficiency", "slurm.req_cpus",
+                 "slurm.alloc_cpus", "slurm.total_cpu_s", "slurm.elapsed_s", "slurm.cpu_efficiency",
+                 "slurm.timelimit_s")
+_SACCT_FIELDS = "JobIDRaw,JobID,State,ReqMem,ReqCPUS,AllocCPUS,Timelimit,Elapsed,TotalCPU,MaxRSS"
+
+
 def refine(rows: list[dict[str, Any]], roots: Iterable[str | os.PathLike[str]],
            sweeps: list[tuple[Path, dict[str, Any]]] | None = None,
-           started: dict[str, set[int]] | None = None) -> list[dict[str, Any]]:
+           started: dict[str, set[int]] | None = None, usage: bool = False) -> list[dict[str, Any]]:
     """Refine in-doubt statuses with one ``sacct`` call and append PENDING rows (see the module doc).
 
     ``sweeps`` and ``started`` (see :func:`pending_rows`) spare a walk when the caller has them.
+    ``usage``: also ask about every finished row (status in FINAL_STATUSES) with a Slurm job
+    id; the rows sacct knows get their :data:`USAGE_COLUMNS`, in-doubt ones included.
     """
     pending = pending_rows(rows, roots, sweeps, started)
-    queried = [r for r in rows if r.get("status") in IN_DOUBT and r.get("slurm.job_id") is not None]
+    wanted = IN_DOUBT | FINAL_STATUSES if usage else IN_DOUBT
+    queried = [r for r in rows if r.get("status") in wanted and r.get("slurm.job_id") is not None]
     queried += [r for r in pending if r.get("slurm.submitit_job_id") is not None]
     if queried:
         # asking for a pending task's array too lists all its tasks: a task missing there is gone
         arrays = {str(r["slurm.array_job_id"]) for r in pending if r.get("slurm.array_job_id") is not None}
-        states = sacct_states([_slurm_ref(r) for r in queried] + sorted(arrays))
+        answer = sacct_query([_slurm_ref(r) for r in queried] + sorted(arrays))
+        states, used = answer if answer is not None else (None, {})
         for row in queried:
+            if row.get("run_id") is not None:
+                row.update(used.get(str(row["slurm.job_id"]), {}))
+                if row.get("status") not in IN_DOUBT:
+                    continue
             state = states.get(_slurm_ref(row)) if states is not None else None
             if state is None and states is not None and row.get("run_id") is None:
                 state = _vanished(row, states)
@@ -110,34 +129,39 @@ def _vanished(row: Mapping[str, Any], states: Mapping[str, str]) -> str | None:
     return None
 
 
-def sacct_states(job_ids: list[str], timeout: float = SACCT_TIMEOUT_S) -> dict[str, str] | None:
-    """``{job id: State}`` from one ``sacct`` call; None when sacct is missing, fails or is slow.
+def sacct_query(job_ids: list[str], timeout: float = SACCT_TIMEOUT_S,
+                ) -> tuple[dict[str, str], dict[str, dict[str, Any]]] | None:
+    """``({job id: State}, {raw job id: usage columns})`` from one ``sacct`` call; None when
+    sacct is missing, fails or is slow.
 
-    Keys are both the raw id and submitit's ``<array>_<task>`` form; a pending array's
-    ``57_[3-9%10]`` line is expanded to each task.
+    State keys are both the raw id and submitit's ``<array>_<task>`` form; a pending array's
+    ``57_[3-9%10]`` line is expanded to each task. Usage: see :func:`parse_usage`.
     """
     sacct = shutil.which("sacct")
     if sacct is None or not job_ids:
         return None
-    command = [sacct, "-X", "-n", "-P", "--format=JobIDRaw,JobID,State", "-j", ",".join(sorted(set(job_ids)))]
+    # no -X: MaxRSS is measured per step (batch, the srun step), never on the job's own line
+    command = [sacct, "-n", "-P", f"--format={_SACCT_FIELDS}", "-j", ",".join(sorted(set(job_ids)))]
     try:
         proc = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        log.warning("hydra-ledger: sacct gave no answer (%s): statuses of killed Slurm jobs stay DIED", exc)
+        log.warning("hydra-ledger: sacct gave no answer (%s): statuses of killed Slurm jobs stay DIED, and "
+                    "finished jobs have no slurm efficiency columns", exc)
         return None
     if proc.returncode != 0:
-        log.warning("hydra-ledger: sacct failed (%s): statuses of killed Slurm jobs stay DIED",
+        log.warning("hydra-ledger: sacct failed (%s): statuses of killed Slurm jobs stay DIED, and finished "
+                    "jobs have no slurm efficiency columns",
                     proc.stderr.strip() or f"exit {proc.returncode}")
         return None
-    return parse_sacct(proc.stdout)
+    return parse_sacct(proc.stdout), parse_usage(proc.stdout)
 
 
 def parse_sacct(text: str) -> dict[str, str]:
-    """Parse ``sacct -X -n -P --format=JobIDRaw,JobID,State`` output."""
+    """The jobs' states in ``sacct -n -P --format=JobIDRaw,JobID,State,...`` output (steps' lines skipped)."""
     states: dict[str, str] = {}
     for line in text.splitlines():
         parts = line.strip().split("|")
-        if len(parts) < 3:
+        if len(parts) < 3 or "." in parts[0]:
             continue
         raw, job_id, state = parts[0], parts[1], parts[2]
         states[raw] = state
@@ -147,6 +171,76 @@ def parse_sacct(text: str) -> dict[str, str]:
             for task in _expand(match.group(2)):
                 states[f"{match.group(1)}_{task}"] = state
     return states
+
+
+def parse_usage(text: str) -> dict[str, dict[str, Any]]:
+    """``{raw job id: {slurm.req_mem_bytes: ..., ...}}`` from ``sacct -n -P --format=`` :data:`_SACCT_FIELDS`
+    output, as ``seff`` computes it: MaxRSS is the largest of the job's steps, the memory
+    efficiency MaxRSS / ReqMem, the CPU efficiency TotalCPU / (Elapsed x AllocCPUS). A value
+    sacct leaves empty (MaxRSS of a job shorter than JobAcctGatherFrequency, a time limit of
+    UNLIMITED) is left out."""
+    jobs: dict[str, dict[str, Any]] = {}
+    steps_rss: dict[str, int] = {}
+    for line in text.splitlines():
+        parts = line.strip().split("|")
+        if len(parts) < 10:
+            continue
+        raw, _, _, req_mem, req_cpus, alloc_cpus, limit, elapsed, total_cpu, max_rss = parts[:10]
+        job, _, step = raw.partition(".")
+        rss = _bytes(max_rss)
+        if rss is not None:
+            steps_rss[job] = max(steps_rss.get(job, 0), rss)
+        if step:
+            continue
+        usage: dict[str, Any] = {
+            "slurm.req_cpus": _int(req_cpus),
+            "slurm.alloc_cpus": _int(alloc_cpus),
+            "slurm.timelimit_s": _seconds(limit),
+            "slurm.elapsed_s": _seconds(elapsed),
+            "slurm.total_cpu_s": _seconds(total_cpu),
+        }
+        memory = _bytes(req_mem.rstrip("nc"))
+        if memory is not None and req_mem.endswith("c"):  # per CPU (Slurm before 21.08 marks it)
+            memory *= usage["slurm.alloc_cpus"] or usage["slurm.req_cpus"] or 1
+        usage["slurm.req_mem_bytes"] = memory
+        jobs[job] = usage
+    for job, usage in jobs.items():
+        rss = steps_rss.get(job)
+        usage["slurm.max_rss_bytes"] = rss
+        memory = usage["slurm.req_mem_bytes"]
+        usage["slurm.mem_efficiency"] = round(rss / memory, 4) if rss is not None and memory else None
+        cpu, wall, cpus = usage["slurm.total_cpu_s"], usage["slurm.elapsed_s"], usage["slurm.alloc_cpus"]
+        usage["slurm.cpu_efficiency"] = round(cpu / (wall * cpus), 4) if cpu is not None and wall and cpus else None
+        jobs[job] = {k: v for k, v in usage.items() if v is not None}
+    return jobs
+
+
+_UNITS = {"": 1, "K": 1024, "M": 1024 ** 2, "G": 1024 ** 3, "T": 1024 ** 4, "P": 1024 ** 5}
+
+
+def _bytes(text: str) -> int | None:
+    """``218264K``, ``2G``, ``1.50M`` (sacct's 1024-based sizes) in bytes; None if empty or not a size."""
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)([KMGTP]?)", text.strip())
+    return round(float(match.group(1)) * _UNITS[match.group(2)]) if match else None
+
+
+def _int(text: str) -> int | None:
+    return int(text) if text.strip().isdigit() else None
+
+
+def _seconds(text: str) -> float | None:
+    """``[D-][HH:]MM:SS[.mmm]`` (Elapsed, TotalCPU, Timelimit) in seconds; None for UNLIMITED and the like."""
+    match = re.fullmatch(r"(?:(\d+)-)?(\d+(?::\d+){0,2}(?:\.\d+)?)", text.strip())
+    if not match:
+        return None
+    seconds = 0.0
+    for part in match.group(2).split(":"):
+        seconds = seconds * 60 + float(part)
+    if match.group(1) and match.group(2).count(":") == 0:  # "D-HH": days and hours
+        seconds *= 3600
+    elif match.group(1) and match.group(2).count(":") == 1:  # "D-HH:MM"
+        seconds *= 60
+    return seconds + int(match.group(1) or 0) * 86400
 
 
 def _expand(ranges: str) -> Iterable[int]:

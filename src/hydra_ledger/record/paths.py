@@ -22,6 +22,7 @@ class RunPaths:
     PATCH = "git.patch"
     PACKAGES = "packages.json"
     METRICS = "metrics.jsonl"
+    RESOURCES = "resources.jsonl"  # the job's CPU, memory and GPU, one line per heartbeat (bounded)
     HISTORY = "history"
     UNTRACKED = "untracked"
     # Sidecars written by `hydra-ledger tag/untag/note`, never by the job (which rewrites run.json).
@@ -33,7 +34,7 @@ class RunPaths:
     STDOUT = "stdout.log"
     STDERR = "stderr.log"
     # Everything that belongs to one run: moved to history/ when a new run reuses the output dir.
-    PER_RUN = (METRICS, PATCH, UNTRACKED, TAGS, NOTES, CONCLUSIONS, STDOUT, STDERR)
+    PER_RUN = (METRICS, RESOURCES, PATCH, UNTRACKED, TAGS, NOTES, CONCLUSIONS, STDOUT, STDERR)
 
     def __init__(self, job_dir: str | os.PathLike[str]) -> None:
         self.job_dir = Path(job_dir)
@@ -67,6 +68,10 @@ class RunPaths:
     @property
     def metrics(self) -> Path:
         return self.ledger_dir / self.METRICS
+
+    @property
+    def resources(self) -> Path:
+        return self.ledger_dir / self.RESOURCES
 
     @property
     def tags(self) -> Path:

@@ -86,6 +86,7 @@ class RunRecord(TypedDict, total=False):
     inputs: dict[str, Any] | None
     input_hashing: dict[str, Any] | None
     artifacts: list[Any]
+    resources: dict[str, Any]  # CPU, memory and GPU the job used (hydra_ledger.job.resources)
 
 
 class SweepRecord(TypedDict, total=False):
@@ -177,7 +178,7 @@ def parse_record(path: Path | str, data: bytes, schema: str = RUN_SCHEMA) -> dic
 # one skipped file, never a loader that fails on every run. (None is always allowed.)
 _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     **dict.fromkeys(("job", "launch", "config", "choices", "host", "slurm", "summary", "git", "error",
-                     "unresolved", "inputs"), (dict,)),
+                     "unresolved", "inputs", "resources"), (dict,)),
     **dict.fromkeys(("overrides", "hydra_overrides", "attempts", "tags", "missing", "artifacts", "signals"), (list,)),
     **dict.fromkeys(("run_id", "status", "started_at", "ended_at", "note"), (str,)),
     **dict.fromkeys(("duration_s", "heartbeat_s"), (int, float)),

@@ -21,6 +21,7 @@ from hydra_ledger.record.paths import RunPaths
 # Columns carried into the page besides cfg./summary./choice.: enough for the details pane.
 _BASE = ["run_id", "status", "started_at", "duration_s", "sweep", "job_num", "path", "overrides", "tags", "note",
          "error.type", "error.message", "git.commit", "git.branch", "git.dirty", "host.hostname", "slurm.job_id"]
+_BASE += ["resources.cpu_s", "resources.peak_rss_bytes", "slurm.mem_efficiency", "slurm.cpu_efficiency"]
 MAX_POINTS = 200  # per training curve: enough for the shape, small for 5,000 runs
 
 
