@@ -19,6 +19,7 @@ from typing import Any
 
 import pandas as pd
 
+from hydra_ledger.cli import DEFAULT_ROOTS_HELP, CommandError
 from hydra_ledger.cli._output import duration, plain, printable, size
 from hydra_ledger.cli._runs import relative
 from hydra_ledger.load import load_table
@@ -51,8 +52,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("paths", nargs="*", metavar="SWEEP",
-                        help="sweeps or roots (default: the sweeps with running or pending jobs under outputs and "
-                             "multirun, else the latest)")
+                        help="sweeps or roots (default: the sweeps with running or pending jobs found in "
+                             f"{DEFAULT_ROOTS_HELP}; else the latest)")
     parser.add_argument("--metric", "-m", metavar="NAME",
                         help="the metric shown (default: the first one the jobs log)")
     parser.add_argument("--interval", "-n", type=float, default=2.0, metavar="S", help="seconds between refreshes")
@@ -347,8 +348,6 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     if args.interval <= 0:
-        from hydra_ledger.cli import CommandError
-
         raise CommandError(f"--interval must be above 0 seconds, got {args.interval:g}")
     paths = list(args.paths)
     terminal = sys.stdout.isatty()
