@@ -160,7 +160,8 @@ def test_the_install_pins_of_each_hydra_line_are_the_tested_ones():
         for text in extras[extra]:
             requirement = Requirement(text)
             # the mixed install stays out (a plain `in` would leave out every pre-release anyway)
-            assert not requirement.specifier.contains("1.4.0rc3", prereleases=True), (extra, text)
+            if requirement.name.startswith("hydra-"):
+                assert not requirement.specifier.contains("1.4.0rc3", prereleases=True), (extra, text)
             tested = stable[requirement.name]
             if str(tested).startswith("=="):
                 assert str(tested)[2:] in requirement.specifier, (extra, text, tested)

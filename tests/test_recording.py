@@ -161,6 +161,29 @@ def test_optuna_sweeper_return_value_is_summary_value(app, run_app):
         "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper"
     )
     assert "belongs to the Hydra" not in proc.stdout + proc.stderr  # one line: no word about plugin lines
+    study = json.loads((app / "sweep" / ".ledger" / "sweep.json").read_text())["optuna"]
+    assert study == {"study_name": None, "storage": None, "directions": ["minimize"], "sampler": "TPESampler",
+                     "sampler_seed": 0, "n_trials": 3, "n_jobs": 1, "trial_offset": 0,
+                     "best_params": {"x": int(frame.loc[frame["summary.value"].idxmin(), "cfg.x"])},
+                     "best_value": frame["summary.value"].min()}
+    assert frame["optuna.trial"].tolist() == [0, 1, 2]  # an in-memory study: the trials are the jobs
+
+
+def test_optuna_trials_of_a_stored_study_continue_across_sweeps(app, run_app, tmp_path):
+    """A study kept in SQLite and resumed by name: the second sweep's jobs are trials 2 and 3,
+    and its record's best trial is the study's best over both sweeps."""
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    for n, x in (("a", "choice(1,2,3)"), ("b", "choice(1,2,3)")):
+        proc = run_app(app, "-m", LEDGER, f"hydra.sweep.dir=sweep_{n}", "hydra/sweeper=optuna",
+                       "hydra.sweeper.n_trials=2", "hydra.sweeper.n_jobs=1", "hydra.sweeper.sampler.seed=1",
+                       "hydra.sweeper.study_name=shared", f"hydra.sweeper.storage={storage}", f"x={x}")
+        assert proc.returncode == 0, proc.stderr
+    first, second = (hydra_ledger.load_runs(app / f"sweep_{n}").sort_values("job_num") for n in ("a", "b"))
+    assert first["optuna.trial"].tolist() == [0, 1]
+    assert second["optuna.trial"].tolist() == [2, 3]
+    study = json.loads((app / "sweep_b" / ".ledger" / "sweep.json").read_text())["optuna"]
+    assert study["study_name"] == "shared" and study["storage"] == storage and study["trial_offset"] == 2
+    assert study["best_value"] == min([*first["summary.value"], *second["summary.value"]])
 
 
 # pip's mix: hydra-core of the other line, as `pip install hydra-ledger hydra-optuna-sweeper` gets it

@@ -23,7 +23,7 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from hydra_ledger.job import plugin_lines, runtime, signals, sweep_interrupt
+from hydra_ledger.job import optuna_study, plugin_lines, runtime, signals, sweep_interrupt
 from hydra_ledger.job.capture.config import resolve_task_config
 from hydra_ledger.job.capture.environment import capture_host, installed_packages
 from hydra_ledger.job.capture.git import capture_git
@@ -161,6 +161,7 @@ class LedgerCallback(Callback):
         # Set in the launching process by on_multirun_start; travels to workers by pickling.
         self.sweep_id: str | None = None
         self.sweep_dir: str | None = None
+        self.study: dict[str, Any] | None = None  # an Optuna sweep's study (optuna_study), once read
 
     # -- single run (its one process) ------------------------------------------------------
     @_guarded
@@ -202,6 +203,8 @@ class LedgerCallback(Callback):
             "launcher_pid": os.getpid(),
             "launcher_host": socket.gethostname(),
         }
+        if optuna_study.is_optuna(hc):  # before the first trial: the study's trials so far number the jobs
+            record["optuna"] = self.study = optuna_study.study_record(hc)
         mixed = plugin_lines.mismatch(hydra.__version__, (record["launcher"], record["sweeper"]))
         if mixed:  # said before the plugin fails, with the way out
             log.warning("%s", mixed)
@@ -221,6 +224,8 @@ class LedgerCallback(Callback):
         paths = SweepPaths(self.sweep_dir or Path(os.getcwd(), str(config.hydra.sweep.dir)))
         record = read_record(paths.record, SWEEP_SCHEMA)
         record["ended_at"] = runtime.utc_now()
+        if isinstance(record.get("optuna"), dict):  # the sweeper has written its best trial(s) by now
+            record["optuna"].update(optuna_study.results(paths.sweep_dir))
         write_json_atomic(paths.record, record)
 
     # -- job (job process) -----------------------------------------------------------------
@@ -306,6 +311,8 @@ class LedgerCallback(Callback):
             "ledger_version": _version(),
             "rerun_of": rerun_of(job_num),
         }
+        if multirun and optuna_study.is_optuna(hc):
+            fields["optuna"] = {"trial": optuna_study.trial_number({"optuna": self._study(sweep_dir)}, job_num)}
         record.update(fields)
         # The RUNNING record goes to disk now, before the slow part (git status and diff, copies
         # of untracked files, input hashing, packages: seconds on a big repo or input): a kill or
@@ -393,6 +400,16 @@ class LedgerCallback(Callback):
             if os.path.lexists(current):
                 os.replace(current, paths.archived_file(old_id, name))
         return None, 1
+
+    def _study(self, sweep_dir: str | None) -> dict[str, Any] | None:
+        """The sweep's Optuna study as the launching process recorded it (read from its sweep
+        record in a job process of another launcher)."""
+        if self.study is None and sweep_dir is not None:
+            paths = SweepPaths(sweep_dir)
+            if paths.record.is_file():
+                study = read_record(paths.record, SWEEP_SCHEMA).get("optuna")
+                self.study = study if isinstance(study, dict) else None
+        return self.study
 
     def _sweep_dir(self, hc: DictConfig) -> str:
         """The absolute sweep dir, resolved once in the launching process where possible."""

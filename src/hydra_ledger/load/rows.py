@@ -16,7 +16,7 @@ from hydra_ledger.record.sidecars import annotate
 
 BASE_COLUMNS = ["run_id", "path", "sweep", "job_num", "status", "started_at", "ended_at", "duration_s", "overrides"]
 # Column groups after the base columns, in this order.
-GROUPS = ("cfg", "choice", "summary", "input", "git", "host", "slurm", "resources", "error")
+GROUPS = ("cfg", "choice", "summary", "input", "git", "host", "slurm", "resources", "optuna", "error")
 _GROUP_PREFIXES = tuple(f"{group}." for group in GROUPS)
 # Dotted column names made so far (see flatten): a row's keys are then shared strings, which
 # also makes telling rows of the same key layout apart cheap. Bounded by the columns seen.
@@ -59,7 +59,8 @@ def record_to_row(record: Mapping[str, Any], job_dir: str,
     if "untracked" in git:  # the file list (and where each file is stored) is in the record, not a column
         git = {k: v for k, v in git.items() if k not in ("untracked", "untracked_objects")}
     groups = (record.get("config"), record.get("choices"), record.get("summary"), record.get("inputs"), git,
-              record.get("host"), record.get("slurm"), record.get("resources"), record.get("error"))
+              record.get("host"), record.get("slurm"), record.get("resources"), record.get("optuna"),
+              record.get("error"))
     if len(_NAMES) > _NAMES_MAX:  # a pathological number of distinct keys: start the memo afresh
         _NAMES.clear()
     clashes: list[Any] = []

@@ -87,6 +87,7 @@ class RunRecord(TypedDict, total=False):
     input_hashing: dict[str, Any] | None
     artifacts: list[Any]
     resources: dict[str, Any]  # CPU, memory and GPU the job used (hydra_ledger.job.resources)
+    optuna: dict[str, Any] | None  # an Optuna sweep's job: its trial number
 
 
 class SweepRecord(TypedDict, total=False):
@@ -109,6 +110,7 @@ class SweepRecord(TypedDict, total=False):
     tags: list[str]
     debug: bool
     jobs: list[dict[str, Any]] | None
+    optuna: dict[str, Any] | None  # the study: name, storage, directions, sampler, best trial(s)
     launcher_pid: int
     launcher_host: str
     resumes: list[dict[str, Any]]  # one entry per `hydra-ledger resume` of the sweep
@@ -178,7 +180,7 @@ def parse_record(path: Path | str, data: bytes, schema: str = RUN_SCHEMA) -> dic
 # one skipped file, never a loader that fails on every run. (None is always allowed.)
 _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     **dict.fromkeys(("job", "launch", "config", "choices", "host", "slurm", "summary", "git", "error",
-                     "unresolved", "inputs", "resources"), (dict,)),
+                     "unresolved", "inputs", "resources", "optuna"), (dict,)),
     **dict.fromkeys(("overrides", "hydra_overrides", "attempts", "tags", "missing", "artifacts", "signals"), (list,)),
     **dict.fromkeys(("run_id", "status", "started_at", "ended_at", "note"), (str,)),
     **dict.fromkeys(("duration_s", "heartbeat_s"), (int, float)),
