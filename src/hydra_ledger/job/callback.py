@@ -312,7 +312,7 @@ class LedgerCallback(Callback):
             "rerun_of": rerun_of(job_num),
         }
         if multirun and optuna_study.is_optuna(hc):
-            fields["optuna"] = {"trial": optuna_study.trial_number({"optuna": self._study(sweep_dir)}, job_num)}
+            fields["optuna"] = {"trial": optuna_study.trial_number(self._study(sweep_dir), job_num)}
         record.update(fields)
         # The RUNNING record goes to disk now, before the slow part (git status and diff, copies
         # of untracked files, input hashing, packages: seconds on a big repo or input): a kill or
@@ -322,7 +322,9 @@ class LedgerCallback(Callback):
         runtime.activate(run)
         # submitit's SIGUSR2 handler (preemption / time-out): record the case, then let it act
         signals.install_usr2_wrapper()
-        git_info = self._capture_git(paths, hc, task_function, optional_files)
+        # a sweep's jobs keep their untracked files once, by content, in the sweep's object store
+        store = SweepPaths(sweep_dir).objects if sweep_dir is not None else None
+        git_info = self._capture_git(paths, hc, task_function, optional_files, store)
         inputs = None
         if self.inputs:
             from hydra_ledger.job.inputs import record_inputs
@@ -418,7 +420,7 @@ class LedgerCallback(Callback):
         return str(Path(hc.runtime.cwd, str(hc.sweep.dir)).resolve())
 
     def _capture_git(self, paths: RunPaths, hc: DictConfig, task_function: Any,
-                     optional_files: bool = True) -> dict[str, Any]:
+                     optional_files: bool = True, store: Path | None = None) -> dict[str, Any]:
         if not self.git:
             return {"state": "disabled"}
         start = _script_dir(task_function) or hc.runtime.cwd
@@ -444,8 +446,6 @@ class LedgerCallback(Callback):
             if patch is not None:
                 info["patch_skipped"], patch = _LOW_SPACE_REASON, None
         elif info.get("untracked"):
-            multirun = str(OmegaConf.select(hc, "mode", default="")).endswith("MULTIRUN")
-            store = SweepPaths(self._sweep_dir(hc)).objects if multirun else None  # once per sweep, by content
             info.update(save_untracked(info["root"], info["untracked"], paths.untracked, self.untracked_max_bytes,
                                        self.redact_keys, self.untracked_exclude, store))
         if patch is not None and not self.save_patch:  # it would hold uncommitted secrets verbatim

@@ -83,10 +83,10 @@ def results(sweep_dir: Path) -> dict[str, Any]:
     return {key: loaded[key] for key in ("best_params", "best_value", "solutions") if key in loaded}
 
 
-def trial_number(sweep_record: dict[str, Any] | None, job_num: int | None) -> int | None:
-    """A job's trial number: its job number plus the study's trials before the sweep."""
-    study = (sweep_record or {}).get("optuna")
-    if job_num is None or not isinstance(study, dict):
+def trial_number(study: dict[str, Any] | None, job_num: int | None) -> int | None:
+    """A job's trial number: its job number plus the study's trials before the sweep (``study``:
+    the sweep record's ``optuna``)."""
+    if job_num is None or study is None:
         return None
     offset = study.get("trial_offset")
     return job_num + offset if isinstance(offset, int) else None
