@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+from conftest import first_run
 
 from hydra_ledger.cli import build_parser, main
 
@@ -115,3 +118,32 @@ def test_every_relative_link_points_at_a_file_and_heading(page):
         elif anchor and target.suffix == ".md" and anchor not in anchors(target):
             broken.append(f"{link}: no heading of {target.name} has the anchor #{anchor}")
     assert not broken, f"{page.relative_to(ROOT)}: broken links:\n  " + "\n  ".join(broken)
+
+
+# Importing pandas takes a third of a second or more: what needs no frame does without it.
+FRAME_LIBRARIES = ("pandas", "pyarrow", "numpy")
+
+
+def modules_imported(*argv: str, cwd: Path) -> set[str]:
+    """The top-level modules that ``hydra-ledger ARGV`` imported, from a fresh process."""
+    code = ("import sys\nfrom hydra_ledger.cli import main\ntry:\n    code = main(sys.argv[1:])\n"
+            "except SystemExit as exc:\n    code = exc.code\nassert not code, code\n"
+            "sys.stderr.write(' '.join(sorted({m.split('.')[0] for m in sys.modules})))")
+    proc = subprocess.run([sys.executable, "-c", code, *argv], cwd=cwd, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return set(proc.stderr.split())
+
+
+@pytest.mark.parametrize("argv", [["--version"], ["--help"], ["ls", "--help"], ["status", "--help"]],
+                         ids=" ".join)
+def test_help_and_version_do_not_import_pandas(argv, tmp_path):
+    assert modules_imported(*argv, cwd=tmp_path).isdisjoint(FRAME_LIBRARIES)
+
+
+def test_show_of_a_job_dir_does_not_import_pandas(make_app, run_app):
+    app = make_app("ledger_app")
+    job = first_run(app, run_app, "hydra/callbacks=ledger")
+    imported = modules_imported("show", str(job), cwd=app)
+    assert "hydra_ledger" in imported
+    assert imported.isdisjoint(FRAME_LIBRARIES)

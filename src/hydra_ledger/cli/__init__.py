@@ -39,7 +39,14 @@ def _error(message: str) -> None:
     print(printable_lines(message), file=sys.stderr)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def command_names() -> list[str]:
+    """The commands, one module each, found by name without importing any."""
+    return sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser of all commands, or of the command ``only`` alone: a command's run imports that
+    command's module and no other (``--help`` imports them all, each one cheap to import)."""
     parser = argparse.ArgumentParser(
         prog="hydra-ledger",
         description="List, show, compare and reproduce recorded Hydra runs. No server: reads the .ledger/ records.",
@@ -50,29 +57,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser.add_argument("--version", action="version", version=f"hydra-ledger {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
-        if module.name.startswith("_"):
-            continue
-        importlib.import_module(f"{__name__}.{module.name}").register(subparsers)
+    for name in command_names():
+        if only is None or name == only:
+            importlib.import_module(f"{__name__}.{name}").register(subparsers)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; return the exit code (0 ok, 1 error, 2 usage)."""
-    parser = build_parser()
-    args = parser.parse_args(_glued(list(sys.argv[1:] if argv is None else argv)))
+    arguments = _glued(list(sys.argv[1:] if argv is None else argv))
+    command = next((a for a in arguments if not a.startswith("-")), None)  # the top level has no valued options
+    parser = build_parser(command if command in command_names() else None)
+    args = parser.parse_args(arguments)
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return USAGE_ERROR
     handler = logging.StreamHandler()
     handler.setFormatter(_PrintableFormatter("%(message)s"))  # messages name hydra-ledger
     logging.basicConfig(level=logging.WARNING, handlers=[handler])
-    from hydra_ledger.load.where import QueryError
-    from hydra_ledger.record.schema import RecordError
-
     try:
         return int(args.func(args) or 0)
-    except (CommandError, QueryError, RecordError) as exc:
+    except _user_errors() as exc:
         message = str(exc)
         _error(message if message.startswith("hydra-ledger") else f"hydra-ledger: {message}")
         return 1
@@ -87,6 +92,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    """The errors printed as one line: a query's only once the query module is in (it alone raises
+    them, and it imports pandas, which a command that makes no frame does without)."""
+    from hydra_ledger.record.schema import RecordError
+
+    where = sys.modules.get("hydra_ledger.load.where")
+    return (CommandError, RecordError, *((where.QueryError,) if where is not None else ()))
 
 
 # Options whose value may start with '-' (``--sort -summary.loss``: descending), which argparse

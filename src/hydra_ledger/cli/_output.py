@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import datetime as _dt
 import io
 import json
 import math
@@ -22,9 +23,10 @@ import re
 import sys
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any, TextIO, TypeVar
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
-import pandas as pd
+if TYPE_CHECKING:  # pandas is imported by the commands that make frames: --help and show start without it
+    import pandas as pd
 
 FORMATS = ("table", "csv", "json", "markdown")
 _T = TypeVar("_T")
@@ -77,16 +79,19 @@ def dumps_json(value: Any, **kwargs: Any) -> str:
 
 
 def is_missing(value: Any) -> bool:
-    if value is None or value is pd.NA or value is pd.NaT:
+    if value is None:
         return True
-    return isinstance(value, float) and math.isnan(value)
+    if isinstance(value, float):
+        return math.isnan(value)
+    pandas = sys.modules.get("pandas")  # pandas' own missing values exist only once it is imported
+    return pandas is not None and (value is pandas.NA or value is pandas.NaT)
 
 
 def plain(value: Any) -> Any:
     """A JSON-ready Python value from a DataFrame cell (timestamps as ISO text, missing as None)."""
     if is_missing(value):
         return None
-    if isinstance(value, pd.Timestamp):
+    if isinstance(value, _dt.datetime):  # pandas' Timestamp too
         return value.isoformat()
     if hasattr(value, "item") and not isinstance(value, (list, dict, str)):
         try:
@@ -147,6 +152,8 @@ def duration(seconds: Any) -> str:
 
 def render(frame: pd.DataFrame, fmt: str, *, display: dict[str, Any] | None = None) -> str:
     """``frame`` in ``fmt``; ``display`` maps column -> function giving a cell's text (table, markdown, latex)."""
+    import pandas as pd
+
     if fmt == "json":
         names = [str(c) for c in frame.columns]
         columns = [_plain_cells(frame.iloc[:, i]) for i in range(frame.shape[1])]
@@ -178,6 +185,8 @@ def render(frame: pd.DataFrame, fmt: str, *, display: dict[str, Any] | None = No
 def _cells(column: pd.Series, show: Any) -> list[str]:
     """The texts of a column's cells, as ``show`` gives them; :func:`text` of a typed column in
     one pass of its own (a 100k-run ``ls`` formats millions of cells)."""
+    import pandas as pd
+
     if show is not text or column.dtype == object:
         return [show(v) for v in column.tolist()]
     if pd.api.types.is_bool_dtype(column.dtype):
@@ -193,6 +202,8 @@ def _cells(column: pd.Series, show: Any) -> list[str]:
 
 def _plain_cells(column: pd.Series) -> list[Any]:
     """:func:`plain` of each cell, typed columns in one pass of their own."""
+    import pandas as pd
+
     dtype = column.dtype
     if pd.api.types.is_object_dtype(dtype):
         return [plain(v) for v in column.tolist()]

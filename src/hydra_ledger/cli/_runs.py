@@ -3,14 +3,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from hydra_ledger.cli import CommandError
 from hydra_ledger.cli._output import progress
-from hydra_ledger.load.walk import Progress
-from hydra_ledger.load.where import suggest
+
+if TYPE_CHECKING:  # the loader and pandas are imported when a command loads runs, not to parse its arguments
+    import pandas as pd
+
+    from hydra_ledger.load.walk import Progress
 
 
 def load_frame(paths: Sequence[str], *, include_debug: bool = False, tags: Sequence[str] = (),
@@ -45,6 +46,8 @@ def _bar(show: bool) -> Progress | None:
 def column_name(name: str, frame: pd.DataFrame, option: str) -> str:
     """A column the user named, with ``cfg.`` implied: ``lr`` -> ``cfg.lr`` (``model`` -> ``choice.model``
     for a config group); unknown raises."""
+    from hydra_ledger.load.where import suggest
+
     for candidate in (name, f"cfg.{name}", f"choice.{name}", f"summary.{name}"):
         if candidate in frame.columns:
             return candidate

@@ -4,9 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from hydra_ledger.cli import DEFAULT_ROOTS_HELP, CommandError
 from hydra_ledger.cli._output import (
@@ -21,8 +19,9 @@ from hydra_ledger.cli._output import (
     use_colour,
 )
 from hydra_ledger.cli._runs import column_name, load_frame
-from hydra_ledger.load.swept import folded, swept_keys
-from hydra_ledger.load.where import apply_where, glob_columns, referenced
+
+if TYPE_CHECKING:  # imported when the command runs: parsing the command line needs neither
+    import pandas as pd
 
 EXAMPLE = """\
 Examples:
@@ -64,6 +63,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
+    from hydra_ledger.load.swept import folded
+    from hydra_ledger.load.where import apply_where
+
     frame = load_frame(args.paths, include_debug=args.debug, tags=args.tag,
                        show_progress=args.format != "json")
     if args.where:
@@ -112,6 +114,9 @@ def _sort(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
 
 
 def _columns(frame: pd.DataFrame, args: argparse.Namespace) -> list[str]:
+    from hydra_ledger.load.swept import swept_keys
+    from hydra_ledger.load.where import glob_columns
+
     if args.all_columns:
         return list(frame.columns)
     if args.columns:
@@ -126,6 +131,8 @@ def _columns(frame: pd.DataFrame, args: argparse.Namespace) -> list[str]:
 
 def _asked(frame: pd.DataFrame, args: argparse.Namespace) -> list[str]:
     """The columns named in --sort and --where: shown even when folded."""
+    from hydra_ledger.load.where import referenced
+
     names = [column_name(key.lstrip("-~"), frame, "--sort") for key in args.sort]
     if args.where:
         names += referenced(args.where, [str(c) for c in frame.columns])[1]
@@ -147,6 +154,8 @@ def fold_note(folded: dict[str, list[str]]) -> str | None:
 
 def group(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """One row per combination of ``keys``: ``count``, then ``<summary>.mean`` and ``<summary>.std`` columns."""
+    import pandas as pd
+
     names = [column_name(k, frame, "--group-by") for k in keys]
     metrics = [c for c in frame.columns if str(c).startswith("summary.")
                and pd.api.types.is_numeric_dtype(frame[c].dtype) and not pd.api.types.is_bool_dtype(frame[c].dtype)]
@@ -162,6 +171,8 @@ def group(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
 
 def _mean_std_text(table: pd.DataFrame) -> pd.DataFrame:
     """``x.mean`` and ``x.std`` columns joined into one ``x`` column of ``mean ± std`` text."""
+    import pandas as pd
+
     out = pd.DataFrame(index=table.index)
     for column in table.columns:
         name = str(column)
@@ -176,6 +187,8 @@ def _mean_std_text(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def _pm(mean: Any, std: Any) -> str:  # floats, or NaN/NA where a group had none
+    import pandas as pd
+
     if pd.isna(mean):
         return ""
     if pd.isna(std):

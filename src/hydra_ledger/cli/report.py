@@ -8,7 +8,6 @@ import time
 from hydra_ledger.cli import DEFAULT_ROOTS_HELP
 from hydra_ledger.cli._output import printable, progress
 from hydra_ledger.cli._runs import load_frame
-from hydra_ledger.load.where import apply_where
 
 EXAMPLE = """\
 Examples:
@@ -38,6 +37,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
+    from hydra_ledger.load.where import apply_where
     from hydra_ledger.report.build import build_report
 
     started = time.monotonic()

@@ -11,7 +11,6 @@ from typing import Any, TypeGuard
 
 from hydra_ledger.cli import DEFAULT_ROOTS_HELP, CommandError
 from hydra_ledger.cli._output import colour, dumps_json, duration, printable, size, text, use_colour
-from hydra_ledger.load.rows import sweep_dir_of
 
 EXAMPLE = """\
 Examples:
@@ -183,6 +182,8 @@ def render_text(paths: Any, record: dict[str, Any], extra: dict[str, Any], colou
     """The ``show`` text; every recorded value goes through :func:`printable` (YAML escapes
     the config's control characters itself, but leaves bidi overrides and the like)."""
     import yaml
+
+    from hydra_ledger.load.rows import sweep_dir_of
 
     out: list[str] = []
 

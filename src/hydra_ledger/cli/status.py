@@ -7,10 +7,7 @@ import shlex
 import sys
 import time
 from pathlib import Path
-from typing import Any
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from hydra_ledger.cli import DEFAULT_ROOTS_HELP
 from hydra_ledger.cli._output import (
@@ -28,6 +25,9 @@ from hydra_ledger.cli._runs import load_frame_and_missing, relative
 from hydra_ledger.record.paths import SweepPaths
 from hydra_ledger.record.schema import PROBLEM_STATUSES, STATUSES
 from hydra_ledger.record.sweep_jobs import MISSING
+
+if TYPE_CHECKING:  # imported when the command runs: parsing the command line needs none of it
+    import pandas as pd
 
 EXAMPLE = """\
 Examples:
@@ -63,6 +63,9 @@ def sweeps(frame: pd.DataFrame, now: float, missing: dict[str, list[dict[str, An
     are visited one by one. ``missing``: sweep dir (real path) -> its MISSING jobs, counted in
     ``total`` and ``counts`` and listed under ``missing``.
     """
+    import numpy as np
+    import pandas as pd
+
     missing = missing or {}
     if not len(frame):
         return _with_missing([], missing)
@@ -129,6 +132,8 @@ def _no_error(status: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    import pandas as pd
+
     frame, missing = load_frame_and_missing(args.paths, include_debug=args.debug, columns=COLUMNS,
                                             optional=["error.type", "error.message"],
                                             show_progress=args.format != "json")

@@ -15,16 +15,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from hydra_ledger.cli import DEFAULT_ROOTS_HELP, CommandError
 from hydra_ledger.cli._output import duration, plain, printable, size
 from hydra_ledger.cli._runs import relative
-from hydra_ledger.load import load_table
 from hydra_ledger.record.paths import RunPaths
 from hydra_ledger.record.schema import FINAL_STATUSES, PROBLEM_STATUSES, read_heartbeat
+
+if TYPE_CHECKING:  # imported when the command runs: parsing the command line needs neither
+    import pandas as pd
 
 EXAMPLE = """\
 Examples:
@@ -93,6 +93,8 @@ class SweepView:
 
 def snapshot(paths: list[str], metric: str | None, max_jobs: int, now: float) -> tuple[list[SweepView], str | None]:
     """The sweeps to show, and the metric shown (the given one, else the first found)."""
+    from hydra_ledger.load import load_table
+
     with warnings.catch_warnings():  # a broken record warns at every refresh: `ls` names it
         warnings.simplefilter("ignore")
         # no sacct for efficiency at every refresh: a cluster's accounting is not to be polled
@@ -126,6 +128,8 @@ def _column(group: pd.DataFrame, name: str) -> list[Any]:
 
 
 def _sweep_view(key: str, group: pd.DataFrame, max_jobs: int, now: float) -> SweepView:
+    import pandas as pd
+
     statuses = [str(s) for s in group["status"].tolist()]
     counts: dict[str, int] = {}
     for status in statuses:

@@ -2,7 +2,7 @@
 
 Every load goes through the index of each root (:mod:`hydra_ledger.load.index`), which finds
 and reads only new and changed records; :mod:`hydra_ledger.load.frame` turns its rows into the
-DataFrame. This module imports pandas: the job side never imports it.
+DataFrame. Its functions import pandas when they make a frame (the job side never does).
 """
 from __future__ import annotations
 
@@ -13,13 +13,10 @@ import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Any, Literal
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, Literal
 
 from hydra_ledger.load.roots import default_roots
 from hydra_ledger.load.rows import BASE_COLUMNS, GROUPS
-from hydra_ledger.load.walk import Progress
 from hydra_ledger.record.files import MAX_METRICS_BYTES, read_regular_file
 from hydra_ledger.record.paths import RunPaths
 from hydra_ledger.record.schema import (
@@ -29,6 +26,11 @@ from hydra_ledger.record.schema import (
     read_record,
     unreadable,
 )
+
+if TYPE_CHECKING:  # pandas is imported by the functions that make frames: resolving a run id needs none
+    import pandas as pd
+
+    from hydra_ledger.load.walk import Progress
 
 Errors = Literal["warn", "raise", "ignore"]
 
@@ -188,6 +190,8 @@ def load_table(
     MISSING jobs when ``missing``; ``optional``: columns kept too where they exist;
     ``slurm_usage``: sacct's efficiency columns of finished Slurm jobs (one sacct call; a view
     refreshed every few seconds leaves them out)."""
+    import pandas as pd
+
     roots = default_roots() if not paths else list(paths)
     wanted = None
     if status is not None:
@@ -235,6 +239,8 @@ def _order_columns(names: list[str]) -> list[str]:
 
 def _typed(values: list[Any], name: str) -> pd.Series:
     """A column from Python values, typed: bool, int (nullable when missing), float, text, or object."""
+    import pandas as pd
+
     if name in ("started_at", "ended_at"):
         return pd.Series(pd.to_datetime(values, utc=True, format="ISO8601"), dtype="datetime64[ns, UTC]")
     if name == "status":
@@ -287,6 +293,8 @@ def _value_key(value: Any) -> str:
 
 
 def _is_na(value: Any) -> bool:
+    import pandas as pd
+
     try:
         return bool(pd.isna(value))
     except (TypeError, ValueError):
@@ -306,6 +314,8 @@ def load_metrics(
 
     Example: ``load_metrics("multirun").pivot_table(index="step", columns="name", values="value")``.
     """
+    import pandas as pd
+
     roots = default_roots() if not paths else list(paths)
     run_ids, steps, metric_names, values, times = [], [], [], [], []
     wanted = set(names) if names else None
