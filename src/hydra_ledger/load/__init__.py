@@ -50,7 +50,7 @@ def read_records(paths: Iterable[str | os.PathLike[str]], errors: Errors = "warn
     starts with it, found in the index without reading the others."""
     from hydra_ledger.load import index as _index
     from hydra_ledger.load.encode import REL
-    from hydra_ledger.load.frame import report_broken
+    from hydra_ledger.load.index import report_broken
 
     given = list(paths)
     indexes = _index.load_roots(given, time.time())
@@ -201,7 +201,8 @@ def load_table(
             raise ValueError(f"hydra-ledger: unknown status {', '.join(unknown)}; valid: {', '.join(STATUSES)}")
     now = time.time()
     from hydra_ledger.load import index as _index
-    from hydra_ledger.load.frame import build, never_started, report_broken
+    from hydra_ledger.load.frame import build, never_started
+    from hydra_ledger.load.index import report_broken
 
     indexes = _index.load_roots(roots, now, cache, progress)
     report_broken(indexes, errors)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,45 +18,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from hydra_ledger.load import slurm, walk
+from hydra_ledger.load import slurm
 from hydra_ledger.load.encode import HB, JSON_TYPE, LAYOUT, TIME_COLUMNS, concat, no_gc
 from hydra_ledger.load.index import RootIndex
 from hydra_ledger.load.where import choose, referenced
 from hydra_ledger.record.files import loads
-from hydra_ledger.record.paths import LEDGER_DIR, RunPaths
 from hydra_ledger.record.schema import FINAL_STATUSES, STATUSES, RecordError
 
 _NATIVE = {pa.bool_(): bool, pa.int64(): int, pa.float64(): float, pa.string(): str}
-
-
-def report_broken(indexes: Sequence[RootIndex], errors: str) -> None:
-    """Warn about (or raise for) each broken record, and each record loaded with a field left
-    empty, in walk order, as the plain loader does."""
-    from hydra_ledger.record.schema import LedgerLoadWarning
-
-    seen: set[str] = set()
-    for index in indexes:
-        rels = sorted({*index.broken, *index.warned}, key=walk.walk_key)
-        for rel in rels:
-            if rel in index.broken:
-                _sig, path, problem, hint = index.broken[rel]
-                if path in seen or problem == walk.STARTING_RECORD:  # re-read by the next load
-                    continue
-                seen.add(path)
-                exc = RecordError(path, problem, hint)
-                if errors == "raise":
-                    raise exc
-                if errors == "warn":
-                    warnings.warn(str(exc), LedgerLoadWarning, stacklevel=4)
-                continue
-            for message in index.warned[rel]:
-                if message in seen:  # a job under two of the roots
-                    continue
-                seen.add(message)
-                if errors == "raise":
-                    raise RecordError(Path(index.root, rel, LEDGER_DIR, RunPaths.RECORD), message.split(": ", 2)[-1])
-                if errors == "warn":
-                    warnings.warn(message, LedgerLoadWarning, stacklevel=4)
 
 
 def combine(indexes: Sequence[RootIndex]) -> tuple[pa.Table, list[list[str]]]:

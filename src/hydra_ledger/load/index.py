@@ -41,6 +41,8 @@ from hydra_ledger.errors import LedgerWarning
 from hydra_ledger.load import walk
 from hydra_ledger.load.encode import INTERNAL, LAYOUT, RACY, REL, SIG, concat, encode_rows, no_gc
 from hydra_ledger.record.files import replacing
+from hydra_ledger.record.paths import LEDGER_DIR, RunPaths
+from hydra_ledger.record.schema import RecordError
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +71,36 @@ class RootIndex:
     sweeps: dict[str, list[Any]] = field(default_factory=dict)  # rel -> [signature, job nums, error text]
     broken: dict[str, list[Any]] = field(default_factory=dict)
     warned: dict[str, list[str]] = field(default_factory=dict)  # rel -> warnings of an indexed row
+
+
+def report_broken(indexes: Sequence[RootIndex], errors: str) -> None:
+    """Warn about (or raise for) each broken record, and each record loaded with a field left
+    empty, in walk order, as the plain loader does."""
+    from hydra_ledger.record.schema import LedgerLoadWarning
+
+    seen: set[str] = set()
+    for index in indexes:
+        rels = sorted({*index.broken, *index.warned}, key=walk.walk_key)
+        for rel in rels:
+            if rel in index.broken:
+                _sig, path, problem, hint = index.broken[rel]
+                if path in seen or problem == walk.STARTING_RECORD:  # re-read by the next load
+                    continue
+                seen.add(path)
+                exc = RecordError(path, problem, hint)
+                if errors == "raise":
+                    raise exc
+                if errors == "warn":
+                    warnings.warn(str(exc), LedgerLoadWarning, stacklevel=4)
+                continue
+            for message in index.warned[rel]:
+                if message in seen:  # a job under two of the roots
+                    continue
+                seen.add(message)
+                if errors == "raise":
+                    raise RecordError(Path(index.root, rel, LEDGER_DIR, RunPaths.RECORD), message.split(": ", 2)[-1])
+                if errors == "warn":
+                    warnings.warn(message, LedgerLoadWarning, stacklevel=4)
 
 
 def _empty_table() -> pa.Table:
