@@ -142,6 +142,8 @@ def test_help_and_version_do_not_import_pandas(argv, tmp_path):
 
 
 def test_show_of_a_job_dir_does_not_import_pandas(make_app, run_app):
+    """A job dir is read as it is. (A run id is looked up in the Arrow index: pyarrow imports
+    pandas itself as soon as it builds an array or a scalar from Python values.)"""
     app = make_app("ledger_app")
     job = first_run(app, run_app, "hydra/callbacks=ledger")
     imported = modules_imported("show", str(job), cwd=app)
