@@ -6,6 +6,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tarfile
 import time
 from pathlib import Path
 
@@ -47,3 +48,14 @@ def run_app(repo: Path, *args: str) -> float:
     subprocess.run([sys.executable, "app.py", *args], cwd=repo, check=True, capture_output=True,
                    env={**os.environ, "HYDRA_FULL_ERROR": "1"})
     return time.perf_counter() - start
+
+
+def code_of(ref: str, into: Path) -> Path:
+    """The ``src`` dir of git ref ``ref``, extracted under ``into``."""
+    into.mkdir(parents=True, exist_ok=True)
+    archive = into / "src.tar"
+    subprocess.run(["git", "-C", str(HERE.parent), "archive", "--format=tar", "-o", str(archive), ref, "src"],
+                   check=True)
+    with tarfile.open(archive) as tar:
+        tar.extractall(into, filter="data")
+    return into / "src"

@@ -15,11 +15,10 @@ import json
 import os
 import subprocess
 import sys
-import tarfile
 import tempfile
 from pathlib import Path
 
-from _common import median
+from _common import code_of, median
 from make_runs import make_runs
 
 from hydra_ledger.record.files import write_json_atomic
@@ -44,17 +43,6 @@ def widen(root: Path, keys: int) -> None:
         record = read_record(record_file)
         record["config"]["wide"] = {f"k{i:05d}": (i * 7 + n) % 1000 / 10 for i in range(keys)}
         write_json_atomic(record_file, record)
-
-
-def code_of(ref: str, into: Path) -> Path:
-    """The ``src`` dir of git ref ``ref``, extracted under ``into``."""
-    into.mkdir(parents=True, exist_ok=True)
-    archive = into / "src.tar"
-    subprocess.run(["git", "-C", str(HERE.parent), "archive", "--format=tar", "-o", str(archive), ref, "src"],
-                   check=True)
-    with tarfile.open(archive) as tar:
-        tar.extractall(into, filter="data")
-    return into / "src"
 
 
 def load(src: Path, root: Path, cache: Path, give_up: float) -> dict:
