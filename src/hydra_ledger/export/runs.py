@@ -17,6 +17,7 @@ from typing import Any
 
 from hydra_ledger.load import read_records
 from hydra_ledger.load.roots import default_roots
+from hydra_ledger.load.rows import sweep_dir_of
 from hydra_ledger.load.runs import resolve_run
 from hydra_ledger.load.status import derive_status
 from hydra_ledger.record.files import MAX_METRICS_BYTES, read_regular_file
@@ -93,7 +94,7 @@ def to_export(paths: RunPaths, record: Mapping[str, Any], now: float) -> ExportR
     job_dir = paths.job_dir.absolute()
     job = record.get("job") or {}
     overrides = [str(o) for o in record.get("overrides") or ()]
-    sweep = _sweep_dir(job)
+    sweep = _sweep_dir(job_dir, job)
     git = record.get("git") or {}
     host = record.get("host") or {}
     info = {
@@ -118,7 +119,7 @@ def to_export(paths: RunPaths, record: Mapping[str, Any], now: float) -> ExportR
         started_at=_epoch(record.get("started_at")),
         ended_at=_epoch(record.get("ended_at")),
         name=" ".join(overrides) or job_dir.name,
-        experiment=_experiment(record, sweep),
+        experiment=_experiment(record),
         sweep=sweep,
         params={k: _param(v) for k, v in flatten(record.get("config") or {}).items()},
         summary=summary,
@@ -130,16 +131,18 @@ def to_export(paths: RunPaths, record: Mapping[str, Any], now: float) -> ExportR
     )
 
 
-def _sweep_dir(job: Mapping[str, Any]) -> str | None:
-    sweep = job.get("sweep_dir")
-    return str(sweep) if job.get("mode") == "MULTIRUN" and sweep else None
+def _sweep_dir(job_dir: Path, job: Mapping[str, Any]) -> str | None:
+    """Where the job's sweep dir is now (the recorded path may predate a copy or an rsync)."""
+    return sweep_dir_of(str(job_dir), job) if job.get("mode") == "MULTIRUN" else None
 
 
-def _experiment(record: Mapping[str, Any], sweep: str | None) -> str:
-    """The sweep dir as the user named it (relative to where the sweep was launched, so that the
-    name does not depend on where the export runs), or the job's name for a single run."""
+def _experiment(record: Mapping[str, Any]) -> str:
+    """The sweep dir as the user named it (relative to where the sweep was launched, as recorded, so
+    that the name depends neither on where the export runs nor where the runs were copied), or the
+    job's name for a single run."""
     job = record.get("job") or {}
-    if sweep is None:
+    sweep = job.get("sweep_dir")
+    if job.get("mode") != "MULTIRUN" or not sweep:
         return str(job.get("name") or "hydra-ledger")
     base = job.get("working_dir") or (record.get("launch") or {}).get("cwd")
     if base:
@@ -147,7 +150,7 @@ def _experiment(record: Mapping[str, Any], sweep: str | None) -> str:
             return str(Path(sweep).relative_to(base))
         except ValueError:
             pass
-    return sweep
+    return str(sweep)
 
 
 def _param(value: Any) -> Scalar:
