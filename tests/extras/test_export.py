@@ -8,8 +8,11 @@ import json
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -285,6 +288,55 @@ def test_tensorboard_export_is_an_hparams_experiment_and_a_reexport_rewrites_it(
     lr = next(info for info in experiment.hparam_infos if info.name == "lr").domain_interval
     assert (lr.min_value, lr.max_value) == (0.1, 0.5)
     assert len([p for p in logdir.iterdir() if p.is_dir()]) == 5
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_tensorboards_hparams_tab_compares_the_exported_sweep(repo):
+    """A real TensorBoard server on the loopback, asked what its HParams tab shows."""
+    proc = hydra_ledger_cli(repo, "export", "--to", "tensorboard", "tb", "multirun/sweep")
+    assert proc.returncode == 0, proc.stderr
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "tensorboard.main", "--logdir", "tb", "--host", "127.0.0.1",
+                               "--port", str(port), "--load_fast=false", "--reload_interval", "1"],
+                              cwd=repo, env=app_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    request = {"experimentName": "", "startIndex": 0, "sliceSize": 100,
+               "allowedStatuses": ["STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING", "STATUS_UNKNOWN"]}
+    groups: list = []
+    try:
+        deadline = time.monotonic() + 90
+        while len(groups) < 4:  # the server loads the runs a few seconds after it starts
+            assert server.poll() is None, server.stderr.read()
+            assert time.monotonic() < deadline, f"TensorBoard showed {len(groups)} of 4 runs within 90 s"
+            time.sleep(1)
+            post = urllib.request.Request(f"http://127.0.0.1:{port}/data/plugin/hparams/session_groups",
+                                          data=json.dumps(request).encode(), method="POST",
+                                          headers={"Content-Type": "application/json"})
+            try:
+                with urllib.request.urlopen(post, timeout=10) as answer:
+                    groups = json.loads(answer.read())["sessionGroups"]
+            except OSError:  # not listening yet
+                continue
+    finally:
+        server.terminate()
+        server.communicate(timeout=60)
+    recorded = jobs(repo)
+    shown = {group["name"]: group for group in groups}
+    assert sorted(shown) == sorted(recorded)
+    for run_id, rec in recorded.items():
+        group = shown[run_id]
+        assert group["hparams"]["model.name"] == rec["config"]["model"]["name"]
+        assert group["hparams"]["seed"] == rec["config"]["seed"]
+        metrics = {m["name"]["tag"]: (m["trainingStep"], m["value"]) for m in group["metricValues"]}
+        assert metrics["loss"] == (2, metric_points(rec["dir"])[-1][2])
+        assert {k: v for k, v in metrics.items() if k.startswith("summary.")} == {
+            f"summary.{k}": (2, v) for k, v in rec["summary"].items()}
+        (session,) = group["sessions"]
+        assert session["status"] == ("STATUS_FAILURE" if rec["status"] == "FAILED" else "STATUS_SUCCESS")
 
 
 # -- errors and costs -----------------------------------------------------------------------

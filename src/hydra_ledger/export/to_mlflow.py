@@ -71,7 +71,8 @@ def export_mlflow(runs: Sequence[ExportRun], tracking_uri: str, experiment: str 
         existing = _existing(client, entities.ViewType)
     except exceptions.MlflowException as exc:
         raise ExportError(f"cannot open the MLflow tracking store {redact_url(tracking_uri)}: {exc}") from None
-    experiments: dict[str, str] = {}
+    experiments: dict[str, str] = {}  # name -> id, of those runs are created in
+    names: dict[str, str] = {}  # id -> name, of those runs exported before are in
     for run in runs:
         name = experiment or run.experiment
         action: Literal["created", "updated"]
@@ -86,7 +87,9 @@ def export_mlflow(runs: Sequence[ExportRun], tracking_uri: str, experiment: str 
                 _write(client, entities, run, mlflow_run_id, None)
             else:
                 mlflow_run_id, action = found.info.run_id, "updated"
-                name = client.get_experiment(found.info.experiment_id).name
+                if found.info.experiment_id not in names:
+                    names[found.info.experiment_id] = client.get_experiment(found.info.experiment_id).name
+                name = names[found.info.experiment_id]
                 _write(client, entities, run, mlflow_run_id, found)
         except exceptions.MlflowException as exc:
             raise ExportError(f"MLflow refused run {run.run_id} ({run.path}): {exc}") from None
