@@ -339,6 +339,49 @@ def test_tensorboards_hparams_tab_compares_the_exported_sweep(repo):
         assert session["status"] == ("STATUS_FAILURE" if rec["status"] == "FAILED" else "STATUS_SUCCESS")
 
 
+def test_awkward_names_and_values_reach_both_tools_as_they_can_take_them(make_app, run_app):
+    app = make_app("export_app")
+    long = "x" * 7000
+    proc = run_app(app, f"long={long}", "hydra.run.dir='outputs/with space/ü'")
+    assert proc.returncode == 0, proc.stderr
+    job = app / "outputs" / "with space" / "ü"
+    rec = record(job)
+    uri = f"sqlite:///{app / 'mlflow.db'}"
+    warnings = [f"hydra-ledger: run {rec['run_id']}: config key long is 7000 characters long; MLflow keeps the "
+                "first 6000",
+                f"hydra-ledger: run {rec['run_id']}: config keys odd_key and odd@key are both odd_key in MLflow's "
+                "characters; odd@key is left out"]
+    for action in ("created", "updated"):
+        exported = hydra_ledger_cli(app, "export", "--to", "mlflow", "--tracking-uri", uri, "outputs")
+        assert exported.returncode == 0, exported.stderr
+        assert exported.stderr.splitlines()[:-1] == warnings
+        assert [line[1:2] + line[3:] for line in output_lines(exported)] == [[action, "app"]]  # the job's name
+    (run,) = mlflow_runs(uri).values()
+    assert run.data.params == {"lr": "0.01", "odd_key": "2", "colon_key": "3", "größe": "4",
+                               "nested.list_of_maps": '[{"a": 1}, {"b": 2}]', "nested.nothing": "null",
+                               "long": "x" * 6000}
+    assert run.data.metrics == {"val/acc_1": 0.2, "loss": 1 / 21, "summary.best.acc": 0.2,
+                                "summary.best.epoch": 2.0}  # text and booleans are no metrics
+    from mlflow.tracking import MlflowClient
+
+    history = MlflowClient(tracking_uri=uri).get_metric_history(run.info.run_id, "val/acc_1")
+    assert [(m.step, m.value) for m in history] == [(0, 0.0), (10, 0.1), (20, 0.2)]
+    assert run.data.tags["hydra_ledger.path"] == str(job)
+    assert f"({job.as_uri()})" in run.data.tags["mlflow.note.content"]
+    assert "%20" in job.as_uri()
+
+    assert hydra_ledger_cli(app, "export", "--to", "tensorboard", "tb", "outputs").returncode == 0
+    (run_dir,) = [p for p in (app / "tb").iterdir() if p.is_dir()]
+    assert run_dir.name == f"long={'x' * 75}-{rec['run_id']}"  # cut to a readable length
+    reader = event_reader(run_dir)
+    start = hparams_data(reader, "_hparams_/session_start_info").session_start_info
+    assert {k: getattr(v, v.WhichOneof("kind")) for k, v in start.hparams.items()} == {
+        "lr": 0.01, "odd@key": 1, "odd_key": 2, "colon:key": 3, "größe": 4,
+        "nested.list_of_maps": '[{"a": 1}, {"b": 2}]', "nested.nothing": "null", "long": long}
+    assert scalars(reader, "val/acc@1") == [(0, 0.0), (10, 0.1), (20, 0.2)]
+    assert scalars(reader, "summary.best.epoch") == [(20, 2.0)]
+
+
 # -- errors and costs -----------------------------------------------------------------------
 
 def test_an_unknown_target_is_a_usage_error_naming_the_targets(repo):

@@ -175,13 +175,20 @@ def _write(client: Any, entities: Any, run: ExportRun, mlflow_run_id: str, found
             if name in found.data.tags and not name.startswith(("mlflow.", "hydra_ledger.")):
                 client.delete_tag(mlflow_run_id, name)
     params = []
-    for name, value in run.params.items():
+    taken: dict[str, str] = {}
+    # names MLflow takes as they are first, so that a renamed one (`a@b` -> `a_b`) never displaces `a_b`
+    for name, value in sorted(run.params.items(), key=lambda item: key(item[0]) != item[0]):
         text = _text(value)
         if len(text) > MAX_PARAM_VALUE:
             log.warning("hydra-ledger: run %s: config key %s is %d characters long; MLflow keeps the first %d",
                         run.run_id, name, len(text), MAX_PARAM_VALUE)
             text = text[:MAX_PARAM_VALUE]
         mlflow_key = key(name)
+        if mlflow_key in taken:
+            log.warning("hydra-ledger: run %s: config keys %s and %s are both %s in MLflow's characters; "
+                        "%s is left out", run.run_id, taken[mlflow_key], name, mlflow_key, name)
+            continue
+        taken[mlflow_key] = name
         if mlflow_key in old_params:
             if old_params[mlflow_key] != text:  # MLflow refuses to change a parameter
                 log.warning("hydra-ledger: run %s: parameter %s is %r in MLflow and %r in the record; kept as it "
