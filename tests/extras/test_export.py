@@ -391,17 +391,24 @@ def test_an_unknown_target_is_a_usage_error_naming_the_targets(repo):
         "hydra-ledger export: error: argument --to: invalid choice: 'wandb' (choose from 'mlflow', 'tensorboard')")
 
 
-@pytest.mark.parametrize("target, args", [("mlflow", ["--tracking-uri", "sqlite:///mlflow.db"]),
-                                          ("tensorboard", ["tb"])])
-def test_a_missing_library_names_the_extra_to_install(repo, target, args):
+@pytest.mark.parametrize("blocked, target, args, message", [
+    ("mlflow", "mlflow", ["--tracking-uri", "sqlite:///mlflow.db"],
+     r"hydra-ledger: exporting to mlflow needs the mlflow extra \(.*mlflow.*\): pip install 'hydra-ledger\[mlflow\]'"),
+    ("tensorboard", "tensorboard", ["tb"], r"hydra-ledger: exporting to tensorboard needs the tensorboard extra "
+                                           r"\(.*tensorboard.*\): pip install 'hydra-ledger\[tensorboard\]'"),
+    # mlflow-skinny alone has no database store
+    ("sqlalchemy", "mlflow", ["--tracking-uri", "sqlite:///mlflow.db"],
+     r"hydra-ledger: cannot open the MLflow tracking store sqlite:///mlflow.db: .* — MLflow's database stores "
+     r"need SQLAlchemy and alembic: pip install 'hydra-ledger\[mlflow\]'"),
+], ids=["mlflow", "tensorboard", "sqlalchemy"])
+def test_a_missing_library_names_the_extra_to_install(repo, blocked, target, args, message):
     # the library made unimportable as Python's import system documents it (a None entry in sys.modules)
-    code = (f"import sys; sys.modules[{target!r}] = None; from hydra_ledger.cli import main; "
+    code = (f"import sys; sys.modules[{blocked!r}] = None; from hydra_ledger.cli import main; "
             f"sys.exit(main(['export', '--to', {target!r}, *{args!r}, 'multirun']))")
     proc = subprocess.run([sys.executable, "-c", code], cwd=repo, env=app_env(), capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 1
-    assert re.fullmatch(rf"hydra-ledger: exporting to {target} needs the {target} extra \(.*{target}.*\): "
-                        rf"pip install 'hydra-ledger\[{target}\]'\n", proc.stderr), proc.stderr
+    assert re.fullmatch(message + "\n", proc.stderr, re.S), proc.stderr
     assert not (repo / "tb").exists() and not (repo / "mlflow.db").exists()
 
 

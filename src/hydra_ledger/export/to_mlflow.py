@@ -6,6 +6,7 @@ points and parameters already there are left as they are (MLflow refuses to chan
 """
 from __future__ import annotations
 
+import importlib.util
 import logging
 import math
 import posixpath
@@ -33,6 +34,7 @@ MAX_PARAM_VALUE = 6000
 MAX_TAG_VALUE = 8000
 MAX_BATCH = 100
 MAX_METRIC_BATCH = 1000
+_DATABASES = ("sqlite", "postgresql", "mysql", "mssql")  # the schemes of MLflow's SQLAlchemy store
 _BAD_KEY_CHARS = re.compile(r"[^\w./\- ]")  # what MLflow accepts in a key (colons not on Windows)
 
 
@@ -70,7 +72,10 @@ def export_mlflow(runs: Sequence[ExportRun], tracking_uri: str, experiment: str 
         client = tracking.MlflowClient(tracking_uri=tracking_uri)
         existing = _existing(client, entities.ViewType)
     except exceptions.MlflowException as exc:
-        raise ExportError(f"cannot open the MLflow tracking store {redact_url(tracking_uri)}: {exc}") from None
+        hint = ""
+        if tracking_uri.split(":", 1)[0].split("+", 1)[0] in _DATABASES and not _importable("sqlalchemy"):
+            hint = " — MLflow's database stores need SQLAlchemy and alembic: pip install 'hydra-ledger[mlflow]'"
+        raise ExportError(f"cannot open the MLflow tracking store {redact_url(tracking_uri)}: {exc}{hint}") from None
     experiments: dict[str, str] = {}  # name -> id, of those runs are created in
     names: dict[str, str] = {}  # id -> name, of those runs exported before are in
     for run in runs:
@@ -94,6 +99,13 @@ def export_mlflow(runs: Sequence[ExportRun], tracking_uri: str, experiment: str 
         except exceptions.MlflowException as exc:
             raise ExportError(f"MLflow refused run {run.run_id} ({run.path}): {exc}") from None
         yield Exported(run, mlflow_run_id, name, action)
+
+
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # ValueError: a module blocked in sys.modules
+        return False
 
 
 def _existing(client: Any, view_type: Any) -> dict[str, Any]:
