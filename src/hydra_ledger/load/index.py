@@ -175,10 +175,6 @@ def _warn_rebuild(path: Path, problem: str) -> None:
                   "unaffected; delete the file to silence this)", IndexWarning, stacklevel=5)
 
 
-# Chunks x columns above which an index is written as one chunk per column: each chunk is a buffer
-# to decompress at every load, and 16 chunks of a 10,000-key config took 2 s to read (one: 0.08 s).
-_MAX_BUFFERS = 20_000
-
 
 def write_index(path: Path, index: RootIndex, fingerprint: str) -> None:
     """Atomically replace ``path``; failure (read-only, full disk) leaves the load in memory only."""
@@ -188,7 +184,10 @@ def write_index(path: Path, index: RootIndex, fingerprint: str) -> None:
         "sweeps": index.sweeps, "broken": index.broken, "warned": index.warned,
     }
     table = index.table.replace_schema_metadata({META_KEY: orjson.dumps(meta)})
-    if table.num_columns * (table.column(0).num_chunks if table.num_columns else 0) > _MAX_BUFFERS:
+    if table.num_columns and table.column(0).num_chunks > 1:
+        # one chunk per column, copied once here: a load then takes each column as it is mapped
+        # (16 chunks of 10,000 runs were copied into one at every load; 16 chunks of a 10,000-key
+        # config took 2 s to read, one 0.08 s)
         table = table.combine_chunks()
     try:
         with replacing(path) as tmp, pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
@@ -338,10 +337,11 @@ def _layout_id(layouts: list[list[str]], keys: list[str]) -> int:
 
 
 def _stat_sig(root: str, rel: str) -> str:
+    """The signature of a sweep's record (plain strings: pathlib cost more than the stat, 1,000 times a load)."""
     from hydra_ledger.record.paths import SweepPaths
 
     try:
-        return walk.signature(os.stat(SweepPaths(os.path.join(root, rel) if rel else root).record))
+        return walk.signature(os.stat(os.path.join(root, rel, LEDGER_DIR, SweepPaths.RECORD)))
     except OSError:
         return ""
 
