@@ -528,12 +528,12 @@ def never_started(indexes: Sequence[Any], frame: pd.DataFrame, include_debug: bo
     if len(frame) and "sweep" in frame.columns and "job_num" in frame.columns:
         for sweep, num in zip(frame["sweep"].tolist(), frame["job_num"].tolist()):
             if isinstance(sweep, str) and sweep and not pd.isna(num):
-                seen.setdefault(os.path.realpath(sweep), set()).add(int(num))
+                seen.setdefault(_realpath(sweep, memo), set()).add(int(num))  # a sweep's path resolved once
     out: dict[str, list[dict[str, Any]]] = {}
     for sweep_dir, record in sweep_candidates(indexes, seen, memo):
         if record.get("debug") and not include_debug:
             continue  # its jobs are hidden too
-        key = os.path.realpath(sweep_dir)
+        key = _realpath(str(sweep_dir), memo)
         jobs = missing_jobs(record.get("jobs"), seen.get(key, set()))
         if jobs:
             out[key] = jobs

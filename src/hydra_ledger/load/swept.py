@@ -109,11 +109,15 @@ def _override_keys(frame: pd.DataFrame) -> list[str]:
         started = frame["started_at"].reset_index(drop=True)
         order = started.sort_values(kind="stable", na_position="last").index.tolist()
     keys: dict[str, None] = {}
+    key_of: dict[str, str | None] = {}  # overrides repeat across rows: each distinct one parsed once
     for i in order:
         if not isinstance(overrides[i], (list, tuple)):
             continue
         for override in overrides[i]:
-            key = override_key(override)
+            if isinstance(override, str):
+                key = key_of[override] if override in key_of else key_of.setdefault(override, override_key(override))
+            else:
+                key = override_key(override)
             if key is not None and not key.startswith(("hydra.", "hydra/")):
                 keys[key] = None
     return list(keys)
