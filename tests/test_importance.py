@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from _cdp import CHROMIUM, NO_CHROMIUM, DevTools
 from conftest import APPS, app_env, commit_all, init_repo
 
 import hydra_ledger
@@ -198,3 +199,44 @@ def test_the_command_registers_without_pandas_or_optuna():
     proc = subprocess.run([sys.executable, "-c", code], env=app_env(), capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "[]\n"
+
+
+def report_data(html: str) -> dict:
+    payload = re.search(r'<script id="ledger-data" type="application/json">(.*?)</script>', html, re.S)
+    assert payload
+    return json.loads(payload.group(1))
+
+
+def test_the_report_has_an_importance_pane(in_repo, tmp_path):
+    assert main(["report", "multirun/grid", "-o", str(tmp_path / "r.html")]) == 0
+    html = (tmp_path / "r.html").read_text()
+    pane = report_data(html)["importance"]
+    assert pane["note"] is None
+    result = pane["metrics"]["summary.value"]
+    assert result["importances"][0]["key"] == "cfg.x"
+    assert (result["runs"], result["evaluator"], result["label"]) == (24, default_evaluator(), DEFAULT_LABEL)
+    if CHROMIUM is None:
+        pytest.fail(NO_CHROMIUM)
+    browser = DevTools(tmp_path)
+    try:
+        browser.open(tmp_path / "r.html")
+        rows = browser.js("Array.from(document.querySelectorAll('#imp-table tr')).map(tr => "
+                          "[tr.children[0].textContent, tr.children[2].firstChild.style.width])")
+        note = browser.js("document.getElementById('imp-note').textContent")
+    finally:
+        browser.close()
+    assert rows[0][0] == "x"
+    assert sorted(key for key, _ in rows) == ["opt", "x", "y"]
+    assert float(rows[0][1].rstrip("%")) > 90  # the bar of x: nearly the whole width
+    assert note == f"{DEFAULT_LABEL} importance over 24 of 24 runs (completed, with a finite value)"
+
+
+def test_without_optuna_the_report_says_so_in_one_line(in_repo, tmp_path):
+    out = tmp_path / "r.html"
+    code = ("import sys; sys.modules['optuna'] = None; from hydra_ledger.cli import main; "
+            f"sys.exit(main(['report', 'multirun/grid', '-o', {str(out)!r}]))")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=in_repo, env=app_env(), capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    pane = report_data(out.read_text())["importance"]
+    assert pane == {"note": f"Hyperparameter importance needs optuna: {INSTALL}", "metrics": {}}

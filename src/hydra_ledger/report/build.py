@@ -23,6 +23,7 @@ _BASE = ["run_id", "status", "started_at", "duration_s", "sweep", "job_num", "pa
          "error.type", "error.message", "git.commit", "git.branch", "git.dirty", "host.hostname", "slurm.job_id"]
 _BASE += ["resources.cpu_s", "resources.peak_rss_bytes", "slurm.mem_efficiency", "slurm.cpu_efficiency"]
 MAX_POINTS = 200  # per training curve: enough for the shape, small for 5,000 runs
+IMPORTANCE_METRICS = 4  # the numeric summary values whose importance is computed: a forest each
 
 
 def _plain(value: Any) -> Any:
@@ -112,7 +113,30 @@ def report_data(frame: pd.DataFrame, curves: Mapping[str, Mapping[str, Any]] | N
         "folded": [k for k in varying_config(frame) if k in columns and k not in swept],
         "metrics": metrics,
         "curves": dict(curves or {}),
+        "importance": importance_pane(frame, swept, metrics),
     }
+
+
+def importance_pane(frame: pd.DataFrame, swept: Sequence[str], metrics: Sequence[str]) -> dict[str, Any]:
+    """The swept keys' importance for each of the first metrics (or why it failed, per metric), computed
+    over all the report's runs; or, in ``note``, the one line saying why the pane is empty."""
+    from hydra_ledger.load.importance import ImportanceError, available, param_importance
+
+    problem = available()
+    if problem:
+        return {"note": problem[0].upper() + problem[1:], "metrics": {}}
+    if not swept:
+        return {"note": "Hyperparameter importance: nothing was swept.", "metrics": {}}
+    if not metrics:
+        return {"note": "Hyperparameter importance: no numeric summary value to explain.", "metrics": {}}
+    out: dict[str, Any] = {}
+    for metric in metrics[:IMPORTANCE_METRICS]:
+        try:
+            result = param_importance(frame, metric, keys=swept)
+            out[metric] = {**result.to_dict(), "label": result.label}
+        except ImportanceError as exc:
+            out[metric] = {"error": str(exc)}
+    return {"note": None, "metrics": out}
 
 
 def _asset(name: str) -> str:
