@@ -240,3 +240,17 @@ def test_without_optuna_the_report_says_so_in_one_line(in_repo, tmp_path):
     assert proc.returncode == 0, proc.stderr
     pane = report_data(out.read_text())["importance"]
     assert pane == {"note": f"Hyperparameter importance needs optuna: {INSTALL}", "metrics": {}}
+
+
+def test_the_report_ranks_many_runs_with_mdi(in_repo):
+    """fANOVA's cost grows with the runs: above FANOVA_MAX_RUNS the pane uses mean decrease impurity."""
+    import pandas as pd
+
+    from hydra_ledger.report.build import FANOVA_MAX_RUNS, report_data
+
+    frame = hydra_ledger.load_runs("multirun/grid")
+    many = pd.concat([frame] * (FANOVA_MAX_RUNS // len(frame) + 1), ignore_index=True)
+    result = report_data(many)["importance"]["metrics"]["summary.value"]
+    assert (result["evaluator"], result["runs"]) == ("mdi", len(many))
+    assert result["importances"][0]["key"] == "cfg.x"
+    assert report_data(frame)["importance"]["metrics"]["summary.value"]["evaluator"] == default_evaluator()
