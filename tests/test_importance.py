@@ -16,11 +16,18 @@ from conftest import APPS, app_env, commit_all, init_repo
 
 import hydra_ledger
 from hydra_ledger.cli import main
-from hydra_ledger.load.importance import ImportanceError, default_evaluator, evaluators, param_importance
+from hydra_ledger.load.importance import (
+    ImportanceError,
+    default_evaluator,
+    evaluators,
+    param_importance,
+    study_direction,
+)
 
 SWEEPS = {
     "grid": ["x=0,1,2,3", "y=0,1,2", "opt=sgd,adam"],
     "optuna": ["hydra/sweeper=optuna", "hydra.sweeper.n_trials=12", "hydra.sweeper.sampler.seed=0",
+               "hydra.sweeper.direction=maximize",
                "x=interval(0,3)", "y=choice(0,1,2)", "opt=sgd,adam"],
 }
 INSTALL = "pip install 'hydra-ledger[importance]'"
@@ -112,11 +119,22 @@ def test_json_for_scripts(in_repo, capsys):
     assert main(["importance", "multirun/optuna", "--metric", "value", "--format", "json", "-e", "mdi"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert {k: data[k] for k in ("metric", "direction", "evaluator", "runs", "total", "sweeps", "note")} == {
-        "metric": "summary.value", "direction": "minimize", "evaluator": "mdi", "runs": 12, "total": 12,
-        "sweeps": ["multirun/optuna"], "note": None}
+        "metric": "summary.value", "direction": "maximize", "evaluator": "mdi", "runs": 12, "total": 12,
+        "sweeps": ["multirun/optuna"], "note": None}  # maximize: the direction of the study, as it recorded
     assert data["importances"][0]["key"] == "cfg.x"
     assert [row["importance"] for row in data["importances"]] == sorted(
         (row["importance"] for row in data["importances"]), reverse=True)
+
+
+def test_the_direction_is_the_studys_for_its_objective_unless_given(in_repo, capsys):
+    frame = hydra_ledger.load_runs("multirun/optuna", "multirun/grid")
+    assert study_direction(frame[frame["sweep"].str.endswith("optuna")], "summary.value") == "maximize"
+    assert study_direction(frame, "summary.value") is None  # the grid sweep says nothing
+    assert study_direction(frame[frame["sweep"].str.endswith("optuna")], "summary.other") is None
+    assert main(["importance", "multirun/optuna", "-m", "value", "-f", "json", "--direction", "minimize"]) == 0
+    assert json.loads(capsys.readouterr().out)["direction"] == "minimize"
+    assert main(["importance", "multirun/grid", "-m", "value", "-f", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["direction"] == "minimize"
 
 
 def test_without_a_sweep_the_latest_is_ranked(in_repo, capsys):

@@ -35,9 +35,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                              f"{DEFAULT_ROOTS_HELP})")
     parser.add_argument("--metric", "-m", required=True, metavar="COLUMN",
                         help="the summary value to explain: summary.loss (or loss)")
-    parser.add_argument("--direction", choices=["minimize", "maximize"], default="minimize",
-                        help="whether a lower or a higher metric is better (default: minimize); only "
-                             "ped-anova, which compares the best runs with all, depends on it")
+    parser.add_argument("--direction", choices=["minimize", "maximize"],
+                        help="whether a lower or a higher metric is better (default: the Optuna study's for "
+                             "its objective, summary.value; else minimize); only ped-anova, which compares the "
+                             "best runs with all, depends on it")
     parser.add_argument("--evaluator", "-e", choices=["fanova", "mdi", "ped-anova"],
                         help="fanova (the default, as Optuna's; about a minute at 2,000 runs), mdi (mean "
                              "decrease impurity: seconds; the default on optuna 2.x, whose fANOVA fails with "
@@ -51,9 +52,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def run(args: argparse.Namespace) -> int:
     from hydra_ledger.cli._output import dumps_json, printable, printable_lines
     from hydra_ledger.cli._runs import load_frame, relative
-    from hydra_ledger.load.importance import ImportanceError, available, param_importance
+    from hydra_ledger.load import importance
 
-    problem = available()
+    problem = importance.available()
     if problem:  # before loading thousands of runs
         raise CommandError(problem)
     frame = load_frame(args.paths, show_progress=True)
@@ -71,8 +72,10 @@ def run(args: argparse.Namespace) -> int:
                         f"together)"), file=sys.stderr)
         sweeps = [latest]
     try:
-        result = param_importance(frame, args.metric, direction=args.direction, evaluator=args.evaluator)
-    except ImportanceError as exc:
+        column = importance.metric_column(frame, args.metric)
+        direction = args.direction or importance.study_direction(frame, column) or "minimize"
+        result = importance.param_importance(frame, column, direction=direction, evaluator=args.evaluator)
+    except importance.ImportanceError as exc:
         raise CommandError(str(exc)) from None
     if args.format == "json":
         print(dumps_json({**result.to_dict(), "sweeps": [relative(s) for s in sweeps]}, indent=1))

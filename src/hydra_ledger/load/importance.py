@@ -116,6 +116,34 @@ def metric_column(frame: pd.DataFrame, metric: str) -> str:
     raise ImportanceError(f"no column {metric!r}; the summary columns: {shown}")
 
 
+def study_direction(frame: pd.DataFrame, column: str) -> Direction | None:
+    """The direction in which the Optuna sweeps of ``frame``'s runs optimised ``column``, as their sweep
+    records say: ``summary.value`` (the task's return value) of a study of one objective, or
+    ``summary.value.<i>`` of several; None for any other column, a sweep that was not Optuna's, or
+    sweeps that disagree."""
+    from hydra_ledger.record.paths import SweepPaths
+    from hydra_ledger.record.schema import SWEEP_SCHEMA, read_record
+
+    if "sweep" not in frame.columns or not (column == "summary.value" or column.startswith("summary.value.")):
+        return None
+    index = column.removeprefix("summary.value").lstrip(".")
+    found: set[str] = set()
+    for sweep in {s for s in frame["sweep"].tolist() if isinstance(s, str) and s}:
+        try:
+            record = read_record(SweepPaths(sweep).record, SWEEP_SCHEMA)
+        except (OSError, ValueError):  # no sweep record, or a broken one (the loader warned of it)
+            return None
+        directions = (record.get("optuna") or {}).get("directions") or []
+        if not index and len(directions) == 1:
+            found.add(str(directions[0]).lower())
+        elif index.isdigit() and len(directions) > 1 and int(index) < len(directions):
+            found.add(str(directions[int(index)]).lower())
+        else:
+            return None
+    direction = found.pop() if len(found) == 1 else None
+    return "maximize" if direction == "maximize" else "minimize" if direction == "minimize" else None
+
+
 def default_evaluator() -> str:
     """fANOVA, Optuna's own default; mean decrease impurity on optuna 2.x, whose fANOVA fails with numpy 2
     (its trees read a node's value as an array of shape (1, 1) where numpy 2 wants a number; optuna 3
