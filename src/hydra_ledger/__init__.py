@@ -32,6 +32,7 @@ __all__ = [
     "log_metrics",
     "log_summary",
     "only_changed",
+    "param_importance",
     "rerun",
     "resume",
     "run_dir",
@@ -40,7 +41,7 @@ __all__ = [
 
 _LAZY = {"LedgerCallback": "hydra_ledger.job.callback",  # imports Hydra: not needed to load runs
          "load_runs": "hydra_ledger.load", "load_metrics": "hydra_ledger.load", "only_changed": "hydra_ledger.load",
-         "swept_keys": "hydra_ledger.load.swept",
+         "swept_keys": "hydra_ledger.load.swept", "param_importance": "hydra_ledger.load.importance",
          # modules named apart from their functions: importing a submodule binds its name here
          "open": "hydra_ledger.job.artifacts",  # hydra_ledger.open("model.pt", "wb"): inside the run's dir
          "rerun": "hydra_ledger.relaunch.rerun", "resume": "hydra_ledger.relaunch.resume",
@@ -51,6 +52,7 @@ if TYPE_CHECKING:
     from hydra_ledger.job.artifacts import open as open  # re-exported, kept out of __all__ (see above)
     from hydra_ledger.job.callback import LedgerCallback
     from hydra_ledger.load import load_metrics, load_runs, only_changed
+    from hydra_ledger.load.importance import param_importance
     from hydra_ledger.load.swept import swept_keys
     from hydra_ledger.record.schema import LedgerLoadWarning
     from hydra_ledger.relaunch.launch import RerunError

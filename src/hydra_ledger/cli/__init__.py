@@ -39,6 +39,18 @@ def _error(message: str) -> None:
     print(printable_lines(message), file=sys.stderr)
 
 
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Measures command names at the indent they are printed at: argparse counts them 2 columns
+    short, and a name of 9 or more characters (``importance``) had its help pushed to a line of its own."""
+
+    def add_argument(self, action: argparse.Action) -> None:
+        super().add_argument(action)
+        if action.help is not argparse.SUPPRESS:
+            for sub in getattr(action, "_get_subactions", list)():
+                self._action_max_length = max(self._action_max_length, len(self._format_action_invocation(sub))
+                                              + self._current_indent + self._indent_increment)
+
+
 def command_names() -> list[str]:
     """The commands, one module each, found by name without importing any."""
     return sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
@@ -51,7 +63,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         prog="hydra-ledger",
         description="List, show, compare and reproduce recorded Hydra runs. No server: reads the .ledger/ records.",
         epilog="Example: hydra-ledger ls multirun --where \"status == 'COMPLETED'\"",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_Formatter,
     )
     from hydra_ledger._version import __version__
 

@@ -489,10 +489,34 @@
     tip.style.top = Math.max(0, p[1] - tip.offsetHeight - 6) + "px";
   }
 
+  // importance: computed when the report was written (hydra_ledger.load.importance), over all its runs
+  var IMP = D.importance || { note: "", metrics: {} };
+
+  function drawImportance() {
+    var table = $("imp-table"), note = $("imp-note"), metric = $("imp-metric").value;
+    table.textContent = "";
+    var r = IMP.metrics[metric];
+    if (!r) { note.textContent = IMP.note || ""; return; }
+    if (r.error) { note.textContent = r.error; return; }
+    r.importances.forEach(function (row) {
+      var tr = el("tr"), bar = el("td", { "class": "bar" }), fill = el("i");
+      fill.style.width = (Math.max(0, Math.min(1, row.importance)) * 100).toFixed(1) + "%";
+      bar.appendChild(fill);
+      tr.appendChild(el("td", { title: row.key }, short(row.key)));
+      tr.appendChild(el("td", { "class": "num" }, row.importance.toFixed(3)));
+      tr.appendChild(bar);
+      table.appendChild(tr);
+    });
+    note.textContent = (r.label ? r.label + " importance" : "Importance") + " over " + r.runs + " of " + r.total +
+      " runs (completed, with a finite " + short(metric) + ")" + (r.note ? "; " + r.note : "") +
+      (r.constant.length ? "; constant in these runs: " + r.constant.map(short).join(", ") : "");
+  }
+
   function drawPlots() {
     drawParcoords();
     drawMetricVsKey();
     drawCurves();
+    drawImportance();
   }
 
   // -- start ------------------------------------------------------------------------------
@@ -514,6 +538,9 @@
   fillSelect("curve-colour", SWEPT.concat(FOLDED), seriesKey || (xKey && distinct(xKey) <= PALETTE.length ? xKey : ""),
              "(each run)");
   fillSelect("curve-metric", CURVE_NAMES, CURVE_NAMES[0]);
+  var IMP_METRICS = Object.keys(IMP.metrics);
+  fillSelect("imp-metric", IMP_METRICS, IMP_METRICS[0]);
+  $("imp-choose").hidden = !IMP_METRICS.length;
   $("curves").addEventListener("mousemove", hoverCurves);
   $("curves").addEventListener("mouseleave", function () { $("curve-tip").hidden = true; });
   if (FOLDED.length) {

@@ -23,6 +23,12 @@ _BASE = ["run_id", "status", "started_at", "duration_s", "sweep", "job_num", "pa
          "error.type", "error.message", "git.commit", "git.branch", "git.dirty", "host.hostname", "slurm.job_id"]
 _BASE += ["resources.cpu_s", "resources.peak_rss_bytes", "slurm.mem_efficiency", "slurm.cpu_efficiency"]
 MAX_POINTS = 200  # per training curve: enough for the shape, small for 5,000 runs
+# The importance pane: a forest per metric, for the first few numeric summary values (the first
+# alone above MANY_RUNS); fANOVA's cost grows with the runs (seconds per metric at a few hundred,
+# a minute at 2,000), so above FANOVA_MAX_RUNS the pane uses mean decrease impurity (a second or two).
+IMPORTANCE_METRICS = 4
+MANY_RUNS = 1000
+FANOVA_MAX_RUNS = 100
 
 
 def _plain(value: Any) -> Any:
@@ -112,7 +118,32 @@ def report_data(frame: pd.DataFrame, curves: Mapping[str, Mapping[str, Any]] | N
         "folded": [k for k in varying_config(frame) if k in columns and k not in swept],
         "metrics": metrics,
         "curves": dict(curves or {}),
+        "importance": importance_pane(frame, swept, metrics),
     }
+
+
+def importance_pane(frame: pd.DataFrame, swept: Sequence[str], metrics: Sequence[str]) -> dict[str, Any]:
+    """The swept keys' importance for each of the first metrics (or why it failed, per metric), computed
+    over all the report's runs; or, in ``note``, the one line saying why the pane is empty. The
+    default evaluator for a hundred runs or fewer, mean decrease impurity above (see FANOVA_MAX_RUNS)."""
+    from hydra_ledger.load.importance import ImportanceError, available, param_importance
+
+    problem = available()
+    if problem:
+        return {"note": problem[0].upper() + problem[1:], "metrics": {}}
+    if not swept:
+        return {"note": "Hyperparameter importance: nothing was swept.", "metrics": {}}
+    if not metrics:
+        return {"note": "Hyperparameter importance: no numeric summary value to explain.", "metrics": {}}
+    out: dict[str, Any] = {}
+    evaluator = None if len(frame) <= FANOVA_MAX_RUNS else "mdi"
+    for metric in metrics[:IMPORTANCE_METRICS if len(frame) <= MANY_RUNS else 1]:
+        try:
+            result = param_importance(frame, metric, keys=swept, evaluator=evaluator)
+            out[metric] = {**result.to_dict(), "label": result.label}
+        except ImportanceError as exc:
+            out[metric] = {"error": str(exc)}
+    return {"note": None, "metrics": out}
 
 
 def _asset(name: str) -> str:
