@@ -119,6 +119,7 @@ def test_report_escapes_script_closing_text(sweep, tmp_path, capsys):
     assert "http://" not in page.replace("http://www.w3.org/2000/svg", "") and "https://" not in page
 
 
+@pytest.mark.browser
 def test_report_in_a_browser(sweep, tmp_path, capsys, browser):
     out = tmp_path / "report.html"
     assert main(["report", str(sweep), "-o", str(out), "--title", "lr sweep"]) == 0
@@ -183,6 +184,7 @@ def test_report_in_a_browser(sweep, tmp_path, capsys, browser):
     assert browser.errors == []
 
 
+@pytest.mark.browser
 def test_report_of_5000_runs(sweep, tmp_path, browser):
     root = clone_runs(sorted(p for p in sweep.iterdir() if p.name.isdigit()), tmp_path / "many", 5000)
     out = tmp_path / "many.html"
@@ -224,6 +226,7 @@ OVERLAPS = """(selector => {
 })"""
 
 
+@pytest.mark.browser
 def test_report_of_a_config_group_sweep_leads_with_the_swept_keys(group_sweep, tmp_path, browser):
     out = tmp_path / "groups.html"
     assert main(["report", str(group_sweep), "-o", str(out)]) == 0

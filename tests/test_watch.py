@@ -82,6 +82,7 @@ def _done(screen: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
+@pytest.mark.terminal
 @pytest.mark.skipif(TMUX is None, reason="tmux is not installed")
 @pytest.mark.parametrize("key", ["q", "C-c"], ids=["q", "ctrl-c"])
 def test_the_live_view_of_a_running_sweep_updates_in_place_and_quits(make_app, tmp_path, key):

@@ -159,7 +159,9 @@ def group(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     names = [column_name(k, frame, "--group-by") for k in keys]
     metrics = [c for c in frame.columns if str(c).startswith("summary.")
                and pd.api.types.is_numeric_dtype(frame[c].dtype) and not pd.api.types.is_bool_dtype(frame[c].dtype)]
-    key_frame = frame[names].map(lambda v: plain(v) if not isinstance(v, list) else tuple(v))
+    # column by column (Series.map): DataFrame.map is pandas >= 2.1 (applymap before), and we support 2.0
+    key_frame = pd.DataFrame({n: frame[n].map(lambda v: plain(v) if not isinstance(v, list) else tuple(v))
+                              for n in names}, index=frame.index)
     grouped = frame.assign(**{n: key_frame[n] for n in names}).groupby(names, dropna=False, sort=True)
     out = grouped.size().rename("count").to_frame()
     for metric in metrics:

@@ -50,6 +50,19 @@ def _plain(value: Any) -> Any:
     return value
 
 
+
+def _plain_or_note(value: Any) -> Any:
+    """A cell as :func:`_plain` makes it, or the loader's note for a value nested too deeply to walk.
+
+    From Python 3.13, json counts against the C recursion limit (~10,000 levels) rather than
+    sys.getrecursionlimit(), so a list nested ~1,000 levels deep loads whole instead of as a note.
+    """
+    try:
+        return _plain(value)
+    except RecursionError:
+        return f"<{type(value).__name__} nested too deeply to load>"
+
+
 def report_columns(frame: pd.DataFrame) -> list[str]:
     """The columns shown in the report, in order: base, config, user choices, summary."""
     names = [str(c) for c in frame.columns]
@@ -97,7 +110,7 @@ def report_data(frame: pd.DataFrame, curves: Mapping[str, Mapping[str, Any]] | N
 
     columns = report_columns(frame)
     swept = swept_keys(frame)
-    data = {c: [_plain(v) for v in frame[c].tolist()] for c in columns}
+    data = {c: [_plain_or_note(v) for v in frame[c].tolist()] for c in columns}
     kinds = {}
     for c in columns:
         dtype = frame[c].dtype
