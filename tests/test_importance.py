@@ -225,6 +225,7 @@ def report_data(html: str) -> dict:
     return json.loads(payload.group(1))
 
 
+@pytest.mark.browser
 def test_the_report_has_an_importance_pane(in_repo, tmp_path):
     assert main(["report", "multirun/grid", "-o", str(tmp_path / "r.html")]) == 0
     html = (tmp_path / "r.html").read_text()
