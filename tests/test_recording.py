@@ -347,10 +347,15 @@ def test_bad_option_value_in_explicit_form_warns_and_job_runs(app, run_app, over
     [
         ("hydra.callbacks.ledger.heartbeat_s=abc", "Value 'abc' of type 'str' could not be converted to Float"),
         ("hydra.callbacks.ledger.nokey=1", "Key 'nokey' not in 'LedgerConf'"),
+        ("+hydra.callbacks.ledger.nokey=1", "Key 'nokey' not in 'LedgerConf'"),
+        ("hydra.callbacks.ledger.git=maybe", "Value 'maybe' of type 'str' could not be converted to Boolean"),
+        ("hydra.callbacks.ledger.tags=5", "Value '5' of type 'int' could not be converted to List[str]"),
     ],
-    ids=["bad-type", "unknown-key"],
+    ids=["bad-type", "unknown-key", "unknown-key-added", "bad-bool", "bad-list"],
 )
 def test_structured_config_rejects_bad_options(app, run_app, override, message):
+    """The plugin's node is the ledger's schema: a bad option stops the app before any job (the
+    callback checks it, as Hydra would check a structured config), naming the valid options."""
     proc = run_app(app, LEDGER, override, "hydra.run.dir=out")
     assert proc.returncode == 1
     assert message in proc.stderr

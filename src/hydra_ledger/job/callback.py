@@ -55,8 +55,8 @@ log = logging.getLogger(__name__)
 
 _F = TypeVar("_F", bound=Callable[..., None])
 
-# The options and their defaults come from the plugin's structured config, so that the
-# explicit `_target_: hydra_ledger.LedgerCallback` form (no structured config) behaves the same.
+# The options and their defaults come from the plugin's schema (LedgerConf), so that the
+# explicit `_target_: hydra_ledger.LedgerCallback` form behaves as the plugin's node.
 _OPTIONS: dict[str, Any] = {
     f.name: f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
     for f in dataclasses.fields(LedgerConf)
@@ -85,18 +85,54 @@ def _as_seconds(value: Any) -> float:
     return seconds
 
 
-# How each option's value is checked when the explicit `_target_` form bypasses the structured
-# config: a bad value is a warning and the default, never an app that cannot start (Hydra does
-# not catch a callback's __init__ failing).
-_CHECKS: dict[str, Callable[[Any], Any]] = {
-    "enabled": _as_bool, "git": _as_bool, "packages": _as_bool, "capture_output": _as_bool, "debug": _as_bool,
-    "save_patch": _as_bool, "register": _as_bool, "untracked_exclude": _as_list,
-    "heartbeat_s": _as_seconds, "patch_max_bytes": int, "artifact_hash_max_bytes": int, "untracked_max_bytes": int,
-    "redact_keys": lambda v: None if v is None else _as_list(v),
-    "env_vars": lambda v: None if v is None else _as_list(v),
-    "tags": _as_list, "inputs": _as_list,
-    "note": lambda v: None if v is None else str(v),
+# How each option's value is checked, and the type it names when it is not one.
+_CHECKS: dict[str, tuple[Callable[[Any], Any], str]] = {
+    "enabled": (_as_bool, "Boolean"), "git": (_as_bool, "Boolean"), "packages": (_as_bool, "Boolean"),
+    "capture_output": (_as_bool, "Boolean"), "debug": (_as_bool, "Boolean"), "save_patch": (_as_bool, "Boolean"),
+    "register": (_as_bool, "Boolean"), "untracked_exclude": (_as_list, "List[str]"),
+    "heartbeat_s": (_as_seconds, "Float"), "patch_max_bytes": (int, "Integer"),
+    "artifact_hash_max_bytes": (int, "Integer"), "untracked_max_bytes": (int, "Integer"),
+    "redact_keys": (lambda v: None if v is None else _as_list(v), "Optional[List[str]]"),
+    "env_vars": (lambda v: None if v is None else _as_list(v), "Optional[List[str]]"),
+    "tags": (_as_list, "List[str]"), "inputs": (_as_list, "List[str]"),
+    "note": (lambda v: None if v is None else str(v), "Optional[str]"),
 }
+
+
+def _checked_options(options: dict[str, Any]) -> dict[str, Any]:
+    """The options over their defaults, each checked.
+
+    Two forms reach here. The plugin's ``ledger`` node (``hydra/callbacks=ledger``,
+    ``+hydra/ledger=default``) holds every option: it is the ledger's schema, so an unknown
+    option or a bad value is an error that stops the app before any job, as Hydra's own check
+    of a structured config would (hydra_plugins.hydra_ledger.ledger_node says why the node is
+    not one). The explicit ``_target_`` form names only the options it sets: there a bad one is
+    a warning and the default, never an app that cannot start. Warnings are logged, not
+    ``warnings.warn``: under ``python -W error`` one would raise here, and Hydra does not catch
+    a callback's ``__init__`` failing.
+    """
+    strict = set(_OPTIONS) <= set(options)
+    unknown = sorted(set(options) - set(_OPTIONS))
+    if unknown and strict:
+        raise ValueError(f"hydra-ledger: Key '{unknown[0]}' not in 'LedgerConf' (hydra.callbacks.ledger."
+                         f"{unknown[0]}); valid options: {', '.join(_OPTIONS)}")
+    if unknown:
+        log.warning("hydra-ledger: unknown option(s) %s ignored; valid options: %s",
+                    ", ".join(unknown), ", ".join(_OPTIONS))
+    merged = dict(_OPTIONS)
+    for name, value in options.items():
+        if name not in _OPTIONS:
+            continue
+        check, kind = _CHECKS.get(name, (lambda v: v, "any"))
+        try:
+            merged[name] = check(value)
+        except (TypeError, ValueError) as exc:
+            if strict:
+                raise ValueError(f"hydra-ledger: hydra.callbacks.ledger.{name}: Value '{value}' of type "
+                                 f"'{type(value).__name__}' could not be converted to {kind} ({exc})") from None
+            log.warning("hydra-ledger: option %s=%r ignored (%s); using the default %r",
+                        name, value, exc, _OPTIONS[name])
+    return merged
 
 
 def _guarded(hook: _F) -> _F:
@@ -123,22 +159,7 @@ class LedgerCallback(Callback):
     """Records every Hydra job into ``<output_dir>/.ledger/``: enable with ``hydra/callbacks=ledger``."""
 
     def __init__(self, **options: Any) -> None:
-        # log, not warnings.warn: under `python -W error` a warning would raise here, and Hydra
-        # does not catch a callback's __init__ failing (the app could not start)
-        unknown = sorted(set(options) - set(_OPTIONS))
-        if unknown:
-            log.warning("hydra-ledger: unknown option(s) %s ignored; valid options: %s",
-                        ", ".join(unknown), ", ".join(_OPTIONS))
-        merged = dict(_OPTIONS)
-        for name, value in options.items():
-            if name not in _OPTIONS:
-                continue
-            try:
-                merged[name] = _CHECKS.get(name, lambda v: v)(value)
-            except (TypeError, ValueError) as exc:
-                log.warning("hydra-ledger: option %s=%r ignored (%s); using the default %r",
-                            name, value, exc, _OPTIONS[name])
-
+        merged = _checked_options(options)
         self.enabled = bool(merged["enabled"])
         self.heartbeat_s = max(float(merged["heartbeat_s"]), 0.05)
         self.git = bool(merged["git"])
