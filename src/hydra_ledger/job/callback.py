@@ -33,7 +33,7 @@ from hydra_ledger.job.project_roots import register_launch
 from hydra_ledger.job.source_files import defining_file
 from hydra_ledger.job.untracked import save_untracked
 from hydra_ledger.record import process_identity
-from hydra_ledger.record.files import dump_json, remove_stale_temps, write_atomic, write_json_atomic
+from hydra_ledger.record.files import dump_record, remove_stale_temps, write_atomic, write_json_atomic
 from hydra_ledger.record.flatten import summarize_return
 from hydra_ledger.record.lineage import rerun_of, resumed_sweep_record
 from hydra_ledger.record.paths import RunPaths, SweepPaths
@@ -577,7 +577,7 @@ def _primary_config_dir(hc: DictConfig) -> str | None:
 @functools.lru_cache(maxsize=1)
 def _packages_json() -> bytes:
     """Serialised once per process: the same for every job a process runs."""
-    return dump_json(installed_packages())
+    return dump_record(installed_packages())
 
 
 @functools.lru_cache(maxsize=1)
