@@ -159,18 +159,19 @@ def _plain_json(value: Any, depth: int) -> bool:
     if kind is str or kind is bool or value is None:
         return True
     if kind is float:
-        return value - value == 0.0  # NaN and infinities give NaN
+        return bool(value - value == 0.0)  # NaN and infinities give NaN
     if kind is int:
         return value in _ORJSON_INTS
     if depth >= _ORJSON_DEPTH:
         return False
+    # loops, not all(): a generator per container costs more on this path (every record write)
     if kind is dict:
-        for key, item in value.items():
+        for key, item in value.items():  # noqa: SIM110
             if type(key) is not str or not _plain_json(item, depth + 1):
                 return False
         return True
     if kind is list or kind is tuple:
-        for item in value:
+        for item in value:  # noqa: SIM110
             if not _plain_json(item, depth + 1):
                 return False
         return True
