@@ -23,7 +23,7 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from hydra_ledger.job import optuna_study, plugin_lines, runtime, signals, sweep_interrupt
+from hydra_ledger.job import optuna_study, plugin_lines, runtime, signals, sweep_git, sweep_interrupt
 from hydra_ledger.job.capture.config import resolve_task_config
 from hydra_ledger.job.capture.environment import capture_host, installed_packages
 from hydra_ledger.job.capture.git import capture_git
@@ -236,6 +236,22 @@ class LedgerCallback(Callback):
         sweep_interrupt.watch(self.sweep_dir, self.sweep_id)
         if self.register:
             register_launch(hc, "sweep")
+        if self.git:  # last: the sweep dir and its links exist, so that they change nothing watched
+            self._capture_sweep_git(hc)
+
+    def _capture_sweep_git(self, hc: DictConfig) -> None:
+        """Launching process: the git state once for all jobs (hydra_ledger.job.sweep_git); when it
+        cannot be, each job captures its own, as before."""
+        main = sys.modules.get("__main__")
+        script = getattr(main, "__file__", None)
+        if not isinstance(script, str) or self.sweep_dir is None or self.sweep_id is None:
+            return
+        start = os.path.dirname(os.path.abspath(script))
+        try:
+            sweep_git.capture_sweep_git(self.sweep_dir, self.sweep_id, start, str(hc.runtime.cwd),
+                                        _output_roots(hc, Path(self.sweep_dir), start), self.patch_max_bytes)
+        except Exception as exc:  # noqa: BLE001 - each job runs git, and says so if that fails too
+            log.debug("hydra-ledger: no sweep-wide git state (%s: %s)", type(exc).__name__, exc)
 
     @_guarded
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
@@ -345,7 +361,7 @@ class LedgerCallback(Callback):
         signals.install_usr2_wrapper()
         # a sweep's jobs keep their untracked files once, by content, in the sweep's object store
         store = SweepPaths(sweep_dir).objects if sweep_dir is not None else None
-        git_info = self._capture_git(paths, hc, task_function, optional_files, store)
+        git_info = self._capture_git(paths, hc, task_function, optional_files, store, sweep_dir)
         inputs = None
         if self.inputs:
             from hydra_ledger.job.inputs import record_inputs
@@ -440,23 +456,17 @@ class LedgerCallback(Callback):
             return self.sweep_dir
         return str(Path(hc.runtime.cwd, str(hc.sweep.dir)).resolve())
 
-    def _capture_git(self, paths: RunPaths, hc: DictConfig, task_function: Any,
-                     optional_files: bool = True, store: Path | None = None) -> dict[str, Any]:
+    def _capture_git(self, paths: RunPaths, hc: DictConfig, task_function: Any, optional_files: bool = True,
+                     store: Path | None = None, sweep_dir: str | None = None) -> dict[str, Any]:
         if not self.git:
             return {"state": "disabled"}
-        start = _script_dir(task_function) or hc.runtime.cwd
-        # Output roots, from the dir templates' literal prefixes: resolving them (${now:...})
-        # would cost milliseconds of interpolation parsing per job.
-        outputs = [paths.job_dir]
-        for node in (hc.run, hc.sweep):
-            prefix = template_prefix(node, "dir")
-            if prefix:
-                outputs.append(Path(hc.runtime.cwd, prefix))
-        # never exclude the app's own dir (e.g. hydra.run.dir=.); each path resolved once
-        launch_dirs = [os.path.realpath(hc.runtime.cwd), os.path.realpath(start)]
-        outputs = [d for d in outputs if not any(_is_within(a, os.path.realpath(d)) for a in launch_dirs)]
+        start = _script_dir(task_function) or str(hc.runtime.cwd)
+        reused = None
+        if sweep_dir is not None:  # a job of a sweep: the launching process's capture, if still true
+            reused = sweep_git.reuse_sweep_git(sweep_dir, self.sweep_id, start, str(hc.runtime.cwd),
+                                               str(paths.job_dir))
         try:
-            info, patch = capture_git(start, self.patch_max_bytes, outputs)
+            info, patch = reused or capture_git(start, self.patch_max_bytes, _output_roots(hc, paths.job_dir, start))
         except Exception as exc:  # noqa: BLE001
             log.warning("hydra-ledger: cannot capture git state from %s: %s", start, exc)
             return {"state": "error", "error": str(exc)}
@@ -523,6 +533,20 @@ def _room_for_optional_files(directory: Path) -> bool:
         "optional files (git patch, untracked copies, packages, captured output) are not saved, "
         "so that the ledger does not fill the disk; the record itself is kept")
     return False
+
+
+def _output_roots(hc: DictConfig, output_dir: Path, start: str) -> list[Path]:
+    """Where runs write, left out of the untracked files: ``output_dir`` (the job's, or the
+    sweep's) and the literal prefixes of the run and sweep dir templates (resolving them, with
+    ``${now:...}``, would cost milliseconds of interpolation parsing per job); never the app's
+    own dir (e.g. ``hydra.run.dir=.``)."""
+    outputs = [output_dir]
+    for node in (hc.run, hc.sweep):
+        prefix = template_prefix(node, "dir")
+        if prefix:
+            outputs.append(Path(hc.runtime.cwd, prefix))
+    launch_dirs = [os.path.realpath(hc.runtime.cwd), os.path.realpath(start)]  # each resolved once
+    return [d for d in outputs if not any(_is_within(a, os.path.realpath(d)) for a in launch_dirs)]
 
 
 def _is_within(path: str, parent: str) -> bool:
