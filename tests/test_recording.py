@@ -171,6 +171,20 @@ def test_compact_records_read_back_as_the_indented_ones():
         assert json.dumps(loads(dump_record(value))) == json.dumps(loads(dump_json(value)))
 
 
+def test_sweep_lists_the_installed_packages_once(app, run_app):
+    """The launching process writes the sweep's packages.json; a job of the same interpreter and
+    import path gets it as a hard link of its own (its job dir still holds it when copied alone)."""
+    proc = run_app(app, "-m", LEDGER, "hydra.sweep.dir=sweep", "x=1,2")
+    assert proc.returncode == 0, proc.stderr
+    listed = app / "sweep" / ".ledger" / "packages.json"
+    packages = json.loads(listed.read_text())
+    assert packages["hydra-core"] == hydra.__version__
+    for n in ("0", "1"):
+        own = app / "sweep" / n / ".ledger" / "packages.json"
+        assert own.stat().st_ino == listed.stat().st_ino
+        assert json.loads(own.read_text()) == packages
+
+
 def test_completed_sweep_record(app, run_app):
     proc = run_app(app, "-m", LEDGER, "hydra.sweep.dir=sweep", "x=1,2")
     assert proc.returncode == 0, proc.stderr

@@ -7,6 +7,7 @@ job's failure.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import logging
@@ -33,7 +34,7 @@ from hydra_ledger.job.project_roots import register_launch
 from hydra_ledger.job.source_files import defining_file
 from hydra_ledger.job.untracked import save_untracked
 from hydra_ledger.record import process_identity
-from hydra_ledger.record.files import dump_record, remove_stale_temps, write_atomic, write_json_atomic
+from hydra_ledger.record.files import dump_record, remove_stale_temps, temp_name, write_atomic, write_json_atomic
 from hydra_ledger.record.flatten import summarize_return
 from hydra_ledger.record.lineage import rerun_of, resumed_sweep_record
 from hydra_ledger.record.paths import RunPaths, SweepPaths
@@ -183,6 +184,8 @@ class LedgerCallback(Callback):
         self.sweep_id: str | None = None
         self.sweep_dir: str | None = None
         self.study: dict[str, Any] | None = None  # an Optuna sweep's study (optuna_study), once read
+        # The interpreter and import path for which the launching process wrote the sweep's packages.json.
+        self.packages_for: list[str] | None = None
 
     # -- single run (its one process) ------------------------------------------------------
     @_guarded
@@ -236,6 +239,12 @@ class LedgerCallback(Callback):
         sweep_interrupt.watch(self.sweep_dir, self.sweep_id)
         if self.register:
             register_launch(hc, "sweep")
+        if self.packages:
+            try:
+                write_atomic(paths.packages, _packages_json())
+                self.packages_for = _import_context()
+            except OSError as exc:  # each job writes its own
+                log.debug("hydra-ledger: no sweep-wide %s (%s)", paths.packages, exc)
         if self.git:  # last: the sweep dir and its links exist, so that they change nothing watched
             self._capture_sweep_git(hc)
 
@@ -374,7 +383,7 @@ class LedgerCallback(Callback):
             run.save()
         if self.packages and optional_files:
             try:
-                write_atomic(paths.packages, _packages_json())
+                self._write_packages(paths, sweep_dir)
             except Exception as exc:  # noqa: BLE001 - one warning per job and kind
                 run._warn_once(f"cannot write {paths.packages}: {exc}", "packages", unrecorded=False)
         if self.capture_output and optional_files:
@@ -439,6 +448,21 @@ class LedgerCallback(Callback):
             if os.path.lexists(current):
                 os.replace(current, paths.archived_file(old_id, name))
         return None, 1
+
+    def _write_packages(self, paths: RunPaths, sweep_dir: str | None) -> None:
+        """The job's packages.json: a hard link to the sweep's when this process imports from the
+        same interpreter and path as the launching process did (the same installed packages),
+        else written from this process's own listing."""
+        if sweep_dir is not None and self.packages_for is not None and self.packages_for == _import_context():
+            temp = temp_name(paths.packages)
+            try:
+                os.link(SweepPaths(sweep_dir).packages, temp)
+                os.replace(temp, paths.packages)
+                return
+            except OSError:  # no hard links on this file system, or the sweep's file is gone
+                with contextlib.suppress(OSError):
+                    os.unlink(temp)
+        write_atomic(paths.packages, _packages_json())
 
     def _study(self, sweep_dir: str | None) -> dict[str, Any] | None:
         """The sweep's Optuna study as the launching process recorded it (read from its sweep
@@ -596,6 +620,11 @@ def _primary_config_dir(hc: DictConfig) -> str | None:
         if source.get("provider") == "main":
             return str(source.get("path"))
     return None
+
+
+def _import_context() -> list[str]:
+    """What the installed packages a process sees depend on: its interpreter and import path."""
+    return [sys.executable, *sys.path]
 
 
 @functools.lru_cache(maxsize=1)

@@ -123,6 +123,7 @@ class SweepPaths:
     # The git state captured by the launching process for the jobs (hydra_ledger.job.sweep_git).
     GIT_STATE = "git.json"
     GIT_PATCH = "git.patch"
+    PACKAGES = RunPaths.PACKAGES  # hard-linked into each job's .ledger/ that has the same packages
 
     def __init__(self, sweep_dir: str | os.PathLike[str]) -> None:
         self.sweep_dir = Path(sweep_dir)
@@ -135,6 +136,10 @@ class SweepPaths:
     @property
     def conclusions(self) -> Path:
         return self.ledger_dir / self.CONCLUSIONS
+
+    @property
+    def packages(self) -> Path:
+        return self.ledger_dir / self.PACKAGES
 
     @property
     def git_state(self) -> Path:
