@@ -250,3 +250,21 @@ def test_sweep_job_after_a_file_was_added_lists_it(make_app, run_app, tmp_path):
     listed = [record(app / "sweep" / str(n))["git"]["untracked"] for n in range(3)]
     assert listed == [[], ["added.py"], ["added.py"]]
     assert _status_calls(calls) == 3
+
+
+def test_sweep_with_save_patch_false_keeps_no_patch_anywhere(make_app, run_app, tmp_path):
+    """save_patch=false: neither the sweep nor its jobs keep the uncommitted diff (it may hold
+    secrets), and each record says why, as a single run's does."""
+    app = make_app("sweep_git")
+    notes = app / "notes.txt"
+    notes.write_text(notes.read_text() + "uncommitted\n")
+    env, calls = _logged_git(tmp_path)
+    proc = run_app(app, "-m", "x=0,1", "hydra.sweep.dir=sweep", "hydra.callbacks.ledger.save_patch=false", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert list((app / "sweep").rglob("git.patch")) == []
+    for n in ("0", "1"):
+        info = record(app / "sweep" / n)["git"]
+        assert (info["dirty"], info["patch_skipped"]) == (True, "not saved: hydra.callbacks.ledger.save_patch=false")
+        assert "patch" not in info
+    assert _status_calls(calls) == 1
+    assert "uncommitted diff not saved" not in proc.stdout + proc.stderr

@@ -258,7 +258,8 @@ class LedgerCallback(Callback):
         start = os.path.dirname(os.path.abspath(script))
         try:
             sweep_git.capture_sweep_git(self.sweep_dir, self.sweep_id, start, str(hc.runtime.cwd),
-                                        _output_roots(hc, Path(self.sweep_dir), start), self.patch_max_bytes)
+                                        _output_roots(hc, Path(self.sweep_dir), start), self.patch_max_bytes,
+                                        self.save_patch)
         except Exception as exc:  # noqa: BLE001 - each job runs git, and says so if that fails too
             log.debug("hydra-ledger: no sweep-wide git state (%s: %s)", type(exc).__name__, exc)
 
@@ -494,6 +495,9 @@ class LedgerCallback(Callback):
         except Exception as exc:  # noqa: BLE001
             log.warning("hydra-ledger: cannot capture git state from %s: %s", start, exc)
             return {"state": "error", "error": str(exc)}
+        if reused and not self.save_patch and info.get("dirty") and info["state"] == "ok" \
+                and "patch_skipped" not in info:
+            patch = b""  # the sweep kept no patch (save_patch=false): said below, as for a job's own
         if not optional_files:  # low disk space: the job's own files come first
             if info.get("untracked"):
                 info.update({"untracked_saved": [], "untracked_not_saved": [

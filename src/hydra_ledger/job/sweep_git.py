@@ -60,9 +60,10 @@ def fingerprint(root: str, paths: list[str]) -> list[list[int] | None]:
 
 
 def capture_sweep_git(sweep_dir: str, sweep_id: str, start: str, cwd: str, exclude: list[Path],
-                      patch_max_bytes: int) -> bool:
+                      patch_max_bytes: int, save_patch: bool = True) -> bool:
     """Launching process: capture the git state of ``start``'s repository for the sweep's jobs
-    and store it with its fingerprint; False (nothing stored) where jobs must run git themselves."""
+    and store it with its fingerprint (the patch only if ``save_patch``: it holds uncommitted
+    secrets verbatim); False (nothing stored) where jobs must run git themselves."""
     paths = SweepPaths(sweep_dir)
     for stale in (paths.git_state, paths.git_patch):
         stale.unlink(missing_ok=True)  # an earlier sweep's state in this dir must not be reused
@@ -91,6 +92,8 @@ def capture_sweep_git(sweep_dir: str, sweep_id: str, start: str, cwd: str, exclu
         untracked = list(info.get("untracked") or ())
     else:
         return False
+    if not save_patch:
+        patch = None
     if patch is not None:
         write_atomic(paths.git_patch, patch)
     state = {
