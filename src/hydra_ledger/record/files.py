@@ -58,10 +58,37 @@ def replacing(path: Path) -> Iterator[Path]:
         raise
 
 
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
+
+
 def write_atomic(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` so that readers see the old or the new file, never half."""
-    with replacing(path) as tmp, open(tmp, "wb") as f:
-        f.write(data)
+    """Replace ``path`` with ``data`` so that readers see the old or the new file, never half.
+
+    As :func:`replacing`, with plain system calls and the directory made only when missing: a
+    job writes its record several times, and each ``mkdir`` of an existing dir and buffered
+    file object cost more than the write itself.
+    """
+    tmp = temp_name(path)
+    try:
+        fd = os.open(tmp, _CREATE, 0o666)
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tmp, _CREATE, 0o666)
+    try:
+        try:
+            view = memoryview(data)
+            written = 0
+            while written < len(view):
+                written += os.write(fd, view[written:])
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
 
 
 def padded(data: bytes, reserve: int = RECORD_RESERVE_BYTES) -> bytes:
