@@ -1,47 +1,79 @@
 """Per-job cost of the ledger: the same 200-job basic-launcher sweep with and without it.
 
-Run: python bench/bench_overhead.py [--jobs 200] [--repeats 3]
-Both variants run alternately in one repo of ~200 tracked files; the figure is
-(median sweep time with ledger - median without) / jobs. By default the sweeps' output dirs
+Run: python bench/bench_overhead.py [--jobs 200] [--rounds 5] [--baseline <source tree>]
+The variants run alternately (their order rotates from round to round) in one repo of ~200
+tracked files: plain Hydra, Hydra with `hydra/callbacks=ledger` from this source tree, and with
+--baseline the same from another source tree (e.g. a `git worktree` of an earlier commit), each
+put first on PYTHONPATH. Every round is printed with the load average before it; the figure is
+(median sweep time with ledger - median without) / jobs, in wall time and in CPU time (user +
+system of the app and the processes it ran, such as git): on a shared machine the CPU time
+moves less. By default the sweeps' output dirs
 are git-ignored, as in most Hydra projects; with --outputs-untracked they are not, and every
 job's `git status` then also lists the files of all earlier runs in the repo.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 from pathlib import Path
 
-from _common import make_repo, median, run_app
+from _common import HERE, make_repo, median, run_app_timed
+
+
+def _pythonpath(tree: Path) -> dict[str, str]:
+    """The environment that imports hydra_ledger (and its Hydra plugin) from the source tree ``tree``."""
+    tree = tree.resolve()
+    parts = [str(tree / "src"), str(tree), *filter(None, [os.environ.get("PYTHONPATH")])]
+    return {"PYTHONPATH": os.pathsep.join(parts)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--jobs", type=int, default=200)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--rounds", "--repeats", type=int, default=5, dest="rounds")
+    parser.add_argument("--baseline", type=Path, help="another source tree to measure alternately (before)")
     parser.add_argument("--outputs-untracked", action="store_true", help="do not git-ignore the output dirs")
     args = parser.parse_args()
+    this_tree = _pythonpath(HERE.parent)
+    variants: dict[str, tuple[dict[str, str], tuple[str, ...]]] = {"plain": (this_tree, ())}
+    if args.baseline is not None:
+        variants["before"] = (_pythonpath(args.baseline), ("hydra/callbacks=ledger",))
+    variants["ledger"] = (this_tree, ("hydra/callbacks=ledger",))
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    cpu: dict[str, list[float]] = {name: [] for name in variants}
+    names = list(variants)
+    where = "untracked, not ignored" if args.outputs_untracked else "git-ignored"
+    print(f"jobs per sweep: {args.jobs}, rounds: {args.rounds}, output dirs {where}, cpus: {os.cpu_count()}"
+          + (f", before: {args.baseline}" if args.baseline else ""), flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         repo = make_repo(Path(tmp) / "repo")
         if not args.outputs_untracked:
             (repo / ".git" / "info" / "exclude").write_text("multirun/\n")
         sweep = [f"seed=range(0,{args.jobs})"]
-        plain, ledger = [], []
-        for i in range(args.repeats):
-            plain.append(run_app(repo, "-m", *sweep, f"hydra.sweep.dir=multirun/plain{i}"))
-            ledger.append(run_app(repo, "-m", *sweep, f"hydra.sweep.dir=multirun/ledger{i}", "hydra/callbacks=ledger"))
-        recorded = len(list(Path(repo).glob("multirun/ledger0/*/.ledger/run.json")))
-        assert recorded == args.jobs, f"expected {args.jobs} records, found {recorded}"
-    per_job_plain = median(plain) / args.jobs * 1000
-    per_job_ledger = median(ledger) / args.jobs * 1000
-    where = "untracked, not ignored" if args.outputs_untracked else "git-ignored"
-    print(f"jobs per sweep: {args.jobs}, repeats: {args.repeats}, output dirs {where}")
-    print(f"sweep without ledger: median {median(plain):.2f} s  ({per_job_plain:.1f} ms/job)  "
-          f"runs {[round(x, 2) for x in plain]}")
-    print(f"sweep with ledger:    median {median(ledger):.2f} s  ({per_job_ledger:.1f} ms/job)  "
-          f"runs {[round(x, 2) for x in ledger]}")
-    print(f"ledger overhead: {per_job_ledger - per_job_plain:.1f} ms/job "
-          f"({(per_job_ledger / per_job_plain - 1) * 100:.0f}% of plain Hydra's per-job time)")
+        for i in range(args.rounds):
+            load = os.getloadavg()
+            order = names[i % len(names):] + names[:i % len(names)]  # each variant leads in turn
+            for name in order:
+                env, extra = variants[name]
+                wall, used = run_app_timed(repo, "-m", *sweep, f"hydra.sweep.dir=multirun/{name}{i}", *extra, env=env)
+                times[name].append(wall)
+                cpu[name].append(used)
+            print(f"round {i + 1}: load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; " + ", ".join(
+                f"{name} {times[name][-1] / args.jobs * 1000:.1f} ms/job (cpu {cpu[name][-1] / args.jobs * 1000:.1f})"
+                for name in names), flush=True)
+        for name in names[1:]:
+            recorded = len(list(Path(repo).glob(f"multirun/{name}0/*/.ledger/run.json")))
+            assert recorded == args.jobs, f"{name}: expected {args.jobs} records, found {recorded}"
+    print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    for kind, values in (("wall", times), ("cpu", cpu)):
+        plain = median(values["plain"]) / args.jobs * 1000
+        for name in names:
+            per_job = median(values[name]) / args.jobs * 1000
+            line = f"{kind:>4} {name:>7}: median {median(values[name]):.2f} s ({per_job:.1f} ms/job)"
+            if name != "plain":
+                line += f"; cost over plain Hydra: {per_job - plain:.1f} ms/job ({(per_job / plain - 1) * 100:.0f}%)"
+            print(line)
 
 
 if __name__ == "__main__":

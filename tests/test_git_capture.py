@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import filecmp
 import json
+import os
+import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -158,3 +161,110 @@ def test_git_and_packages_disabled(make_app, run_app):
     assert proc.returncode == 0, proc.stderr
     assert record(app / "out")["git"] == {"state": "disabled"}
     assert not (app / "out" / ".ledger" / "packages.json").exists()
+
+
+# -- a sweep's git state, captured once by the launching process --------------------------------
+
+SWEEP_LAUNCHERS = {
+    "basic": [],
+    # workers of their own, each reading the sweep's state from disk
+    "joblib": ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
+}
+
+
+def _logged_git(tmp_path: Path) -> tuple[dict[str, str], Path]:
+    """An environment whose ``git`` (first on PATH) notes its arguments, then runs the real git."""
+    real = shutil.which("git")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "git-calls.log"
+    wrapper = bin_dir / "git"
+    wrapper.write_text(f'#!/bin/sh\nprintf "%s\\n" "$*" >> "{calls}"\nexec "{real}" "$@"\n')
+    wrapper.chmod(0o755)
+    return {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}, calls
+
+
+def _status_calls(calls: Path) -> int:
+    return sum(" status --porcelain" in line for line in calls.read_text().splitlines())
+
+
+@pytest.mark.parametrize("launcher", list(SWEEP_LAUNCHERS), ids=list(SWEEP_LAUNCHERS))
+def test_sweep_jobs_reuse_the_sweeps_git_state_until_a_tracked_file_changes(make_app, run_app, tmp_path, launcher):
+    """The launching process runs git once; a job reuses that state while the tree is unchanged.
+    Job x=1 edits a tracked file (as a user's edit while the sweep runs would): job x=2, which
+    runs after it (one job per batch), records the tree dirty, with the patch of that edit."""
+    app = make_app("sweep_git")
+    head = git(app, "rev-parse", "HEAD").strip()
+    env, calls = _logged_git(tmp_path)
+    proc = run_app(app, "-m", "x=0,1,2", "edit_on=1", "hydra.sweep.dir=sweep", "hydra.sweeper.max_batch_size=1",
+                   *SWEEP_LAUNCHERS[launcher], env=env)
+    assert proc.returncode == 0, proc.stderr
+    clean = {"state": "ok", "root": str(app.resolve()), "commit": head, "detached": False, "branch": "main",
+             "dirty": False, "untracked_count": 0, "untracked": [], "remote": None}
+    assert [record(app / "sweep" / str(n))["git"] for n in (0, 1)] == [clean, clean]
+    assert (app / "sweep" / ".ledger" / "git.json").is_file()
+    dirty = record(app / "sweep" / "2")["git"]
+    patch = app / "sweep" / "2" / ".ledger" / "git.patch"
+    assert dirty == {**clean, "dirty": True, "patch_bytes": patch.stat().st_size, "patch": "git.patch"}
+    assert "+edited by job x=1\n" in patch.read_text()
+    # one `git status` by the launching process, one by the job after the edit: none by jobs 0 and 1
+    assert _status_calls(calls) == 2
+
+
+def test_sweep_of_a_dirty_tree_gives_each_job_the_patch_of_its_own_code(make_app, run_app, tmp_path):
+    """Dirty when the sweep starts: the jobs before the edit get the sweep's patch, the job after
+    it a patch with both changes; each patch restores the tree that job ran."""
+    app = make_app("sweep_git")
+    head = git(app, "rev-parse", "HEAD").strip()
+    notes = app / "notes.txt"
+    notes.write_text(notes.read_text() + "uncommitted before the sweep\n")
+    (app / "scratch.txt").write_text("untracked\n")
+    time.sleep(0.2)  # past the file system's clock tick of these changes
+    env, calls = _logged_git(tmp_path)
+    proc = run_app(app, "-m", "x=0,1,2", "edit_on=1", "hydra.sweep.dir=sweep", "hydra.sweeper.max_batch_size=1",
+                   env=env)
+    assert proc.returncode == 0, proc.stderr
+    trees = []
+    for n in range(3):
+        info = record(app / "sweep" / str(n))["git"]
+        assert (info["commit"], info["dirty"], info["untracked"]) == (head, True, ["scratch.txt"])
+        assert info["untracked_saved"] == ["scratch.txt"]
+        restored = tmp_path / f"restored{n}"
+        subprocess.run(["git", "clone", "-q", str(app), str(restored)], check=True)
+        git(restored, "checkout", "-q", head)
+        git(restored, "apply", "--binary", str(app / "sweep" / str(n) / ".ledger" / "git.patch"))
+        trees.append((restored / "notes.txt").read_text())
+    before = "tracked notes\nuncommitted before the sweep\n"
+    assert trees == [before, before, before + "edited by job x=1\n"]
+    assert _status_calls(calls) == 2
+
+
+def test_sweep_job_after_a_file_was_added_lists_it(make_app, run_app, tmp_path):
+    """A new untracked file changes no tracked file, but its directory: the next job runs git and
+    lists (and keeps) it."""
+    app = make_app("sweep_git")
+    env, calls = _logged_git(tmp_path)
+    proc = run_app(app, "-m", "x=0,1,2", "add_on=0", "hydra.sweep.dir=sweep", "hydra.sweeper.max_batch_size=1",
+                   env=env)
+    assert proc.returncode == 0, proc.stderr
+    listed = [record(app / "sweep" / str(n))["git"]["untracked"] for n in range(3)]
+    assert listed == [[], ["added.py"], ["added.py"]]
+    assert _status_calls(calls) == 3
+
+
+def test_sweep_with_save_patch_false_keeps_no_patch_anywhere(make_app, run_app, tmp_path):
+    """save_patch=false: neither the sweep nor its jobs keep the uncommitted diff (it may hold
+    secrets), and each record says why, as a single run's does."""
+    app = make_app("sweep_git")
+    notes = app / "notes.txt"
+    notes.write_text(notes.read_text() + "uncommitted\n")
+    env, calls = _logged_git(tmp_path)
+    proc = run_app(app, "-m", "x=0,1", "hydra.sweep.dir=sweep", "hydra.callbacks.ledger.save_patch=false", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert list((app / "sweep").rglob("git.patch")) == []
+    for n in ("0", "1"):
+        info = record(app / "sweep" / n)["git"]
+        assert (info["dirty"], info["patch_skipped"]) == (True, "not saved: hydra.callbacks.ledger.save_patch=false")
+        assert "patch" not in info
+    assert _status_calls(calls) == 1
+    assert "uncommitted diff not saved" not in proc.stdout + proc.stderr

@@ -191,8 +191,8 @@ def test_config_nested_1000_levels_deep_loads(sweep, capsys):
     ids = run_ids(sweep)
     deep_config(sweep, "1", 1000)
     deep_list = record_of(sweep, "2")
-    edit(sweep, "2", text=deep_list.read_text().replace('"config": {', '"config": {"lists": ' + "[" * 1000 + "]" * 1000
-                                                                 + ", ", 1))
+    edit(sweep, "2", text=deep_list.read_text().replace('"config":{', '"config":{"lists":' + "[" * 1000 + "]" * 1000
+                                                                 + ",", 1))
     frame = hydra_ledger.load_runs(sweep)
     column = "cfg.deep" + ".a" * 1000
     assert frame[column].tolist() == [pd.NA, 1, pd.NA]
@@ -250,9 +250,9 @@ def test_dotted_key_clashing_with_a_nested_one_keeps_the_nested_value_with_a_war
     ids = run_ids(sweep)
     first = record_of(sweep, "1")
     text = first.read_text()
-    edit(sweep, "1", text=text.replace('"config": {', '"config": {"a.b": 1, "a": {"b": 2}, ', 1))
+    edit(sweep, "1", text=text.replace('"config":{', '"config":{"a.b": 1, "a": {"b": 2}, ', 1))
     second = record_of(sweep, "2")
-    edit(sweep, "2", text=second.read_text().replace('"config": {', '"config": {"a": {"b": 2}, "a.b": 1, ', 1))
+    edit(sweep, "2", text=second.read_text().replace('"config":{', '"config":{"a": {"b": 2}, "a.b": 1, ', 1))
     for attempt in ("cold", "warm"):
         with pytest.warns(LedgerLoadWarning) as caught:
             frame = hydra_ledger.load_runs(sweep)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import shutil
 import subprocess
@@ -96,7 +97,7 @@ def test_hydra_discovers_the_plugin_from_the_installed_wheel(wheel: Path, tmp_pa
     proc = run_app(app, "seed=3", env={"PYTHONPATH": str(target)})
     assert proc.returncode == 0, proc.stderr
     (record,) = app.glob("outputs/*/*/.ledger/run.json")
-    assert '"status": "COMPLETED"' in record.read_text()
+    assert json.loads(record.read_text())["status"] == "COMPLETED"
 
 
 # Modules of the optional integrations, with the extra that installs what they import.

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import math
 import os
 import pickle
 import re
@@ -129,6 +130,59 @@ def test_sweep_with_failing_job(app, run_app, launcher):
     assert frame["error.type"].tolist() == [None, "ValueError", None]
     assert frame["summary.value"].tolist() == [2, pd.NA, 6]
     assert frame["sweep"].tolist() == [str(sweep)] * 3
+
+
+def test_non_finite_returns_keep_their_values(app, run_app):
+    """NaN and infinities stay numbers (JSON's NaN/Infinity, as Python writes them), not nulls
+    (as orjson would write them): the record means what the task returned."""
+    proc = run_app(app, "-m", LEDGER, "hydra.sweep.dir=sweep", "kind=nonfinite,dict")
+    assert proc.returncode == 0, proc.stderr
+    text = (app / "sweep" / "0" / ".ledger" / "run.json").read_text()
+    assert '"loss":NaN' in text and '"best":Infinity' in text and '"worst":-Infinity' in text
+    frame = hydra_ledger.load_runs(app / "sweep").set_index("job_num")
+    assert math.isnan(frame.loc[0, "summary.loss"])
+    assert (frame.loc[0, "summary.best"], frame.loc[0, "summary.worst"]) == (math.inf, -math.inf)
+    assert (frame.loc[0, "summary.acc"], frame.loc[1, "summary.loss"], frame.loc[1, "summary.nested.acc"]) == (
+        0.5, 1, 0.5)
+
+
+def test_compact_records_read_back_as_the_indented_ones():
+    """run.json is written compact, by orjson where that means the same; what a reader gets back
+    is what the indented ``json`` record gave, for every kind of value a record can hold."""
+    import enum
+    import pathlib
+
+    from hydra_ledger.record.files import dump_json, dump_record, loads
+
+    class Color(enum.Enum):
+        RED = 7
+
+    deep: list = []
+    for _ in range(300):
+        deep = [deep]
+    values = [
+        {"a": 1, "b": [1.5, None, True, "x\u00e9\u2603\n"], "c": {"d": {}}},
+        {"loss": math.nan, "best": math.inf, "nested": [-math.inf]},
+        {"color": Color.RED, "path": pathlib.Path("/x y"), "set": {3, 1}, "raw": b"\xff", "when": (1, 2)},
+        {"big": 1 << 70, "neg": -(1 << 63) - 1, "edge": (1 << 64) - 1, 1: "int key", None: "none key"},
+        {"deep": deep},
+    ]
+    for value in values:
+        assert json.dumps(loads(dump_record(value))) == json.dumps(loads(dump_json(value)))
+
+
+def test_sweep_lists_the_installed_packages_once(app, run_app):
+    """The launching process writes the sweep's packages.json; a job of the same interpreter and
+    import path gets it as a hard link of its own (its job dir still holds it when copied alone)."""
+    proc = run_app(app, "-m", LEDGER, "hydra.sweep.dir=sweep", "x=1,2")
+    assert proc.returncode == 0, proc.stderr
+    listed = app / "sweep" / ".ledger" / "packages.json"
+    packages = json.loads(listed.read_text())
+    assert packages["hydra-core"] == hydra.__version__
+    for n in ("0", "1"):
+        own = app / "sweep" / n / ".ledger" / "packages.json"
+        assert own.stat().st_ino == listed.stat().st_ino
+        assert json.loads(own.read_text()) == packages
 
 
 def test_completed_sweep_record(app, run_app):
@@ -347,10 +401,15 @@ def test_bad_option_value_in_explicit_form_warns_and_job_runs(app, run_app, over
     [
         ("hydra.callbacks.ledger.heartbeat_s=abc", "Value 'abc' of type 'str' could not be converted to Float"),
         ("hydra.callbacks.ledger.nokey=1", "Key 'nokey' not in 'LedgerConf'"),
+        ("+hydra.callbacks.ledger.nokey=1", "Key 'nokey' not in 'LedgerConf'"),
+        ("hydra.callbacks.ledger.git=maybe", "Value 'maybe' of type 'str' could not be converted to Boolean"),
+        ("hydra.callbacks.ledger.tags=5", "Value '5' of type 'int' could not be converted to List[str]"),
     ],
-    ids=["bad-type", "unknown-key"],
+    ids=["bad-type", "unknown-key", "unknown-key-added", "bad-bool", "bad-list"],
 )
 def test_structured_config_rejects_bad_options(app, run_app, override, message):
+    """The plugin's node is the ledger's schema: a bad option stops the app before any job (the
+    callback checks it, as Hydra would check a structured config), naming the valid options."""
     proc = run_app(app, LEDGER, override, "hydra.run.dir=out")
     assert proc.returncode == 1
     assert message in proc.stderr

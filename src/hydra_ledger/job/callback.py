@@ -7,6 +7,7 @@ job's failure.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import logging
@@ -23,7 +24,7 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from hydra_ledger.job import optuna_study, plugin_lines, runtime, signals, sweep_interrupt
+from hydra_ledger.job import optuna_study, plugin_lines, runtime, signals, sweep_git, sweep_interrupt
 from hydra_ledger.job.capture.config import resolve_task_config
 from hydra_ledger.job.capture.environment import capture_host, installed_packages
 from hydra_ledger.job.capture.git import capture_git
@@ -33,7 +34,7 @@ from hydra_ledger.job.project_roots import register_launch
 from hydra_ledger.job.source_files import defining_file
 from hydra_ledger.job.untracked import save_untracked
 from hydra_ledger.record import process_identity
-from hydra_ledger.record.files import dump_json, remove_stale_temps, write_atomic, write_json_atomic
+from hydra_ledger.record.files import dump_record, remove_stale_temps, temp_name, write_atomic, write_json_atomic
 from hydra_ledger.record.flatten import summarize_return
 from hydra_ledger.record.lineage import rerun_of, resumed_sweep_record
 from hydra_ledger.record.paths import RunPaths, SweepPaths
@@ -55,8 +56,8 @@ log = logging.getLogger(__name__)
 
 _F = TypeVar("_F", bound=Callable[..., None])
 
-# The options and their defaults come from the plugin's structured config, so that the
-# explicit `_target_: hydra_ledger.LedgerCallback` form (no structured config) behaves the same.
+# The options and their defaults come from the plugin's schema (LedgerConf), so that the
+# explicit `_target_: hydra_ledger.LedgerCallback` form behaves as the plugin's node.
 _OPTIONS: dict[str, Any] = {
     f.name: f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
     for f in dataclasses.fields(LedgerConf)
@@ -85,18 +86,54 @@ def _as_seconds(value: Any) -> float:
     return seconds
 
 
-# How each option's value is checked when the explicit `_target_` form bypasses the structured
-# config: a bad value is a warning and the default, never an app that cannot start (Hydra does
-# not catch a callback's __init__ failing).
-_CHECKS: dict[str, Callable[[Any], Any]] = {
-    "enabled": _as_bool, "git": _as_bool, "packages": _as_bool, "capture_output": _as_bool, "debug": _as_bool,
-    "save_patch": _as_bool, "register": _as_bool, "untracked_exclude": _as_list,
-    "heartbeat_s": _as_seconds, "patch_max_bytes": int, "artifact_hash_max_bytes": int, "untracked_max_bytes": int,
-    "redact_keys": lambda v: None if v is None else _as_list(v),
-    "env_vars": lambda v: None if v is None else _as_list(v),
-    "tags": _as_list, "inputs": _as_list,
-    "note": lambda v: None if v is None else str(v),
+# How each option's value is checked, and the type it names when it is not one.
+_CHECKS: dict[str, tuple[Callable[[Any], Any], str]] = {
+    "enabled": (_as_bool, "Boolean"), "git": (_as_bool, "Boolean"), "packages": (_as_bool, "Boolean"),
+    "capture_output": (_as_bool, "Boolean"), "debug": (_as_bool, "Boolean"), "save_patch": (_as_bool, "Boolean"),
+    "register": (_as_bool, "Boolean"), "untracked_exclude": (_as_list, "List[str]"),
+    "heartbeat_s": (_as_seconds, "Float"), "patch_max_bytes": (int, "Integer"),
+    "artifact_hash_max_bytes": (int, "Integer"), "untracked_max_bytes": (int, "Integer"),
+    "redact_keys": (lambda v: None if v is None else _as_list(v), "Optional[List[str]]"),
+    "env_vars": (lambda v: None if v is None else _as_list(v), "Optional[List[str]]"),
+    "tags": (_as_list, "List[str]"), "inputs": (_as_list, "List[str]"),
+    "note": (lambda v: None if v is None else str(v), "Optional[str]"),
 }
+
+
+def _checked_options(options: dict[str, Any]) -> dict[str, Any]:
+    """The options over their defaults, each checked.
+
+    Two forms reach here. The plugin's ``ledger`` node (``hydra/callbacks=ledger``,
+    ``+hydra/ledger=default``) holds every option: it is the ledger's schema, so an unknown
+    option or a bad value is an error that stops the app before any job, as Hydra's own check
+    of a structured config would (hydra_plugins.hydra_ledger.ledger_node says why the node is
+    not one). The explicit ``_target_`` form names only the options it sets: there a bad one is
+    a warning and the default, never an app that cannot start. Warnings are logged, not
+    ``warnings.warn``: under ``python -W error`` one would raise here, and Hydra does not catch
+    a callback's ``__init__`` failing.
+    """
+    strict = set(_OPTIONS) <= set(options)
+    unknown = sorted(set(options) - set(_OPTIONS))
+    if unknown and strict:
+        raise ValueError(f"hydra-ledger: Key '{unknown[0]}' not in 'LedgerConf' (hydra.callbacks.ledger."
+                         f"{unknown[0]}); valid options: {', '.join(_OPTIONS)}")
+    if unknown:
+        log.warning("hydra-ledger: unknown option(s) %s ignored; valid options: %s",
+                    ", ".join(unknown), ", ".join(_OPTIONS))
+    merged = dict(_OPTIONS)
+    for name, value in options.items():
+        if name not in _OPTIONS:
+            continue
+        check, kind = _CHECKS.get(name, (lambda v: v, "any"))
+        try:
+            merged[name] = check(value)
+        except (TypeError, ValueError) as exc:
+            if strict:
+                raise ValueError(f"hydra-ledger: hydra.callbacks.ledger.{name}: Value '{value}' of type "
+                                 f"'{type(value).__name__}' could not be converted to {kind} ({exc})") from None
+            log.warning("hydra-ledger: option %s=%r ignored (%s); using the default %r",
+                        name, value, exc, _OPTIONS[name])
+    return merged
 
 
 def _guarded(hook: _F) -> _F:
@@ -123,22 +160,7 @@ class LedgerCallback(Callback):
     """Records every Hydra job into ``<output_dir>/.ledger/``: enable with ``hydra/callbacks=ledger``."""
 
     def __init__(self, **options: Any) -> None:
-        # log, not warnings.warn: under `python -W error` a warning would raise here, and Hydra
-        # does not catch a callback's __init__ failing (the app could not start)
-        unknown = sorted(set(options) - set(_OPTIONS))
-        if unknown:
-            log.warning("hydra-ledger: unknown option(s) %s ignored; valid options: %s",
-                        ", ".join(unknown), ", ".join(_OPTIONS))
-        merged = dict(_OPTIONS)
-        for name, value in options.items():
-            if name not in _OPTIONS:
-                continue
-            try:
-                merged[name] = _CHECKS.get(name, lambda v: v)(value)
-            except (TypeError, ValueError) as exc:
-                log.warning("hydra-ledger: option %s=%r ignored (%s); using the default %r",
-                            name, value, exc, _OPTIONS[name])
-
+        merged = _checked_options(options)
         self.enabled = bool(merged["enabled"])
         self.heartbeat_s = max(float(merged["heartbeat_s"]), 0.05)
         self.git = bool(merged["git"])
@@ -162,6 +184,8 @@ class LedgerCallback(Callback):
         self.sweep_id: str | None = None
         self.sweep_dir: str | None = None
         self.study: dict[str, Any] | None = None  # an Optuna sweep's study (optuna_study), once read
+        # The interpreter and import path for which the launching process wrote the sweep's packages.json.
+        self.packages_for: list[str] | None = None
 
     # -- single run (its one process) ------------------------------------------------------
     @_guarded
@@ -215,6 +239,29 @@ class LedgerCallback(Callback):
         sweep_interrupt.watch(self.sweep_dir, self.sweep_id)
         if self.register:
             register_launch(hc, "sweep")
+        if self.packages:
+            try:
+                write_atomic(paths.packages, _packages_json())
+                self.packages_for = _import_context()
+            except OSError as exc:  # each job writes its own
+                log.debug("hydra-ledger: no sweep-wide %s (%s)", paths.packages, exc)
+        if self.git:  # last: the sweep dir and its links exist, so that they change nothing watched
+            self._capture_sweep_git(hc)
+
+    def _capture_sweep_git(self, hc: DictConfig) -> None:
+        """Launching process: the git state once for all jobs (hydra_ledger.job.sweep_git); when it
+        cannot be, each job captures its own, as before."""
+        main = sys.modules.get("__main__")
+        script = getattr(main, "__file__", None)
+        if not isinstance(script, str) or self.sweep_dir is None or self.sweep_id is None:
+            return
+        start = os.path.dirname(os.path.abspath(script))
+        try:
+            sweep_git.capture_sweep_git(self.sweep_dir, self.sweep_id, start, str(hc.runtime.cwd),
+                                        _output_roots(hc, Path(self.sweep_dir), start), self.patch_max_bytes,
+                                        self.save_patch)
+        except Exception as exc:  # noqa: BLE001 - each job runs git, and says so if that fails too
+            log.debug("hydra-ledger: no sweep-wide git state (%s: %s)", type(exc).__name__, exc)
 
     @_guarded
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
@@ -324,7 +371,7 @@ class LedgerCallback(Callback):
         signals.install_usr2_wrapper()
         # a sweep's jobs keep their untracked files once, by content, in the sweep's object store
         store = SweepPaths(sweep_dir).objects if sweep_dir is not None else None
-        git_info = self._capture_git(paths, hc, task_function, optional_files, store)
+        git_info = self._capture_git(paths, hc, task_function, optional_files, store, sweep_dir)
         inputs = None
         if self.inputs:
             from hydra_ledger.job.inputs import record_inputs
@@ -337,7 +384,7 @@ class LedgerCallback(Callback):
             run.save()
         if self.packages and optional_files:
             try:
-                write_atomic(paths.packages, _packages_json())
+                self._write_packages(paths, sweep_dir)
             except Exception as exc:  # noqa: BLE001 - one warning per job and kind
                 run._warn_once(f"cannot write {paths.packages}: {exc}", "packages", unrecorded=False)
         if self.capture_output and optional_files:
@@ -403,6 +450,21 @@ class LedgerCallback(Callback):
                 os.replace(current, paths.archived_file(old_id, name))
         return None, 1
 
+    def _write_packages(self, paths: RunPaths, sweep_dir: str | None) -> None:
+        """The job's packages.json: a hard link to the sweep's when this process imports from the
+        same interpreter and path as the launching process did (the same installed packages),
+        else written from this process's own listing."""
+        if sweep_dir is not None and self.packages_for is not None and self.packages_for == _import_context():
+            temp = temp_name(paths.packages)
+            try:
+                os.link(SweepPaths(sweep_dir).packages, temp)
+                os.replace(temp, paths.packages)
+                return
+            except OSError:  # no hard links on this file system, or the sweep's file is gone
+                with contextlib.suppress(OSError):
+                    os.unlink(temp)
+        write_atomic(paths.packages, _packages_json())
+
     def _study(self, sweep_dir: str | None) -> dict[str, Any] | None:
         """The sweep's Optuna study as the launching process recorded it (read from its sweep
         record in a job process of another launcher)."""
@@ -419,26 +481,23 @@ class LedgerCallback(Callback):
             return self.sweep_dir
         return str(Path(hc.runtime.cwd, str(hc.sweep.dir)).resolve())
 
-    def _capture_git(self, paths: RunPaths, hc: DictConfig, task_function: Any,
-                     optional_files: bool = True, store: Path | None = None) -> dict[str, Any]:
+    def _capture_git(self, paths: RunPaths, hc: DictConfig, task_function: Any, optional_files: bool = True,
+                     store: Path | None = None, sweep_dir: str | None = None) -> dict[str, Any]:
         if not self.git:
             return {"state": "disabled"}
-        start = _script_dir(task_function) or hc.runtime.cwd
-        # Output roots, from the dir templates' literal prefixes: resolving them (${now:...})
-        # would cost milliseconds of interpolation parsing per job.
-        outputs = [paths.job_dir]
-        for node in (hc.run, hc.sweep):
-            prefix = template_prefix(node, "dir")
-            if prefix:
-                outputs.append(Path(hc.runtime.cwd, prefix))
-        # never exclude the app's own dir (e.g. hydra.run.dir=.); each path resolved once
-        launch_dirs = [os.path.realpath(hc.runtime.cwd), os.path.realpath(start)]
-        outputs = [d for d in outputs if not any(_is_within(a, os.path.realpath(d)) for a in launch_dirs)]
+        start = _script_dir(task_function) or str(hc.runtime.cwd)
+        reused = None
+        if sweep_dir is not None:  # a job of a sweep: the launching process's capture, if still true
+            reused = sweep_git.reuse_sweep_git(sweep_dir, self.sweep_id, start, str(hc.runtime.cwd),
+                                               str(paths.job_dir))
         try:
-            info, patch = capture_git(start, self.patch_max_bytes, outputs)
+            info, patch = reused or capture_git(start, self.patch_max_bytes, _output_roots(hc, paths.job_dir, start))
         except Exception as exc:  # noqa: BLE001
             log.warning("hydra-ledger: cannot capture git state from %s: %s", start, exc)
             return {"state": "error", "error": str(exc)}
+        if reused and not self.save_patch and info.get("dirty") and info["state"] == "ok" \
+                and "patch_skipped" not in info:
+            patch = b""  # the sweep kept no patch (save_patch=false): said below, as for a job's own
         if not optional_files:  # low disk space: the job's own files come first
             if info.get("untracked"):
                 info.update({"untracked_saved": [], "untracked_not_saved": [
@@ -504,6 +563,20 @@ def _room_for_optional_files(directory: Path) -> bool:
     return False
 
 
+def _output_roots(hc: DictConfig, output_dir: Path, start: str) -> list[Path]:
+    """Where runs write, left out of the untracked files: ``output_dir`` (the job's, or the
+    sweep's) and the literal prefixes of the run and sweep dir templates (resolving them, with
+    ``${now:...}``, would cost milliseconds of interpolation parsing per job); never the app's
+    own dir (e.g. ``hydra.run.dir=.``)."""
+    outputs = [output_dir]
+    for node in (hc.run, hc.sweep):
+        prefix = template_prefix(node, "dir")
+        if prefix:
+            outputs.append(Path(hc.runtime.cwd, prefix))
+    launch_dirs = [os.path.realpath(hc.runtime.cwd), os.path.realpath(start)]  # each resolved once
+    return [d for d in outputs if not any(_is_within(a, os.path.realpath(d)) for a in launch_dirs)]
+
+
 def _is_within(path: str, parent: str) -> bool:
     """Whether ``path`` is ``parent`` or below it (both already resolved)."""
     return path == parent or path.startswith(parent.rstrip(os.sep) + os.sep)
@@ -553,10 +626,15 @@ def _primary_config_dir(hc: DictConfig) -> str | None:
     return None
 
 
+def _import_context() -> list[str]:
+    """What the installed packages a process sees depend on: its interpreter and import path."""
+    return [sys.executable, *sys.path]
+
+
 @functools.lru_cache(maxsize=1)
 def _packages_json() -> bytes:
     """Serialised once per process: the same for every job a process runs."""
-    return dump_json(installed_packages())
+    return dump_record(installed_packages())
 
 
 @functools.lru_cache(maxsize=1)

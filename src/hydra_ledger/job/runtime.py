@@ -24,8 +24,8 @@ from hydra_ledger.job.source_files import format_exception
 from hydra_ledger.record.changes import mark_changed
 from hydra_ledger.record.files import (
     append_line,
-    dump_json,
     dump_json_compact,
+    dump_record,
     no_space,
     padded,
     rewrite_in_place,
@@ -86,7 +86,7 @@ class ActiveRun:
         """
         with self._lock, signals_deferred():
             self._note_resources()
-            data = dump_json(self.record)
+            data = dump_record(self.record)
             try:
                 write_atomic(self.paths.record, data if final else padded(data))
             except Exception as exc:  # noqa: BLE001
@@ -208,10 +208,9 @@ class ActiveRun:
 
 
 def _shrinking(record: dict[str, Any]) -> Iterator[bytes]:
-    """The record as JSON, then smaller and smaller (compact, traceback trimmed, artifacts and
-    summary dropped), for the room left in a full disk."""
-    yield dump_json(record)
-    yield dump_json_compact(record)
+    """The record as JSON, then smaller and smaller (traceback trimmed, artifacts and summary
+    dropped), for the room left in a full disk."""
+    yield dump_record(record)
     smaller = dict(record)
     error = smaller.get("error")
     if isinstance(error, dict) and len(str(error.get("traceback") or "")) > 2000:

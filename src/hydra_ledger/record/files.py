@@ -58,10 +58,37 @@ def replacing(path: Path) -> Iterator[Path]:
         raise
 
 
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
+
+
 def write_atomic(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` so that readers see the old or the new file, never half."""
-    with replacing(path) as tmp, open(tmp, "wb") as f:
-        f.write(data)
+    """Replace ``path`` with ``data`` so that readers see the old or the new file, never half.
+
+    As :func:`replacing`, with plain system calls and the directory made only when missing: a
+    job writes its record several times, and each ``mkdir`` of an existing dir and buffered
+    file object cost more than the write itself.
+    """
+    tmp = temp_name(path)
+    try:
+        fd = os.open(tmp, _CREATE, 0o666)
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tmp, _CREATE, 0o666)
+    try:
+        try:
+            view = memoryview(data)
+            written = 0
+            while written < len(view):
+                written += os.write(fd, view[written:])
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
 
 
 def padded(data: bytes, reserve: int = RECORD_RESERVE_BYTES) -> bytes:
@@ -130,6 +157,52 @@ def dump_json(value: Any) -> bytes:
 def dump_json_compact(value: Any) -> bytes:
     """As :func:`dump_json` without indentation: a smaller record where room is short."""
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=to_jsonable, allow_nan=True).encode()
+
+
+# orjson writes integers of 64 bits at most (it raises beyond), and nothing nested deeper than this.
+_ORJSON_INTS = range(-(1 << 63), 1 << 64)
+_ORJSON_DEPTH = 200
+
+
+def dump_record(value: Any) -> bytes:
+    """Serialise a record that programs read (run.json, packages.json): compact UTF-8 JSON,
+    with orjson (a run.json in ~20 us, against ~0.4 ms for ``json`` with indentation).
+
+    orjson is taken only for plain JSON values, where its output means the same as
+    :func:`dump_json_compact`'s: for anything else (NaN and infinities, which orjson would
+    write as ``null`` and ``json`` writes as ``NaN``/``Infinity`` and the loader reads back as
+    floats; enums, which orjson writes by value and :func:`to_jsonable` by name; numpy values,
+    non-string keys, integers beyond 64 bits) ``json`` writes it as before.
+    """
+    if _plain_json(value, 0):
+        return orjson.dumps(value)
+    return dump_json_compact(value)
+
+
+def _plain_json(value: Any, depth: int) -> bool:
+    """Whether ``value`` holds only str, bool, None, finite floats, 64-bit ints, lists, tuples
+    and dicts with str keys, nested at most ``_ORJSON_DEPTH`` deep."""
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return True
+    if kind is float:
+        return bool(value - value == 0.0)  # NaN and infinities give NaN
+    if kind is int:
+        return value in _ORJSON_INTS
+    if depth >= _ORJSON_DEPTH:
+        return False
+    # loops, not all(): a generator per container costs more on this path (every record write)
+    if kind is dict:
+        for key, item in value.items():  # noqa: SIM110
+            if type(key) is not str or not _plain_json(item, depth + 1):
+                return False
+        return True
+    if kind is list or kind is tuple:
+        for item in value:  # noqa: SIM110
+            if not _plain_json(item, depth + 1):
+                return False
+        return True
+    return False
 
 
 def write_json_atomic(path: Path, value: Any) -> None:

@@ -120,6 +120,10 @@ class SweepPaths:
     RECORD = "sweep.json"
     CONCLUSIONS = RunPaths.CONCLUSIONS
     OBJECTS = "objects"
+    # The git state captured by the launching process for the jobs (hydra_ledger.job.sweep_git).
+    GIT_STATE = "git.json"
+    GIT_PATCH = "git.patch"
+    PACKAGES = RunPaths.PACKAGES  # hard-linked into each job's .ledger/ that has the same packages
 
     def __init__(self, sweep_dir: str | os.PathLike[str]) -> None:
         self.sweep_dir = Path(sweep_dir)
@@ -132,6 +136,18 @@ class SweepPaths:
     @property
     def conclusions(self) -> Path:
         return self.ledger_dir / self.CONCLUSIONS
+
+    @property
+    def packages(self) -> Path:
+        return self.ledger_dir / self.PACKAGES
+
+    @property
+    def git_state(self) -> Path:
+        return self.ledger_dir / self.GIT_STATE
+
+    @property
+    def git_patch(self) -> Path:
+        return self.ledger_dir / self.GIT_PATCH
 
     @property
     def objects(self) -> Path:

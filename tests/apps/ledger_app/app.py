@@ -78,6 +78,8 @@ def make_return(kind: str, x: float):
         return Color.RED
     if kind == "bytes":
         return b"raw\x00"
+    if kind == "nonfinite":
+        return {"loss": float("nan"), "best": float("inf"), "worst": float("-inf"), "acc": 0.5}
     if kind == "object":
         return Opaque()
     if kind == "broken-mapping":
