@@ -72,21 +72,10 @@ def details(paths: Any, record: dict[str, Any]) -> dict[str, Any]:
 def last_metrics(metrics_file: Path) -> dict[str, dict[str, Any]]:
     """``{name: {"value": v, "step": s}}``: the last value logged of each metric (lines that are
     not ``{"values": {...}}`` skipped: the loader warns of them)."""
-    from hydra_ledger.record.files import MAX_METRICS_BYTES, read_regular_file
+    from hydra_ledger.record.files import metric_entries
 
     last: dict[str, dict[str, Any]] = {}
-    try:
-        lines = read_regular_file(metrics_file, MAX_METRICS_BYTES)[1].splitlines()
-    except OSError:
-        return last
-    for line in lines:
-        try:
-            entry = json.loads(line)
-            values = entry["values"]
-        except (ValueError, KeyError, TypeError, RecursionError):
-            continue
-        if not isinstance(values, dict):
-            continue
+    for _, entry, values in metric_entries(metrics_file):
         for name, value in values.items():
             last[name] = {"value": value, "step": entry.get("step")}
     return last

@@ -20,7 +20,7 @@ from hydra_ledger.load.roots import default_roots
 from hydra_ledger.load.rows import sweep_dir_of
 from hydra_ledger.load.runs import resolve_run
 from hydra_ledger.load.status import derive_status
-from hydra_ledger.record.files import MAX_METRICS_BYTES, read_regular_file
+from hydra_ledger.record.files import metric_entries
 from hydra_ledger.record.flatten import flatten
 from hydra_ledger.record.paths import RunPaths
 from hydra_ledger.record.sidecars import annotate
@@ -175,19 +175,8 @@ def _epoch(iso: Any) -> float | None:
 def read_points(metrics_file: Path) -> list[Point]:
     """The numeric values of ``metrics.jsonl``, in order; a line without a step counts as its line
     number (as the report does). Broken lines are skipped: ``load_metrics`` warns of them."""
-    try:
-        lines = read_regular_file(metrics_file, MAX_METRICS_BYTES)[1].splitlines()
-    except OSError:
-        return []
     points = []
-    for index, line in enumerate(lines):
-        try:
-            entry = json.loads(line)
-            values = entry["values"]
-        except (ValueError, KeyError, TypeError, RecursionError):
-            continue
-        if not isinstance(values, dict):
-            continue
+    for index, entry, values in metric_entries(metrics_file):
         step = entry.get("step")
         step = int(step) if isinstance(step, (int, float)) and not isinstance(step, bool) \
             and math.isfinite(step) else index

@@ -264,6 +264,26 @@ def read_regular_file(path: str | os.PathLike[str], max_bytes: int) -> tuple[os.
         os.close(fd)
 
 
+
+def metric_entries(metrics_file: str | os.PathLike[str]) -> list[tuple[int, dict[str, Any], dict[str, Any]]]:
+    """``(line number, entry, its values)`` of each line of a ``metrics.jsonl`` that is a JSON object
+    with a ``values`` mapping; other lines are skipped, an unreadable file (or a FIFO) gives none:
+    ``load_metrics`` warns of both, the views that read metrics show what there is."""
+    try:
+        lines = read_regular_file(metrics_file, MAX_METRICS_BYTES)[1].splitlines()
+    except OSError:
+        return []
+    out = []
+    for index, line in enumerate(lines):
+        try:
+            entry = json.loads(line)
+            values = entry["values"]
+        except (ValueError, KeyError, TypeError, RecursionError):
+            continue
+        if isinstance(values, dict):
+            out.append((index, entry, values))
+    return out
+
 def unreadable_problem(stat: os.stat_result, max_bytes: int) -> str | None:
     """Why a file of this stat is not read: not a regular file, or larger than ``max_bytes``; None: read it."""
     if not _stat.S_ISREG(stat.st_mode):

@@ -74,21 +74,10 @@ def report_columns(frame: pd.DataFrame) -> list[str]:
 
 def read_curves(job_dir: str, max_points: int = MAX_POINTS) -> dict[str, list[list[float]]]:
     """``{metric: [[step, value], ...]}`` of one run's metrics.jsonl, downsampled to ``max_points``."""
-    from hydra_ledger.record.files import MAX_METRICS_BYTES, read_regular_file
+    from hydra_ledger.record.files import metric_entries
 
-    try:
-        lines = read_regular_file(RunPaths(job_dir).metrics, MAX_METRICS_BYTES)[1].splitlines()
-    except OSError:  # unreadable, or a FIFO or device: no curves (load_metrics warns of it)
-        return {}
     curves: dict[str, list[list[float]]] = {}
-    for index, line in enumerate(lines):
-        try:
-            entry = json.loads(line)
-            values = entry["values"]
-        except (ValueError, KeyError, TypeError, RecursionError):
-            continue
-        if not isinstance(values, dict):  # a hand-written line: skipped (load_metrics warns of it)
-            continue
+    for index, entry, values in metric_entries(RunPaths(job_dir).metrics):
         step = entry.get("step")
         x = step if isinstance(step, (int, float)) else index
         for name, value in values.items():
