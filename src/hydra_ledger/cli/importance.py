@@ -42,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--evaluator", "-e", choices=["fanova", "mdi", "ped-anova"],
                         help="fanova (the default, as Optuna's; about a minute at 2,000 runs), mdi (mean "
                              "decrease impurity: seconds; the default on optuna 2.x, whose fANOVA fails with "
-                             "numpy 2), ped-anova (in optuna releases that have it)")
+                             "numpy 1.24 and later), ped-anova (in optuna releases that have it)")
     parser.add_argument("--where", "-w", metavar="EXPR", help="only runs where this expression holds (as in ls)")
     parser.add_argument("--format", "-f", choices=["text", "json"], default="text",
                         help="text for people (default) or JSON for scripts")

@@ -145,9 +145,9 @@ def study_direction(frame: pd.DataFrame, column: str) -> Direction | None:
 
 
 def default_evaluator() -> str:
-    """fANOVA, Optuna's own default; mean decrease impurity on optuna 2.x, whose fANOVA fails with numpy 2
-    (its trees read a node's value as an array of shape (1, 1) where numpy 2 wants a number; optuna 3
-    reads ``tree.value[:, 0, 0]``)."""
+    """fANOVA, Optuna's own default; mean decrease impurity on optuna 2.x, whose fANOVA fails with numpy 1.24
+    and later (its trees read a node's value as an array of shape (1, 1) where numpy wants a number;
+    optuna 3 reads ``tree.value[:, 0, 0]``)."""
     return "fanova" if _major(_optuna().__version__) >= 3 else "mdi"
 
 
@@ -274,7 +274,7 @@ def _evaluate(used: pd.DataFrame, keys: list[str], values: list[float], directio
             instance = cls(seed=seed) if evaluator in _NEEDS_SKLEARN else cls()
             try:
                 scores = optuna.importance.get_param_importances(study, evaluator=instance, params=keys)
-            except ValueError as exc:  # the fANOVA of optuna 2.x with numpy 2 (see default_evaluator)
+            except ValueError as exc:  # the fANOVA of optuna 2.x with numpy >= 1.24 (see default_evaluator)
                 if evaluator != "fanova" or _major(optuna.__version__) >= 3 or "with a sequence" not in str(exc):
                     raise
                 import numpy
