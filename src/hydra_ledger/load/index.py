@@ -8,7 +8,7 @@ The per-job files stay the truth; the index is a cache that deleting changes no 
   each record's signature (size, mtime, inode of ``run.json`` and its sidecars), the mtimes
   and subdirs of the plain dirs (sweeps, dates), the sweep records, the broken records.
   Uncompressed and memory-mapped: a load maps the columns it reads instead of decompressing
-  the whole file (~2.7x the size of LZ4, ~1 KB per run).
+  the whole file (103 MB for 100k runs against 25 MB with LZ4: ~1 KB per run).
 - **Where**: ``$HYDRA_LEDGER_CACHE`` or ``${XDG_CACHE_HOME:-~/.cache}/hydra-ledger/index/``,
   a file named by a hash of the root's absolute path; nothing is written into the run
   tree. Unwritable: the load works from memory. ``HYDRA_LEDGER_CACHE=off`` disables it.
