@@ -15,6 +15,7 @@ import hydra
 import pandas as pd
 import pytest
 from conftest import git
+from omegaconf import OmegaConf
 
 import hydra_ledger
 from hydra_ledger.load import LedgerLoadWarning
@@ -414,6 +415,18 @@ def test_structured_config_rejects_bad_options(app, run_app, override, message):
     assert proc.returncode == 1
     assert message in proc.stderr
     assert not (app / "out").exists()
+
+
+def test_plugin_node_holds_only_what_is_set(app, run_app):
+    """Hydra copies the node into every job's compose and hydra.yaml: the defaults stay in code,
+    an option set without ``+`` joins the node and takes effect, the others keep their defaults."""
+    proc = run_app(app, LEDGER, "hydra.callbacks.ledger.note=baseline", "hydra.run.dir=out")
+    assert proc.returncode == 0, proc.stderr
+    saved = OmegaConf.load(app / "out" / ".hydra" / "hydra.yaml").hydra.callbacks.ledger
+    assert OmegaConf.to_container(saved) == {
+        "_target_": "hydra_ledger.LedgerCallback", "_strict_": True, "note": "baseline"}
+    rec = record(app / "out")
+    assert (rec["note"], rec["heartbeat_s"], rec["tags"]) == ("baseline", 10.0, [])
 
 
 def test_disabled_records_nothing(app, run_app):

@@ -5,8 +5,7 @@ imports nothing heavy: only the dataclass config and Hydra's ConfigStore.
 No ``from __future__ import annotations``: Hydra executes plugin modules without adding
 them to ``sys.modules``, and dataclasses then cannot resolve string annotations.
 """
-from dataclasses import MISSING, dataclass, field, fields
-from typing import Any
+from dataclasses import dataclass, field
 
 from hydra.core.config_search_path import ConfigSearchPath
 from hydra.core.config_store import ConfigStore
@@ -94,20 +93,24 @@ class LedgerConf:
     register: bool = True
 
 
-def ledger_node() -> DictConfig:
-    """The options of :class:`LedgerConf` with their defaults, as a plain (untyped) config node.
+# Set by the plugin's node, never by hand: the options it reaches the callback with are
+# checked strictly (an unknown option or a bad value stops the app, as a schema would).
+STRICT_OPTIONS_KEY = "_strict_"
 
-    Not the dataclass itself: Hydra composes the config again for every job of a sweep, and
-    merging a structured node re-validates every field (3-5 ms per job). The callback checks
-    the options instead (hydra_ledger.job.callback), with the same errors. The node is not in
-    struct mode, so that an unknown or misspelt option reaches that check and its message
-    (with the valid names) rather than Hydra's generic "not in struct".
+
+def ledger_node() -> DictConfig:
+    """The plugin's node: the callback's ``_target_`` and nothing else; the options of
+    :class:`LedgerConf` keep their defaults in code unless set (``hydra.callbacks.ledger.note=...``).
+
+    Hydra composes the config again for every job of a sweep, deep-copying and merging this
+    node each time, and copies it into every job's ``.hydra/hydra.yaml``: each option spelled
+    out here cost milliseconds per job, and a structured (dataclass) node more, as merging one
+    re-validates every field. The callback checks the options instead (hydra_ledger.job.callback),
+    with the same errors. The node is not in struct mode, so that an option set on the command
+    line without ``+`` is added to it, and an unknown or misspelt one reaches that check and its
+    message (with the valid names) rather than Hydra's generic "not in struct".
     """
-    options: dict[str, Any] = {
-        f.name: f.default_factory() if f.default_factory is not MISSING else f.default
-        for f in fields(LedgerConf)
-    }
-    node = OmegaConf.create({"ledger": options})
+    node = OmegaConf.create({"ledger": {"_target_": "hydra_ledger.LedgerCallback", STRICT_OPTIONS_KEY: True}})
     OmegaConf.set_struct(node.ledger, False)
     return node
 

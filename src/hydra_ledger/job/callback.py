@@ -50,7 +50,7 @@ from hydra_ledger.record.schema import (
     read_record,
 )
 from hydra_ledger.record.sweep_jobs import basic_sweep_jobs, redact_jobs
-from hydra_plugins.hydra_ledger import DEFAULT_ENV_VARS, DEFAULT_REDACT_KEYS, LedgerConf
+from hydra_plugins.hydra_ledger import DEFAULT_ENV_VARS, DEFAULT_REDACT_KEYS, STRICT_OPTIONS_KEY, LedgerConf
 
 log = logging.getLogger(__name__)
 
@@ -104,15 +104,16 @@ def _checked_options(options: dict[str, Any]) -> dict[str, Any]:
     """The options over their defaults, each checked.
 
     Two forms reach here. The plugin's ``ledger`` node (``hydra/callbacks=ledger``,
-    ``+hydra/ledger=default``) holds every option: it is the ledger's schema, so an unknown
-    option or a bad value is an error that stops the app before any job, as Hydra's own check
-    of a structured config would (hydra_plugins.hydra_ledger.ledger_node says why the node is
-    not one). The explicit ``_target_`` form names only the options it sets: there a bad one is
-    a warning and the default, never an app that cannot start. Warnings are logged, not
-    ``warnings.warn``: under ``python -W error`` one would raise here, and Hydra does not catch
-    a callback's ``__init__`` failing.
+    ``+hydra/ledger=default``) carries the marker ``_strict_``: it stands for the ledger's
+    schema, so an unknown option or a bad value is an error that stops the app before any job,
+    as Hydra's own check of a structured config would (hydra_plugins.hydra_ledger.ledger_node
+    says why the node is not one). The explicit ``_target_`` form names only the options it sets:
+    there a bad one is a warning and the default, never an app that cannot start. Warnings are
+    logged, not ``warnings.warn``: under ``python -W error`` one would raise here, and Hydra does
+    not catch a callback's ``__init__`` failing.
     """
-    strict = set(_OPTIONS) <= set(options)
+    options = dict(options)
+    strict = options.pop(STRICT_OPTIONS_KEY, False) is True
     unknown = sorted(set(options) - set(_OPTIONS))
     if unknown and strict:
         raise ValueError(f"hydra-ledger: Key '{unknown[0]}' not in 'LedgerConf' (hydra.callbacks.ledger."
