@@ -3,9 +3,12 @@ every relative link of the README and docs/ points at an existing file and headi
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -149,3 +152,19 @@ def test_show_of_a_job_dir_does_not_import_pandas(make_app, run_app):
     imported = modules_imported("show", str(job), cwd=app)
     assert "hydra_ledger" in imported
     assert imported.isdisjoint(FRAME_LIBRARIES)
+
+
+def test_show_of_a_run_id_in_an_indexed_root_does_not_import_pandas(make_app, run_app):
+    """Once indexed, a run id is found in the memory-mapped index with Arrow alone: no Python
+    value goes to Arrow, since pyarrow imports pandas to convert one."""
+    app = make_app("ledger_app")
+    job = first_run(app, run_app, "hydra/callbacks=ledger")
+    run_id = json.loads((job / ".ledger" / "run.json").read_text())["run_id"]
+    past = time.time() - 60  # beyond the window in which a fresh file is read again at every load
+    for path in [app / "outputs", *(app / "outputs").rglob("*")]:
+        os.utime(path, (past, past), follow_symlinks=False)
+    root = str(app / "outputs")
+    assert "pandas" in modules_imported("show", run_id[:6], "--in", root, cwd=app)  # builds the index
+    imported = modules_imported("show", run_id[:6], "--in", root, cwd=app)
+    assert "hydra_ledger" in imported
+    assert "pandas" not in imported

@@ -59,10 +59,7 @@ def read_records(paths: Iterable[str | os.PathLike[str]], errors: Errors = "warn
     for path, index in zip(given, indexes):
         # job dirs are named below the path as the user gave it (relative stays relative)
         base = os.fspath(path) if os.path.isdir(path) else os.fspath(RunPaths.from_record_file(path).job_dir)
-        rels = index.table.column(REL).to_pylist()
-        if run_id_prefix is not None:
-            run_ids = index.table.column("run_id").to_pylist()
-            rels = [rel for rel, run_id in zip(rels, run_ids) if str(run_id or "").startswith(run_id_prefix)]
+        rels = index.table.column(REL).to_pylist() if run_id_prefix is None else _with_run_id(index, run_id_prefix)
         for rel in rels:
             paths_of_job = RunPaths(os.path.join(base, rel) if rel else base)
             key = os.path.abspath(paths_of_job.job_dir)
@@ -73,6 +70,23 @@ def read_records(paths: Iterable[str | os.PathLike[str]], errors: Errors = "warn
                 yield paths_of_job.record, read_record(paths_of_job.record)
             except RecordError as exc:  # changed since it was indexed
                 _handle(exc, errors)
+
+
+def _with_run_id(index: Any, prefix: str) -> list[str]:
+    """The job dirs (relative) of ``index`` whose run id starts with ``prefix``. The prefix goes to
+    Arrow as an option, not a value: pyarrow imports pandas to convert a value, and ``show ID``
+    needs no pandas."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from hydra_ledger.load.encode import REL
+
+    run_ids = index.table.column("run_id")
+    if not pa.types.is_string(run_ids.type) and not pa.types.is_large_string(run_ids.type):  # none recorded
+        return [rel for rel, run_id in zip(index.table.column(REL).to_pylist(), run_ids.to_pylist())
+                if str(run_id or "").startswith(prefix)]
+    matching = pc.starts_with(run_ids, pattern=prefix)
+    return index.table.column(REL).take(pc.indices_nonzero(pc.and_kleene(pc.is_valid(matching), matching))).to_pylist()
 
 
 def load_runs(

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-import pandas as pd
 import pyarrow as pa
 
 from hydra_ledger.record.schema import RecordError
@@ -57,6 +56,8 @@ def encode_values(values: list[Any], name: str) -> pa.Array:
             return pa.array(values, pa.string()).cast(pa.timestamp("ns", "UTC"))
         except (pa.ArrowException, ValueError):
             pass
+        import pandas as pd  # only for times Arrow refused: a warm load never imports pandas here
+
         try:
             return pa.array(pd.Series(pd.to_datetime(values, utc=True, format="ISO8601"),
                                       dtype="datetime64[ns, UTC]"))
