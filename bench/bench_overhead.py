@@ -1,13 +1,15 @@
 """Per-job cost of the ledger: the same 200-job basic-launcher sweep with and without it.
 
-Run: python bench/bench_overhead.py [--jobs 200] [--rounds 5] [--baseline <source tree>]
+Run: python bench/bench_overhead.py [--jobs 200] [--rounds 5] [--floor] [--paired] [--baseline <source tree>]
 The variants run alternately (their order rotates from round to round) in one repo of ~200
-tracked files: plain Hydra, Hydra with `hydra/callbacks=ledger` from this source tree, and with
---baseline the same from another source tree (e.g. a `git worktree` of an earlier commit), each
+tracked files: plain Hydra, Hydra with `hydra/callbacks=ledger` from this source tree, with
+--floor a callback that does nothing (the part of the cost any callback has), and with
+--baseline the ledger from another source tree (e.g. a `git worktree` of an earlier commit), each
 put first on PYTHONPATH. Every round is printed with the load average before it; the figure is
 (median sweep time with ledger - median without) / jobs, in wall time and in CPU time (user +
 system of the app and the processes it ran, such as git): on a shared machine the CPU time
-moves less. By default the sweeps' output dirs
+moves less. With --paired, each variant instead runs at the same time as a plain Hydra sweep (one
+per core) and the figure is the median of the paired differences. By default the sweeps' output dirs
 are git-ignored, as in most Hydra projects; with --outputs-untracked they are not, and every
 job's `git status` then also lists the files of all earlier runs in the repo.
 """
@@ -33,10 +35,17 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=200)
     parser.add_argument("--rounds", "--repeats", type=int, default=5, dest="rounds")
     parser.add_argument("--baseline", type=Path, help="another source tree to measure alternately (before)")
+    parser.add_argument("--floor", action="store_true",
+                        help="also measure a callback that does nothing: what any callback costs Hydra per job")
+    parser.add_argument("--paired", action="store_true",
+                        help="run each variant at the same time as plain Hydra (one per core) and report the "
+                             "median of the paired differences: both see the same slow and fast moments")
     parser.add_argument("--outputs-untracked", action="store_true", help="do not git-ignore the output dirs")
     args = parser.parse_args()
     this_tree = _pythonpath(HERE.parent)
     variants: dict[str, tuple[dict[str, str], tuple[str, ...]]] = {"plain": (this_tree, ())}
+    if args.floor:
+        variants["do-nothing"] = (this_tree, ("hydra/callbacks=do_nothing",))
     if args.baseline is not None:
         variants["before"] = (_pythonpath(args.baseline), ("hydra/callbacks=ledger",))
     variants["ledger"] = (this_tree, ("hydra/callbacks=ledger",))
@@ -51,6 +60,9 @@ def main() -> None:
         if not args.outputs_untracked:
             (repo / ".git" / "info" / "exclude").write_text("multirun/\n")
         sweep = [f"seed=range(0,{args.jobs})"]
+        if args.paired:
+            _paired(repo, sweep, variants, args)
+            return
         for i in range(args.rounds):
             load = os.getloadavg()
             order = names[i % len(names):] + names[:i % len(names)]  # each variant leads in turn
@@ -62,7 +74,7 @@ def main() -> None:
             print(f"round {i + 1}: load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; " + ", ".join(
                 f"{name} {times[name][-1] / args.jobs * 1000:.1f} ms/job (cpu {cpu[name][-1] / args.jobs * 1000:.1f})"
                 for name in names), flush=True)
-        for name in names[1:]:
+        for name in (n for n in names if n not in ("plain", "do-nothing")):
             recorded = len(list(Path(repo).glob(f"multirun/{name}0/*/.ledger/run.json")))
             assert recorded == args.jobs, f"{name}: expected {args.jobs} records, found {recorded}"
     print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
@@ -73,7 +85,43 @@ def main() -> None:
             line = f"{kind:>4} {name:>7}: median {median(values[name]):.2f} s ({per_job:.1f} ms/job)"
             if name != "plain":
                 line += f"; cost over plain Hydra: {per_job - plain:.1f} ms/job ({(per_job / plain - 1) * 100:.0f}%)"
+            if "do-nothing" in values and name not in ("plain", "do-nothing"):
+                floor = median(values["do-nothing"]) / args.jobs * 1000
+                line += f", over a do-nothing callback: {per_job - floor:.1f} ms/job"
             print(line)
+
+
+def _paired(repo: Path, sweep: list[str], variants: dict[str, tuple[dict[str, str], tuple[str, ...]]],
+            args: argparse.Namespace) -> None:
+    """Each round, each variant runs at the same time as plain Hydra, one per core: a shared
+    machine's speed drifts by tens of percent within a minute, and both runs of a pair see the
+    same drift. The figure is the median over rounds of (variant - plain) per job."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    others = [name for name in variants if name != "plain"]
+    diffs: dict[str, list[float]] = {name: [] for name in others}
+    cpu_diffs: dict[str, list[float]] = {name: [] for name in others}
+    plain_env, _ = variants["plain"]
+    for i in range(args.rounds):
+        load = os.getloadavg()
+        parts = []
+        for name in others:
+            env, extra = variants[name]
+            with ThreadPoolExecutor(2) as pool:
+                plain = pool.submit(run_app_timed, repo, "-m", *sweep, f"hydra.sweep.dir=multirun/plain-{name}{i}",
+                                    env=plain_env)
+                other = pool.submit(run_app_timed, repo, "-m", *sweep, f"hydra.sweep.dir=multirun/{name}{i}", *extra,
+                                    env=env)
+                (plain_wall, plain_cpu), (wall, used) = plain.result(), other.result()
+            diffs[name].append((wall - plain_wall) / args.jobs * 1000)
+            cpu_diffs[name].append((used - plain_cpu) / args.jobs * 1000)
+            parts.append(f"{name} {wall / args.jobs * 1000:.1f} vs plain {plain_wall / args.jobs * 1000:.1f} ms/job "
+                         f"({diffs[name][-1]:+.1f}; cpu {cpu_diffs[name][-1]:+.1f})")
+        print(f"round {i + 1}: load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; " + ", ".join(parts), flush=True)
+    print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    for name in others:
+        print(f"{name:>10}: cost over plain Hydra run beside it, median of {args.rounds} pairs: "
+              f"wall {median(diffs[name]):+.1f} ms/job, cpu {median(cpu_diffs[name]):+.1f} ms/job")
 
 
 if __name__ == "__main__":

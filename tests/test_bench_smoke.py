@@ -1,6 +1,7 @@
 """The benchmarks run at a small size, so that they cannot rot (no timing is asserted)."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -33,3 +34,16 @@ def test_bench_resources_at_a_small_size():
     lines = proc.stdout.splitlines()
     assert lines[0] == "samples: 50, heartbeat: 10 s"
     assert [line.split(":")[0] for line in lines[1:]] == ["processes   1", "processes   3"]
+
+
+def test_bench_overhead_at_a_small_size():
+    """Both ways of measuring: alternated sweeps, and each variant beside a plain sweep (--paired)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(BENCH.parent / "src"), str(BENCH.parent)])}
+    for mode in ([], ["--paired"]):
+        proc = subprocess.run([sys.executable, "bench_overhead.py", "--jobs", "2", "--rounds", "1", "--floor", *mode],
+                              cwd=BENCH, capture_output=True, text=True, timeout=600, env=env)
+        assert proc.returncode == 0, proc.stderr
+        lines = proc.stdout.splitlines()
+        assert lines[0].startswith("jobs per sweep: 2, rounds: 1"), lines
+        assert "ledger" in lines[1] and "do-nothing" in lines[1], lines
+        assert any("over a do-nothing callback" in line or "pairs" in line for line in lines[-3:]), lines
