@@ -8,6 +8,7 @@ behind it. The command line and the report both take their columns from here.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from itertools import chain
 from typing import Any
 
 import pandas as pd
@@ -108,18 +109,17 @@ def _override_keys(frame: pd.DataFrame) -> list[str]:
     if "started_at" in frame.columns:
         started = frame["started_at"].reset_index(drop=True)
         order = started.sort_values(kind="stable", na_position="last").index.tolist()
+    rows = [overrides[i] for i in order]
+    flat = list(chain.from_iterable(row for row in rows if isinstance(row, (list, tuple))))
+    try:  # overrides repeat across rows: each distinct one, in first-seen order, parsed once
+        distinct: Iterable[Any] = dict.fromkeys(flat)
+    except TypeError:  # an unhashable override (a damaged record): each one in turn
+        distinct = flat
     keys: dict[str, None] = {}
-    key_of: dict[str, str | None] = {}  # overrides repeat across rows: each distinct one parsed once
-    for i in order:
-        if not isinstance(overrides[i], (list, tuple)):
-            continue
-        for override in overrides[i]:
-            if isinstance(override, str):
-                key = key_of[override] if override in key_of else key_of.setdefault(override, override_key(override))
-            else:
-                key = override_key(override)
-            if key is not None and not key.startswith(("hydra.", "hydra/")):
-                keys[key] = None
+    for override in distinct:
+        key = override_key(override)
+        if key is not None and not key.startswith(("hydra.", "hydra/")):
+            keys[key] = None
     return list(keys)
 
 
