@@ -282,8 +282,10 @@ def _in_doubt(table: pa.Table) -> pa.Array:
     shortly before it was indexed to trust its timestamp (racy). Computed without a Python value
     given to Arrow: pyarrow imports pandas (0.3-0.5 s) to convert one, and a warm load that finds
     nothing changed needs no pandas."""
-    trusted = pc.and_(pc.invert(table.column(RACY)),
-                      pc.invert(pc.match_substring_regex(table.column("status"), pattern="^RUNNING$")))
+    status = table.column("status")
+    if not pa.types.is_string(status.type) and not pa.types.is_large_string(status.type):  # no status at all
+        return pc.indices_nonzero(pc.is_null(status))
+    trusted = pc.and_(pc.invert(table.column(RACY)), pc.invert(pc.match_substring_regex(status, pattern="^RUNNING$")))
     return pc.indices_nonzero(pc.invert(pc.and_kleene(pc.is_valid(trusted), trusted)))
 
 
