@@ -47,3 +47,10 @@ def test_bench_overhead_at_a_small_size():
         assert lines[0].startswith("jobs per sweep: 2, rounds: 1"), lines
         assert "ledger" in lines[1] and "do-nothing" in lines[1], lines
         assert any("over a do-nothing callback" in line or "pairs" in line for line in lines[-3:]), lines
+
+
+def test_bench_distinct_lists_at_a_small_size():
+    proc = subprocess.run([sys.executable, "bench_distinct_lists.py", "--sizes", "200", "--rounds", "1"], cwd=BENCH,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[1].startswith("    200 rows: this tree ")

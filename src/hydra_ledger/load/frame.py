@@ -7,6 +7,7 @@ turned into pandas, and only for the rows kept.
 """
 from __future__ import annotations
 
+import operator
 import os
 import shutil
 from collections.abc import Sequence
@@ -387,19 +388,19 @@ def decode(column: pa.ChunkedArray, kinds: set[type] | None = None) -> list[Any]
     values = shared[indices]
     if kinds is not None:
         kinds.update(type(v) for v in unique if v is not None)
-    reparse = []
-    for i, value in enumerate(unique):  # mutable values: each row gets its own copy
-        copier = _copier(value)
-        if copier is loads:
-            reparse.append(i)
-        elif copier is not None:
-            rows = indices == i
-            values[rows] = np.frompyfunc(copier, 1, 1)(values[rows])  # a copy per row, in C
+    # mutable values: each row gets its own copy, flat ones by a shallow copy (in C), nested
+    # ones parsed again; one pass over the rows, whatever the number of distinct texts
+    copiers = [_copier(value) for value in unique] + [None]  # the last: what a missing row (-1) takes
+    shallow = np.flatnonzero(np.array([c is list or c is dict for c in copiers])[indices])
+    if len(shallow):
+        values[shallow] = np.frompyfunc(_shallow_copy, 1, 1)(values[shallow])
     out: list[Any] = values.tolist()
-    for i in reparse:
-        for row in np.flatnonzero(indices == i).tolist():
-            out[row] = loads(texts[i])
+    for row in np.flatnonzero(np.array([c is loads for c in copiers])[indices]).tolist():
+        out[row] = loads(texts[indices[row]])
     return out
+
+
+_shallow_copy = operator.methodcaller("copy")  # list.copy or dict.copy, as list(v) and dict(v) did
 
 
 _STATUS_CODES = {status: code for code, status in enumerate(STATUSES)}
