@@ -43,8 +43,9 @@ def next_sweep(root: Path) -> int:
     return max(numbers) + 1 if numbers else 0
 
 
-def make_runs(root: Path, count: int, seed: int = 0, first_sweep: int = 0) -> Path:
-    """``count`` job dirs under ``root``, in sweeps ``sweep_<first_sweep>``, ``sweep_<first_sweep + 1>``..."""
+def make_runs(root: Path, count: int, seed: int = 0, first_sweep: int = 0, random_search: bool = False) -> Path:
+    """``count`` job dirs under ``root``, in sweeps ``sweep_<first_sweep>``, ``sweep_<first_sweep + 1>``...;
+    ``random_search``: each job's learning rate drawn from a range, so that every run's overrides differ."""
     rng = random.Random(seed + first_sweep)
     with tempfile.TemporaryDirectory() as tmp:
         template = record_template(Path(tmp))
@@ -58,6 +59,8 @@ def make_runs(root: Path, count: int, seed: int = 0, first_sweep: int = 0) -> Pa
             job_dir = sweep_dir / str(num)
             shutil.copytree(template, job_dir)
             lr, depth, seed_value = rng.choice([0.1, 0.01, 0.001]), rng.choice([2, 4, 8]), num % 5
+            if random_search:
+                lr = 10 ** rng.uniform(-4, -1)
             config["seed"], config["model"]["lr"], config["model"]["depth"] = seed_value, lr, depth
             overrides = [f"seed={seed_value}", f"model.lr={lr}", f"model.depth={depth}"]
             (job_dir / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
@@ -83,11 +86,13 @@ def main() -> None:
     parser.add_argument("root", type=Path)
     parser.add_argument("--runs", type=int, default=10_000)
     parser.add_argument("--add", action="store_true", help="add the jobs in new sweeps of an existing root")
+    parser.add_argument("--random-search", action="store_true",
+                        help="draw each job's learning rate from a range: every run's overrides differ")
     args = parser.parse_args()
     if args.root.exists() and not args.add:
         sys.exit(f"{args.root} exists; give a new directory, or --add to add jobs to it")
     first = next_sweep(args.root) if args.add else 0
-    make_runs(args.root, args.runs, first_sweep=first)
+    make_runs(args.root, args.runs, first_sweep=first, random_search=args.random_search)
     print(json.dumps({"root": str(args.root), "runs": args.runs, "first_sweep": first}))
 
 
