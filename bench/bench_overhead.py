@@ -74,9 +74,7 @@ def main() -> None:
             print(f"round {i + 1}: load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; " + ", ".join(
                 f"{name} {times[name][-1] / args.jobs * 1000:.1f} ms/job (cpu {cpu[name][-1] / args.jobs * 1000:.1f})"
                 for name in names), flush=True)
-        for name in (n for n in names if n not in ("plain", "do-nothing")):
-            recorded = len(list(Path(repo).glob(f"multirun/{name}0/*/.ledger/run.json")))
-            assert recorded == args.jobs, f"{name}: expected {args.jobs} records, found {recorded}"
+        _check_recorded(repo, [n for n in names if n not in ("plain", "do-nothing")], args.jobs)
     print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     for kind, values in (("wall", times), ("cpu", cpu)):
         plain = median(values["plain"]) / args.jobs * 1000
@@ -89,6 +87,13 @@ def main() -> None:
                 floor = median(values["do-nothing"]) / args.jobs * 1000
                 line += f", over a do-nothing callback: {per_job - floor:.1f} ms/job"
             print(line)
+
+
+def _check_recorded(repo: Path, names: list[str], jobs: int) -> None:
+    """Each ledger variant recorded every job of its first sweep (a broken tree measures nothing)."""
+    for name in names:
+        recorded = len(list(Path(repo).glob(f"multirun/{name}0/*/.ledger/run.json")))
+        assert recorded == jobs, f"{name}: expected {jobs} records, found {recorded}"
 
 
 def _paired(repo: Path, sweep: list[str], variants: dict[str, tuple[dict[str, str], tuple[str, ...]]],
@@ -118,6 +123,7 @@ def _paired(repo: Path, sweep: list[str], variants: dict[str, tuple[dict[str, st
             parts.append(f"{name} {wall / args.jobs * 1000:.1f} vs plain {plain_wall / args.jobs * 1000:.1f} ms/job "
                          f"({diffs[name][-1]:+.1f}; cpu {cpu_diffs[name][-1]:+.1f})")
         print(f"round {i + 1}: load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; " + ", ".join(parts), flush=True)
+    _check_recorded(repo, [name for name in others if name != "do-nothing"], args.jobs)
     print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     for name in others:
         print(f"{name:>10}: cost over plain Hydra run beside it, median of {args.rounds} pairs: "
