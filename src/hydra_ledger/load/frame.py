@@ -58,12 +58,14 @@ def combine(indexes: Sequence[RootIndex]) -> tuple[pa.Table, list[list[str]]]:
     return table, layouts
 
 
-def derive_statuses(table: pa.Table, now: float, stale_after: float | None) -> list[Any]:
-    """Each row's status: as indexed, but RUNNING re-derived from its heartbeat now."""
+def derive_statuses(table: pa.Table, now: float, stale_after: float | None) -> np.ndarray:
+    """Each row's status as a code (its place in ``STATUSES``, -1 for none or an unknown one):
+    as indexed, but RUNNING re-derived from its heartbeat now. Codes, not strings: 100,000
+    rows are then a few vectorized steps, not passes of Python over every row."""
     from hydra_ledger.load.status import derive_status
 
-    statuses = table.column("status").to_pylist() if "status" in table.column_names else [None] * table.num_rows
-    running = [i for i, s in enumerate(statuses) if s == "RUNNING"]
+    codes = status_codes(table)
+    running = np.flatnonzero(codes == _STATUS_CODES["RUNNING"]).tolist()
     if running:
         paths = table.column("path").take(running).to_pylist()
         beats = table.column(HB).take(running).to_pylist()
@@ -71,8 +73,23 @@ def derive_statuses(table: pa.Table, now: float, stale_after: float | None) -> l
             else [None] * len(running)
         for i, path, beat, start in zip(running, paths, beats, starts):
             record = {"status": "RUNNING", "heartbeat_s": beat, "started_at": _iso(start)}
-            statuses[i] = derive_status(record, Path(path), now, stale_after)
-    return statuses
+            codes[i] = _status_code(derive_status(record, Path(path), now, stale_after))
+    return codes
+
+
+def status_codes(table: pa.Table) -> np.ndarray:
+    """The indexed status of each row as a code (see :func:`derive_statuses`)."""
+    if "status" not in table.column_names:
+        return np.full(table.num_rows, -1, np.int8)
+    column = table.column("status")
+    if not pa.types.is_string(column.type):  # not text in any row: no status a code names
+        return np.fromiter((_status_code(v) for v in _values(column)), np.int8, table.num_rows)
+    found = pc.index_in(column, value_set=_STATUS_NAMES)
+    return found.fill_null(-1).to_numpy().astype(np.int8)
+
+
+def _status_code(status: Any) -> int:
+    return _STATUS_CODES.get(status, -1) if isinstance(status, str) else -1
 
 
 def _iso(value: Any) -> Any:
@@ -137,10 +154,10 @@ def sweep_candidates(indexes: Sequence[RootIndex], started: dict[str, set[int]],
     return out
 
 
-def refine(indexes: Sequence[RootIndex], table: pa.Table, statuses: list[Any],
+def refine(indexes: Sequence[RootIndex], table: pa.Table, statuses: np.ndarray,
            usage: bool = True) -> tuple[dict[int, dict[str, Any]], list[dict[str, Any]]]:
     """sacct's verdict on in-doubt rows and, with ``usage``, the efficiency of finished ones
-    (``{row: {"slurm.state": ..., "slurm.mem_efficiency": ...}}``, statuses updated in place),
+    (``{row: {"slurm.state": ..., "slurm.mem_efficiency": ...}}``, status codes updated in place),
     and PENDING rows."""
     started: dict[str, set[int]] = {}
     memo: dict[str, str] = {}
@@ -159,17 +176,17 @@ def refine(indexes: Sequence[RootIndex], table: pa.Table, statuses: list[Any],
     doubt: list[dict[str, Any]] = []
     if "slurm.job_id" in table.column_names and shutil.which("sacct"):
         asked = slurm.IN_DOUBT | FINAL_STATUSES if usage else slurm.IN_DOUBT
-        rows = [i for i, s in enumerate(statuses) if s in asked]
+        rows = np.flatnonzero(np.isin(statuses, [_STATUS_CODES[s] for s in asked])).tolist()
         ids = table.column("slurm.job_id").take(rows).to_pylist() if rows else []
         run_ids = table.column("run_id").take(rows).to_pylist() if rows else []
-        doubt = [{"#row": i, "run_id": r, "status": statuses[i], "slurm.job_id": j}
+        doubt = [{"#row": i, "run_id": r, "status": STATUSES[statuses[i]], "slurm.job_id": j}
                  for i, j, r in zip(rows, ids, run_ids) if j is not None]
     refined = slurm.refine(doubt, [], sweeps=sweeps, started=started, usage=usage)
     states: dict[int, dict[str, Any]] = {}
     pending = []
     for row in refined:
         if "#row" in row:
-            statuses[row["#row"]] = row["status"]
+            statuses[row["#row"]] = _status_code(row["status"])
             found = {k: row[k] for k in SCHEDULER_COLUMNS if k in row}
             if found:
                 states[row["#row"]] = found
@@ -236,11 +253,11 @@ def sort_order(table: pa.Table, keep: np.ndarray | None) -> np.ndarray:
 class Columns:
     """Typed pandas columns for chosen rows, typed as load._typed types them over all rows."""
 
-    def __init__(self, table: pa.Table, statuses: list[Any], states: dict[int, dict[str, Any]],
+    def __init__(self, table: pa.Table, statuses: np.ndarray, states: dict[int, dict[str, Any]],
                  pending: list[dict[str, Any]],
                  rows: np.ndarray, pend_rows: np.ndarray) -> None:
         self.table = table
-        self.statuses = statuses
+        self.statuses = statuses  # status codes, by table position (see derive_statuses)
         self.states = states  # {row: the columns sacct gave it}
         self.scheduled = frozenset(name for found in states.values() for name in found)
         self.pending = pending  # all PENDING rows: they count in every column's dtype
@@ -264,10 +281,9 @@ class Columns:
         pend = [row.get(name) for row in self.pending]
         n = self.table.num_rows
         if name == "status":
-            values = [self.statuses[i] for i in self.rows] + [pend[i] for i in self.pend_rows]
             # by codes: pd.Categorical hashes 100,000 strings (36 ms); what is no status is missing (-1)
-            codes = np.fromiter((_STATUS_CODES.get(v, -1) if isinstance(v, str) else -1 for v in values), np.int8,
-                                len(values))
+            pend_codes = np.array([_status_code(pend[i]) for i in self.pend_rows], np.int8)
+            codes = np.concatenate([self.statuses[self.rows], pend_codes])
             return pd.Series(pd.Categorical.from_codes(codes, categories=pd.Index(list(STATUSES))))
         if name in self.scheduled:
             column = self.table.column(name).to_pylist() if name in self.names else [None] * n
@@ -404,6 +420,7 @@ _shallow_copy = operator.methodcaller("copy")  # list.copy or dict.copy, as list
 
 
 _STATUS_CODES = {status: code for code, status in enumerate(STATUSES)}
+_STATUS_NAMES = pa.array(STATUSES, pa.string())
 
 
 def _copier(value: Any) -> Any:
@@ -480,7 +497,7 @@ def _build(indexes: Sequence[RootIndex], *, now: float, stale_after: float | Non
     if keep is not None:  # rows left out count nowhere (dtypes, columns), as if never loaded
         positions = np.flatnonzero(keep)
         table = table.take(pa.array(positions, pa.int64()))
-        statuses = [statuses[i] for i in positions]
+        statuses = statuses[positions]
         where_ = {int(i): n for n, i in enumerate(positions)}
         states = {where_[i]: s for i, s in states.items() if i in where_}
     names = column_order(table, None, layouts, states, pending)
