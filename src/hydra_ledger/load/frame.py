@@ -457,8 +457,18 @@ def _from_native(taken: pa.Array, kind: type, has_missing: bool, pend: list[Any]
     # deduplicate_objects): fast, and small when hosts, branches, names repeat
     # (mostly distinct texts, as run ids and paths, are converted directly: hashing them gains nothing)
     sample = taken.slice(0, 1024)
-    if len(taken) > 2 * len(sample) and len(sample.dictionary_encode().dictionary) > len(sample) // 2:
+    sample_texts = sample.dictionary_encode().dictionary
+    if len(taken) > 2 * len(sample) and len(sample_texts) > len(sample) // 2:
         values = taken.to_numpy(zero_copy_only=False)
+    elif taken.null_count == len(taken):
+        values = np.full(len(taken), None, dtype=object)
+    elif len(sample_texts) == 1 and pc.all(pc.equal(taken, sample_texts[0])).as_py():
+        # one text in every row that has one (a host, a commit, a config value never swept):
+        # a comparison, not a hash per row
+        values = np.empty(len(taken), dtype=object)
+        values[:] = sample_texts[0].as_py()
+        if taken.null_count:
+            values[taken.is_null().to_numpy(zero_copy_only=False)] = None
     else:
         encoded = taken.dictionary_encode()
         unique = np.array([*encoded.dictionary.to_pylist(), None], dtype=object)
