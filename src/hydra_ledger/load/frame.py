@@ -452,7 +452,7 @@ def _from_native(taken: pa.Array, kind: type, has_missing: bool, pend: list[Any]
         values = taken.to_numpy(zero_copy_only=False).astype("float64")
         if pend:
             values = np.concatenate([values, np.array([np.nan if v is None else v for v in pend], "float64")])
-        return pd.Series(values, dtype="float64")
+        return pd.Series(values, dtype="float64", copy=False)  # astype copied: not another copy (pandas 3)
     # text: each distinct string becomes one Python object, shared by its rows (as pyarrow's
     # deduplicate_objects): fast, and small when hosts, branches, names repeat
     # (mostly distinct texts, as run ids and paths, are converted directly: hashing them gains nothing)
@@ -475,7 +475,7 @@ def _from_native(taken: pa.Array, kind: type, has_missing: bool, pend: list[Any]
         values = unique[encoded.indices.fill_null(len(unique) - 1).to_numpy(zero_copy_only=False)]
     if pend:
         values = np.concatenate([values, np.array(pend, dtype=object)])
-    return pd.Series(values, dtype=object)
+    return pd.Series(values, dtype=object, copy=False)  # made here: not copied again (pandas 3 copies by default)
 
 
 def build(indexes: Sequence[RootIndex], *, now: float, stale_after: float | None, include_debug: bool,
