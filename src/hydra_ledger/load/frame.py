@@ -130,25 +130,26 @@ def sweep_candidates(indexes: Sequence[RootIndex], started: dict[str, set[int]],
     candidates: dict[str, tuple[Path, Any]] = {}
     complete: set[str] = set()  # indexed sweeps whose every job has a record: nothing to read
     for index in indexes:
+        root = str(Path(index.root))
         for rel, (_sig, nums, error) in index.sweeps.items():
-            path = Path(index.root, rel) if rel else Path(index.root)
-            key = _realpath(str(path), memo)
+            where = os.path.join(root, rel) if rel else root  # strings: a Path per sweep cost more than the rest
+            key = _realpath(where, memo)
             if key in started or rel.count("/") < 2:
                 if error is None and nums is not None and set(nums) <= started.get(key, set()):
                     complete.add(key)  # no PENDING row can come of it
                     continue
-                candidates.setdefault(key, (path, error))
+                candidates.setdefault(key, (Path(where), error))
     for key in started:
         if key not in candidates and key not in complete and SweepPaths(key).record.is_file():
             candidates[key] = (Path(key), None)
     out = []
     for key in sorted(candidates):
-        path, error = candidates[key]
+        sweep_dir, error = candidates[key]
         if error is not None:
             log.warning("%s", error)
             continue
         try:
-            out.append((path, read_record(SweepPaths(path).record, SWEEP_SCHEMA)))
+            out.append((sweep_dir, read_record(SweepPaths(sweep_dir).record, SWEEP_SCHEMA)))
         except RecordError as exc:
             log.warning("%s", exc)
     return out
