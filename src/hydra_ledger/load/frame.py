@@ -7,7 +7,6 @@ turned into pandas, and only for the rows kept.
 """
 from __future__ import annotations
 
-import operator
 import os
 import shutil
 from collections.abc import Sequence
@@ -407,17 +406,19 @@ def decode(column: pa.ChunkedArray, kinds: set[type] | None = None) -> list[Any]
         kinds.update(type(v) for v in unique if v is not None)
     # mutable values: each row gets its own copy, flat ones by a shallow copy (in C), nested
     # ones parsed again; one pass over the rows, whatever the number of distinct texts
-    copiers = [_copier(value) for value in unique] + [None]  # the last: what a missing row (-1) takes
-    shallow = np.flatnonzero(np.array([c is list or c is dict for c in copiers])[indices])
-    if len(shallow):
-        values[shallow] = np.frompyfunc(_shallow_copy, 1, 1)(values[shallow])
+    copiers = np.array([_copier(value) for value in unique] + [None], dtype=object)  # the last: a missing row's
+    row_copiers = copiers[indices]
     out: list[Any] = values.tolist()
-    for row in np.flatnonzero(np.array([c is loads for c in copiers])[indices]).tolist():
+    for copier in (list, dict):  # list.copy or dict.copy (as list(v) and dict(v) did), mapped in C
+        rows = np.flatnonzero(row_copiers == copier)
+        if len(rows) == len(out):
+            out = list(map(copier.copy, out))
+        elif len(rows):
+            for row, value in zip(rows.tolist(), map(copier.copy, values[rows].tolist())):
+                out[row] = value
+    for row in np.flatnonzero(row_copiers == loads).tolist():
         out[row] = loads(texts[indices[row]])
     return out
-
-
-_shallow_copy = operator.methodcaller("copy")  # list.copy or dict.copy, as list(v) and dict(v) did
 
 
 _STATUS_CODES = {status: code for code, status in enumerate(STATUSES)}
