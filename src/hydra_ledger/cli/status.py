@@ -27,6 +27,7 @@ from hydra_ledger.record.schema import PROBLEM_STATUSES, STATUSES
 from hydra_ledger.record.sweep_jobs import MISSING
 
 if TYPE_CHECKING:  # imported when the command runs: parsing the command line needs none of it
+    import numpy as np
     import pandas as pd
 
 EXAMPLE = """\
@@ -74,8 +75,8 @@ def sweeps(frame: pd.DataFrame, now: float, missing: dict[str, list[dict[str, An
     for i in [i for i, key in enumerate(keys.tolist()) if not key]:
         keys[i] = str(Path(paths[i]).parent)
     codes, uniques = pd.factorize(keys, sort=False, use_na_sentinel=False)
-    statuses = frame["status"].astype(object).map(str).to_numpy(dtype=object)
-    status_codes, status_names = pd.factorize(statuses, sort=False, use_na_sentinel=False)
+    status_codes, status_names = _status_codes(frame["status"])
+    statuses = status_names[status_codes]
     width = len(status_names)
     grid = np.bincount(codes * width + status_codes, minlength=len(uniques) * width).reshape(len(uniques), width)
     entries = []
@@ -108,9 +109,21 @@ def sweeps(frame: pd.DataFrame, now: float, missing: dict[str, list[dict[str, An
     return _with_missing(entries, missing)
 
 
+def _status_codes(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's status as a code, and the names the codes stand for (a missing status is "nan")."""
+    import numpy as np
+    import pandas as pd
+
+    if isinstance(column.dtype, pd.CategoricalDtype):  # as loaded: the codes are there (-1: missing)
+        names = np.array([*map(str, column.cat.categories), "nan"], dtype=object)
+        codes = column.cat.codes.to_numpy().astype(np.intp)
+        return np.where(codes < 0, len(names) - 1, codes), names
+    return pd.factorize(column.astype(object).map(str).to_numpy(dtype=object), sort=False, use_na_sentinel=False)
+
+
 def _with_missing(entries: list[dict[str, Any]], missing: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
     """Add each sweep's MISSING jobs (a sweep with no loaded job gets an entry of its own), and ``finished``."""
-    by_key = {os.path.realpath(e["sweep"]): e for e in entries}
+    by_key = {os.path.realpath(e["sweep"]): e for e in entries} if missing else {}  # 1,000 sweeps: 40 ms
     for key, jobs in missing.items():
         entry = by_key.get(key)
         if entry is None:
