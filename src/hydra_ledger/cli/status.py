@@ -76,7 +76,6 @@ def sweeps(frame: pd.DataFrame, now: float, missing: dict[str, list[dict[str, An
         keys[i] = str(Path(paths[i]).parent)
     codes, uniques = pd.factorize(keys, sort=False, use_na_sentinel=False)
     status_codes, status_names = _status_codes(frame["status"])
-    statuses = status_names[status_codes]
     width = len(status_names)
     grid = np.bincount(codes * width + status_codes, minlength=len(uniques) * width).reshape(len(uniques), width)
     entries = []
@@ -84,13 +83,14 @@ def sweeps(frame: pd.DataFrame, now: float, missing: dict[str, list[dict[str, An
         counts = {str(name): int(n) for name, n in zip(status_names, grid[i]) if n}
         entries.append({"sweep": relative(key), "total": int(grid[i].sum()),
                         "counts": {s: counts[s] for s in STATUSES if s in counts}, "running": [], "problems": []})
-    visit = np.flatnonzero(np.isin(statuses, ["RUNNING", *PROBLEMS]))
+    looked_at = [i for i, name in enumerate(status_names) if name in ("RUNNING", *PROBLEMS)]
+    visit = np.flatnonzero(np.isin(status_codes, looked_at))  # codes: no 100,000-string array to search
     if len(visit):
         def column(name: str) -> list[Any]:
             return frame[name].take(visit).tolist() if name in frame.columns else [None] * len(visit)
 
         for code, status, path, run_id, started, message, error_type in zip(
-                codes[visit].tolist(), statuses[visit].tolist(), column("path"), column("run_id"),
+                codes[visit].tolist(), status_names[status_codes[visit]].tolist(), column("path"), column("run_id"),
                 column("started_at"), column("error.message"), column("error.type")):
             entry = entries[code]
             if status == "RUNNING":
