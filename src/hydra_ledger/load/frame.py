@@ -7,7 +7,6 @@ turned into pandas, and only for the rows kept.
 """
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,42 +18,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hydra_ledger.load import slurm
-from hydra_ledger.load.encode import HB, JSON_TYPE, LAYOUT, TIME_COLUMNS, concat, no_gc
+from hydra_ledger.load.encode import HB, JSON_TYPE, LAYOUT, TIME_COLUMNS, no_gc
 from hydra_ledger.load.index import RootIndex
+from hydra_ledger.load.tables import combine, nums_by_sweep, realpath, sweep_candidates
 from hydra_ledger.load.where import choose, referenced
 from hydra_ledger.record.files import loads
-from hydra_ledger.record.schema import FINAL_STATUSES, STATUSES, RecordError
+from hydra_ledger.record.schema import FINAL_STATUSES, STATUSES
 
 _NATIVE = {pa.bool_(): bool, pa.int64(): int, pa.float64(): float, pa.string(): str}
-
-
-def combine(indexes: Sequence[RootIndex]) -> tuple[pa.Table, list[list[str]]]:
-    """One table (roots in order, a job listed under two roots kept once) and its layouts."""
-    if len(indexes) == 1:
-        return indexes[0].table, indexes[0].layouts
-    layouts: list[list[str]] = []
-    tables = []
-    for index in indexes:
-        remap = []
-        for keys in index.layouts:
-            if keys not in layouts:
-                layouts.append(keys)
-            remap.append(layouts.index(keys))
-        t = index.table
-        if t.num_rows:
-            ids = np.array(remap, dtype=np.int32)[t.column(LAYOUT).to_numpy()]
-            t = t.set_column(t.column_names.index(LAYOUT), LAYOUT, pa.array(ids, pa.int32()))
-        tables.append(t)
-    table = concat(tables)
-    if table.num_rows:
-        seen: set[str] = set()
-        keep = []
-        for path in table.column("path").to_pylist():
-            keep.append(path not in seen)
-            seen.add(path)
-        if not all(keep):
-            table = table.filter(pa.array(keep, pa.bool_()))
-    return table, layouts
 
 
 def derive_statuses(table: pa.Table, now: float, stale_after: float | None) -> np.ndarray:
@@ -95,65 +66,6 @@ def _iso(value: Any) -> Any:
     return value.isoformat() if hasattr(value, "isoformat") else value
 
 
-def _realpath(path: str, memo: dict[str, str]) -> str:
-    """``os.path.realpath``, resolving each path and parent once: 1,000 sweeps in one dir cost 1,000
-    lstats, not 5,000, and a sweep met as a job's and as an indexed one costs one."""
-    known = memo.get(path)
-    if known is not None:
-        return known
-    parent, name = os.path.split(path)
-    if not name or not parent or parent == path:
-        real = os.path.realpath(path)
-    else:
-        real_parent = memo.get(parent)
-        if real_parent is None:
-            real_parent = _realpath(parent, memo)
-        if name in (".", "..") or os.path.islink(path):
-            real = os.path.realpath(path)
-        else:
-            real = os.path.join(real_parent, name)
-    memo[path] = real
-    return real
-
-
-def sweep_candidates(indexes: Sequence[RootIndex], started: dict[str, set[int]],
-                     memo: dict[str, str]) -> list[tuple[Path, dict[str, Any]]]:
-    """The sweep records the plain loader would consult: the loaded jobs' sweeps, and sweeps
-    in the roots down to two levels (where a sweep with no started job lives)."""
-    import logging
-
-    from hydra_ledger.record.paths import SweepPaths
-    from hydra_ledger.record.schema import SWEEP_SCHEMA, read_record
-
-    log = logging.getLogger("hydra_ledger.load.slurm")
-    candidates: dict[str, tuple[Path, Any]] = {}
-    complete: set[str] = set()  # indexed sweeps whose every job has a record: nothing to read
-    for index in indexes:
-        root = str(Path(index.root))
-        for rel, (_sig, nums, error) in index.sweeps.items():
-            where = os.path.join(root, rel) if rel else root  # strings: a Path per sweep cost more than the rest
-            key = _realpath(where, memo)
-            if key in started or rel.count("/") < 2:
-                if error is None and nums is not None and set(nums) <= started.get(key, set()):
-                    complete.add(key)  # no PENDING row can come of it
-                    continue
-                candidates.setdefault(key, (Path(where), error))
-    for key in started:
-        if key not in candidates and key not in complete and SweepPaths(key).record.is_file():
-            candidates[key] = (Path(key), None)
-    out = []
-    for key in sorted(candidates):
-        sweep_dir, error = candidates[key]
-        if error is not None:
-            log.warning("%s", error)
-            continue
-        try:
-            out.append((sweep_dir, read_record(SweepPaths(sweep_dir).record, SWEEP_SCHEMA)))
-        except RecordError as exc:
-            log.warning("%s", exc)
-    return out
-
-
 def refine(indexes: Sequence[RootIndex], table: pa.Table, statuses: np.ndarray,
            usage: bool = True) -> tuple[dict[int, dict[str, Any]], list[dict[str, Any]]]:
     """sacct's verdict on in-doubt rows and, with ``usage``, the efficiency of finished ones
@@ -165,13 +77,13 @@ def refine(indexes: Sequence[RootIndex], table: pa.Table, statuses: np.ndarray,
         pairs = table.select(["sweep", "job_num"]).drop_null()
         if pairs.num_rows and pa.types.is_string(pairs.column("sweep").type) \
                 and pa.types.is_integer(pairs.column("job_num").type):
-            for sweep, nums in _nums_by_sweep(pairs):
+            for sweep, nums in nums_by_sweep(pairs):
                 if sweep:
-                    started.setdefault(_realpath(sweep, memo), set()).update(nums)
+                    started.setdefault(realpath(sweep, memo), set()).update(nums)
         else:
             for sweep, num in zip(_values(table.column("sweep")), _values(table.column("job_num"))):
                 if sweep and num is not None:
-                    started.setdefault(_realpath(str(sweep), memo), set()).add(int(num))
+                    started.setdefault(realpath(str(sweep), memo), set()).add(int(num))
     sweeps = sweep_candidates(indexes, started, memo)
     doubt: list[dict[str, Any]] = []
     if "slurm.job_id" in table.column_names and shutil.which("sacct"):
@@ -193,21 +105,6 @@ def refine(indexes: Sequence[RootIndex], table: pa.Table, statuses: np.ndarray,
         else:
             pending.append(row)
     return states, pending
-
-
-def _nums_by_sweep(pairs: pa.Table) -> list[tuple[str, list[int]]]:
-    """``(sweep, job nums)`` of each run of equal sweeps in (sweep, job_num) rows without nulls: rows in
-    walk order come a sweep at a time (Arrow's group_by with a distinct count took 60 ms of a warm
-    100k-run load); a sweep met in several runs comes once per run."""
-    sweeps = pairs.column("sweep").combine_chunks()
-    if not len(sweeps):
-        return []
-    changed = pc.not_equal(sweeps.slice(1), sweeps.slice(0, len(sweeps) - 1)).to_numpy(zero_copy_only=False)
-    starts = np.concatenate([[0], np.flatnonzero(changed) + 1])
-    ends = [*starts[1:].tolist(), len(sweeps)]
-    nums = pairs.column("job_num").to_numpy()
-    names = sweeps.take(pa.array(starts, pa.int64())).to_pylist()
-    return [(name, nums[a:b].tolist()) for name, a, b in zip(names, starts.tolist(), ends)]
 
 
 # The columns sacct adds to a row (see hydra_ledger.load.slurm).
@@ -572,12 +469,12 @@ def never_started(indexes: Sequence[Any], frame: pd.DataFrame, include_debug: bo
                 found.add(int(num))
         for sweep, found in by_sweep.items():
             if isinstance(sweep, str) and sweep:
-                seen.setdefault(_realpath(sweep, memo), set()).update(found)  # a sweep's path resolved once
+                seen.setdefault(realpath(sweep, memo), set()).update(found)  # a sweep's path resolved once
     out: dict[str, list[dict[str, Any]]] = {}
     for sweep_dir, record in sweep_candidates(indexes, seen, memo):
         if record.get("debug") and not include_debug:
             continue  # its jobs are hidden too
-        key = _realpath(str(sweep_dir), memo)
+        key = realpath(str(sweep_dir), memo)
         jobs = missing_jobs(record.get("jobs"), seen.get(key, set()))
         if jobs:
             out[key] = jobs
