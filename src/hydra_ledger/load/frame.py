@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 from hydra_ledger.load import slurm
 from hydra_ledger.load.encode import HB, JSON_TYPE, LAYOUT, TIME_COLUMNS, no_gc
 from hydra_ledger.load.index import RootIndex
-from hydra_ledger.load.tables import combine, nums_by_sweep, realpath, sweep_candidates
+from hydra_ledger.load.tables import combine, realpath, started_jobs, sweep_candidates
 from hydra_ledger.load.where import choose, referenced
 from hydra_ledger.record.files import loads
 from hydra_ledger.record.schema import FINAL_STATUSES, STATUSES
@@ -71,19 +71,13 @@ def refine(indexes: Sequence[RootIndex], table: pa.Table, statuses: np.ndarray,
     """sacct's verdict on in-doubt rows and, with ``usage``, the efficiency of finished ones
     (``{row: {"slurm.state": ..., "slurm.mem_efficiency": ...}}``, status codes updated in place),
     and PENDING rows."""
-    started: dict[str, set[int]] = {}
     memo: dict[str, str] = {}
-    if table.num_rows and "sweep" in table.column_names and "job_num" in table.column_names:
-        pairs = table.select(["sweep", "job_num"]).drop_null()
-        if pairs.num_rows and pa.types.is_string(pairs.column("sweep").type) \
-                and pa.types.is_integer(pairs.column("job_num").type):
-            for sweep, nums in nums_by_sweep(pairs):
-                if sweep:
-                    started.setdefault(realpath(sweep, memo), set()).update(nums)
-        else:
-            for sweep, num in zip(_values(table.column("sweep")), _values(table.column("job_num"))):
-                if sweep and num is not None:
-                    started.setdefault(realpath(str(sweep), memo), set()).add(int(num))
+    started = started_jobs(table, memo)
+    if started is None:  # sweep or job_num not plainly typed in some row (damaged records): decoded
+        started = {}
+        for sweep, num in zip(_values(table.column("sweep")), _values(table.column("job_num"))):
+            if sweep and num is not None:
+                started.setdefault(realpath(str(sweep), memo), set()).add(int(num))
     sweeps = sweep_candidates(indexes, started, memo)
     doubt: list[dict[str, Any]] = []
     if "slurm.job_id" in table.column_names and shutil.which("sacct"):

@@ -32,8 +32,8 @@ def combine(indexes: Sequence[RootIndex]) -> tuple[pa.Table, list[list[str]]]:
             remap.append(layouts.index(keys))
         t = index.table
         if t.num_rows:
-            ids = np.array(remap, dtype=np.int32)[t.column(LAYOUT).to_numpy()]
-            t = t.set_column(t.column_names.index(LAYOUT), LAYOUT, pa.array(ids, pa.int32()))
+            ids = np.array(remap, dtype=np.int32)[as_numpy(t.column(LAYOUT))]
+            t = t.set_column(t.column_names.index(LAYOUT), LAYOUT, from_numpy(ids, pa.int32()))
         tables.append(t)
     table = concat(tables)
     if table.num_rows:
@@ -43,7 +43,7 @@ def combine(indexes: Sequence[RootIndex]) -> tuple[pa.Table, list[list[str]]]:
             keep.append(path not in seen)
             seen.add(path)
         if not all(keep):
-            table = table.filter(pa.array(keep, pa.bool_()))
+            table = table.filter(from_numpy(np.array(keep, dtype=bool), pa.bool_()))
     return table, layouts
 
 
@@ -106,6 +106,23 @@ def sweep_candidates(indexes: Sequence[RootIndex], started: dict[str, set[int]],
     return out
 
 
+def started_jobs(table: pa.Table, memo: dict[str, str]) -> dict[str, set[int]] | None:
+    """``{sweep dir (real path): the job numbers it has rows of}``; None when a row's ``sweep`` is
+    not text or its ``job_num`` not an integer (damaged records: the caller decodes those)."""
+    started: dict[str, set[int]] = {}
+    if not table.num_rows or "sweep" not in table.column_names or "job_num" not in table.column_names:
+        return started
+    pairs = table.select(["sweep", "job_num"]).drop_null()
+    if not pairs.num_rows:
+        return started
+    if not pa.types.is_string(pairs.column("sweep").type) or not pa.types.is_integer(pairs.column("job_num").type):
+        return None
+    for sweep, nums in nums_by_sweep(pairs):
+        if sweep:
+            started.setdefault(realpath(sweep, memo), set()).update(nums)
+    return started
+
+
 def nums_by_sweep(pairs: pa.Table) -> list[tuple[str, list[int]]]:
     """``(sweep, job nums)`` of each run of equal sweeps in (sweep, job_num) rows without nulls: rows in
     walk order come a sweep at a time (Arrow's group_by with a distinct count took 60 ms of a warm
@@ -113,9 +130,41 @@ def nums_by_sweep(pairs: pa.Table) -> list[tuple[str, list[int]]]:
     sweeps = pairs.column("sweep").combine_chunks()
     if not len(sweeps):
         return []
-    changed = pc.not_equal(sweeps.slice(1), sweeps.slice(0, len(sweeps) - 1)).to_numpy(zero_copy_only=False)
-    starts = np.concatenate([[0], np.flatnonzero(changed) + 1])
+    changed = pc.indices_nonzero(pc.not_equal(sweeps.slice(1), sweeps.slice(0, len(sweeps) - 1)))
+    starts = np.concatenate([[0], as_numpy(changed).astype(np.int64) + 1])
     ends = [*starts[1:].tolist(), len(sweeps)]
-    nums = pairs.column("job_num").to_numpy()
-    names = sweeps.take(pa.array(starts, pa.int64())).to_pylist()
+    nums = as_numpy(pairs.column("job_num"))
+    names = sweeps.take(from_numpy(starts, pa.int64())).to_pylist()
     return [(name, nums[a:b].tolist()) for name, a, b in zip(names, starts.tolist(), ends)]
+
+
+# pyarrow imports pandas (0.3-0.5 s) for to_numpy() and for pa.array() of anything, numpy arrays
+# included; a view of an array's buffer, and an array made on a numpy buffer, need neither.
+_NUMPY_TYPES = {pa.int8(): np.int8, pa.int16(): np.int16, pa.int32(): np.int32, pa.int64(): np.int64,
+                pa.uint8(): np.uint8, pa.uint16(): np.uint16, pa.uint32(): np.uint32, pa.uint64(): np.uint64,
+                pa.float32(): np.float32, pa.float64(): np.float64}
+
+
+def as_numpy(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """A numeric or boolean Arrow array without nulls as numpy (a view of its buffer where it can be)."""
+    if isinstance(array, pa.ChunkedArray):
+        array = array.chunk(0) if array.num_chunks == 1 else array.combine_chunks()
+    if array.null_count:
+        raise ValueError(f"as_numpy: {array.null_count} nulls in an array of {array.type}")
+    data = array.buffers()[1]
+    if pa.types.is_boolean(array.type):
+        bits = np.unpackbits(np.frombuffer(data, np.uint8), bitorder="little") if data is not None else np.zeros(0)
+        return bits[array.offset:array.offset + len(array)].astype(bool)
+    dtype = np.dtype(_NUMPY_TYPES[array.type])
+    if not len(array):
+        return np.zeros(0, dtype)
+    return np.frombuffer(data, dtype, count=len(array), offset=array.offset * dtype.itemsize)
+
+
+def from_numpy(values: np.ndarray, type: pa.DataType) -> pa.Array:
+    """A numeric or boolean Arrow array of ``type`` on the values of a 1-D numpy array."""
+    if pa.types.is_boolean(type):
+        data = np.packbits(np.asarray(values, dtype=bool), bitorder="little")
+    else:
+        data = np.ascontiguousarray(values, dtype=_NUMPY_TYPES[type])
+    return pa.Array.from_buffers(type, len(values), [None, pa.py_buffer(data)])
