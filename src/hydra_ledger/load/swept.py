@@ -7,13 +7,14 @@ behind it. The command line and the report both take their columns from here.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from itertools import chain
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from hydra_ledger.load import _value_key, _varies
+
+if TYPE_CHECKING:  # the quick listing of ``ls`` uses the parts that take plain lists, without pandas
+    import pandas as pd
 
 _PREFIX_CHARS = "+~"  # `+key=`, `++key=` add, `~key=` deletes: the key is the same
 
@@ -54,21 +55,27 @@ def swept_keys(frame: pd.DataFrame) -> list[str]:
     >>> df[["status", *hydra_ledger.swept_keys(df), "summary.accuracy"]]    # doctest: +SKIP
     """
     names = [str(c) for c in frame.columns]
+    keys = _override_keys(frame) if "overrides" in names else []
+    return swept_columns(keys, names, lambda column: _varies(frame[column]))
+
+
+def swept_columns(keys: Sequence[str], names: Sequence[str], varies: Callable[[str], bool]) -> list[str]:
+    """:func:`swept_keys` of override ``keys`` (see :func:`override_keys`) among the columns
+    ``names``; ``varies`` tells whether a column's values differ across the rows."""
     present = set(names)
-    keys = _override_keys(frame) if "overrides" in present else []
     swept: dict[str, None] = {}
     for key in keys:
         for column in _columns_of(key, names, present):
-            if column not in swept and _varies(frame[column]):
+            if column not in swept and varies(column):
                 swept[column] = None
     if swept:
         return list(swept)
-    return [c for c in names if c.startswith("cfg.") and _varies(frame[c])]
+    return [c for c in names if c.startswith("cfg.") and varies(c)]
 
 
 def varying_config(frame: pd.DataFrame) -> list[str]:
     """The ``cfg.`` and user ``choice.`` columns whose values differ across the rows."""
-    return [c for c in map(str, frame.columns) if _is_config(c) and _varies(frame[c])]
+    return [c for c in map(str, frame.columns) if is_config(c) and _varies(frame[c])]
 
 
 def folded(frame: pd.DataFrame, shown: Sequence[str]) -> dict[str, list[str]]:
@@ -76,9 +83,18 @@ def folded(frame: pd.DataFrame, shown: Sequence[str]) -> dict[str, list[str]]:
     [...]}`` for those with one value per choice of the model, ``{"choice.model and
     choice.dataset": [...]}`` for those set by the two together, ``{"": [...]}`` for the others
     (e.g. an output dir). Only the choices in ``shown`` are asked."""
-    hidden = [c for c in varying_config(frame) if c not in shown]
-    choices = [c for c in shown if c.startswith("choice.") and c in frame.columns]
-    keyed = {c: [_value_key(v) for v in frame[c].tolist()] for c in [*hidden, *choices]}
+    return fold(varying_config(frame), shown, [str(c) for c in frame.columns],
+                lambda column: [_value_key(v) for v in frame[column].tolist()])
+
+
+def fold(varying: Sequence[str], shown: Sequence[str], names: Sequence[str],
+         keys: Callable[[str], list[Any]]) -> dict[str, list[str]]:
+    """:func:`folded` of the ``varying`` config columns among ``names``; ``keys`` gives a column's
+    values as keys equal for values alike (see :func:`hydra_ledger.load._value_key`)."""
+    present = set(names)
+    hidden = [c for c in varying if c not in shown]
+    choices = [c for c in shown if c.startswith("choice.") and c in present]
+    keyed = {c: keys(c) for c in [*hidden, *choices]}
     joint = list(zip(*(keyed[c] for c in choices))) if len(choices) > 1 else None
     out: dict[str, list[str]] = {}
     for column in hidden:
@@ -97,7 +113,8 @@ def _follows(values: Sequence[Any], by: Sequence[Any]) -> bool:
     return all(seen.setdefault(b, v) == v for v, b in zip(values, by))
 
 
-def _is_config(name: str) -> bool:
+def is_config(name: str) -> bool:
+    """A column of the user's config: ``cfg.``, or a choice of a group not Hydra's own."""
     return name.startswith("cfg.") or (name.startswith("choice.") and not name.startswith("choice.hydra/"))
 
 
@@ -109,7 +126,11 @@ def _override_keys(frame: pd.DataFrame) -> list[str]:
     if "started_at" in frame.columns:
         started = frame["started_at"].reset_index(drop=True)
         order = started.sort_values(kind="stable", na_position="last").index.tolist()
-    rows = [overrides[i] for i in order]
+    return override_keys(overrides[i] for i in order)
+
+
+def override_keys(rows: Iterable[Any]) -> list[str]:
+    """Every key the override lists ``rows`` (in start order) set, first-seen; Hydra's own left out."""
     flat = list(chain.from_iterable(row for row in rows if isinstance(row, (list, tuple))))
     try:  # overrides repeat across rows: each distinct one, in first-seen order, parsed once
         distinct: Iterable[Any] = dict.fromkeys(flat)
