@@ -152,3 +152,15 @@ def test_log_summarizes_sampled_floats_as_a_count_and_a_range(in_repo, capsys):
     assert f"  swept:    lr: 12 values in [{lr.min():.3g}, {lr.max():.3g}]  model=svm,forest\n" in out
     assert "  swept:    model=svm,forest  dataset=a,b  seed=0,1\n" in out  # a few values: listed
     assert "  swept:    lr=0.1,0.2\n" in out
+
+
+@pytest.mark.parametrize("paths", [["multirun/groups"], ["multirun/optuna"], ["multirun/groups", "multirun/values"],
+                                   []])
+def test_the_listing_from_the_index_folds_what_the_frame_folds(in_repo, capsys, monkeypatch, paths):
+    """The default view comes from the index (hydra_ledger.load.newest); sorted explicitly, from the frame."""
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    assert main(["ls", *paths]) == 0
+    quick = capsys.readouterr()
+    assert main(["ls", *paths, "--sort=~started_at"]) == 0
+    assert capsys.readouterr() == quick
+    assert quick.out.strip()

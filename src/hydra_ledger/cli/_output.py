@@ -173,13 +173,18 @@ def render(frame: pd.DataFrame, fmt: str, *, display: dict[str, Any] | None = No
     rows = [list(row) for row in zip(*columns)] if columns else [[] for _ in range(len(frame))]
     numeric = [pd.api.types.is_numeric_dtype(frame[c].dtype) and not pd.api.types.is_bool_dtype(frame[c].dtype)
                for c in frame.columns]
+    return render_rows(header, rows, numeric, fmt)
+
+
+def render_rows(header: list[str], rows: list[list[str]], numeric: list[bool], fmt: str) -> str:
+    """Cells already made text as a table, markdown or latex; ``numeric`` columns right-aligned."""
     if fmt == "table":
         return _table(header, rows, numeric)
     if fmt == "markdown":
         return _markdown(header, rows, numeric)
     if fmt == "latex":
         return _latex(header, rows, numeric)
-    raise ValueError(f"unknown format {fmt!r}; valid: table, csv, json, markdown, latex")
+    raise ValueError(f"unknown format {fmt!r}; valid: table, markdown, latex")
 
 
 def _cells(column: pd.Series, show: Any) -> list[str]:

@@ -24,7 +24,7 @@ def load_frame(paths: Sequence[str], *, include_debug: bool = False, tags: Seque
     from hydra_ledger.load import load_table
 
     return load_table(paths, include_debug=include_debug, tags=tags or None, columns=columns, optional=optional,
-                      progress=_bar(show_progress))[0]
+                      progress=bar(show_progress))[0]
 
 
 def load_frame_and_missing(paths: Sequence[str], *, include_debug: bool = False,
@@ -34,10 +34,10 @@ def load_frame_and_missing(paths: Sequence[str], *, include_debug: bool = False,
     from hydra_ledger.load import load_runs_and_missing
 
     return load_runs_and_missing(*paths, include_debug=include_debug, columns=columns, optional=optional,
-                                 progress=_bar(show_progress))
+                                 progress=bar(show_progress))
 
 
-def _bar(show: bool) -> Progress | None:
+def bar(show: bool) -> Progress | None:
     """A progress bar for the records read in worker processes (a long load worth a bar), or None."""
     if not show:
         return None

@@ -15,10 +15,11 @@ from hydra_ledger.cli._output import (
     plain,
     printable,
     render,
+    render_rows,
     text,
     use_colour,
 )
-from hydra_ledger.cli._runs import column_name, load_frame
+from hydra_ledger.cli._runs import bar, column_name, load_frame
 
 if TYPE_CHECKING:  # imported when the command runs: parsing the command line needs neither
     import pandas as pd
@@ -63,6 +64,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
+    if _default_view(args) and _print_newest(args):
+        return 0
     from hydra_ledger.load.swept import folded
     from hydra_ledger.load.where import apply_where
 
@@ -87,16 +90,50 @@ def run(args: argparse.Namespace) -> int:
     selected = frame
     if args.limit is not None:
         frame = frame.head(args.limit)
-    shown = frame[columns]
-    display: dict[str, Callable[[Any], str]] = {"duration_s": duration}
-    if args.format == "table" and use_colour(sys.stdout):
-        display["status"] = lambda v: colour(text(v), text(v), True)
-    print(render(shown, args.format, display=display), end="")
-    if args.format == "table" and not (args.all_columns or args.columns) and sys.stdout.isatty():
+    print(render(frame[columns], args.format, display=_display(args)), end="")
+    if _fold_note_wanted(args):
         note = fold_note(folded(selected, columns))  # for the reader of the table; never in a pipe
         if note:
             print(printable(note), file=sys.stderr)  # group names are recorded data
     return 0
+
+
+def _fold_note_wanted(args: argparse.Namespace) -> bool:
+    return args.format == "table" and not (args.all_columns or args.columns) and sys.stdout.isatty()
+
+
+def _default_view(args: argparse.Namespace) -> bool:
+    """Only paths, --limit, --debug and a text format: the view the index answers without pandas."""
+    return not (args.where or args.tag or args.sort or args.columns or args.all_columns or args.group_by) \
+        and args.format in ("table", "markdown", "latex")
+
+
+def _print_newest(args: argparse.Namespace) -> bool:
+    """Print the default view from the index (see :mod:`hydra_ledger.load.newest`); False when
+    the runs need the full frame, having printed nothing."""
+    from hydra_ledger.load.newest import newest
+
+    listing = newest(args.paths, limit=args.limit, include_debug=args.debug, fold_columns=_fold_note_wanted(args),
+                     progress=bar(True))
+    if listing is None:
+        return False
+    display = _display(args)
+    header = [printable(c) for c in listing.columns]
+    cells = [[display.get(c, text)(v) for v in listing.values[c]] for c in listing.columns]
+    rows = [list(row) for row in zip(*cells)]
+    print(render_rows(header, rows, [listing.numeric[c] for c in listing.columns], args.format), end="")
+    note = fold_note(listing.folded)
+    if note:
+        print(printable(note), file=sys.stderr)
+    return True
+
+
+def _display(args: argparse.Namespace) -> dict[str, Callable[[Any], str]]:
+    """How the cells of some columns are shown: durations as ``1m15s``, statuses in colour on a terminal."""
+    display: dict[str, Callable[[Any], str]] = {"duration_s": duration}
+    if args.format == "table" and use_colour(sys.stdout):
+        display["status"] = lambda v: colour(text(v), text(v), True)
+    return display
 
 
 def _sort(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:

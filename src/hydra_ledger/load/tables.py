@@ -145,20 +145,25 @@ _NUMPY_TYPES = {pa.int8(): np.int8, pa.int16(): np.int16, pa.int32(): np.int32, 
                 pa.float32(): np.float32, pa.float64(): np.float64}
 
 
-def as_numpy(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """A numeric or boolean Arrow array without nulls as numpy (a view of its buffer where it can be)."""
+def as_numpy(array: pa.Array | pa.ChunkedArray, missing: Any = None) -> np.ndarray:
+    """A numeric or boolean Arrow array as numpy (a view of its buffer where it can be); its
+    nulls become ``missing``, which an array with nulls must be given."""
     if isinstance(array, pa.ChunkedArray):
         array = array.chunk(0) if array.num_chunks == 1 else array.combine_chunks()
-    if array.null_count:
-        raise ValueError(f"as_numpy: {array.null_count} nulls in an array of {array.type}")
+    if array.null_count and missing is None:
+        raise ValueError(f"as_numpy: {array.null_count} nulls in an array of {array.type}, and no value for them")
     data = array.buffers()[1]
     if pa.types.is_boolean(array.type):
         bits = np.unpackbits(np.frombuffer(data, np.uint8), bitorder="little") if data is not None else np.zeros(0)
-        return bits[array.offset:array.offset + len(array)].astype(bool)
-    dtype = np.dtype(_NUMPY_TYPES[array.type])
-    if not len(array):
-        return np.zeros(0, dtype)
-    return np.frombuffer(data, dtype, count=len(array), offset=array.offset * dtype.itemsize)
+        values = bits[array.offset:array.offset + len(array)].astype(bool)
+    else:
+        dtype = np.dtype(_NUMPY_TYPES[array.type])
+        values = np.frombuffer(data, dtype, count=len(array), offset=array.offset * dtype.itemsize) \
+            if len(array) else np.zeros(0, dtype)
+    if array.null_count:  # the buffer holds some value under each null: replaced, in a copy
+        values = values.copy()
+        values[as_numpy(array.is_null())] = missing
+    return values
 
 
 def from_numpy(values: np.ndarray, type: pa.DataType) -> pa.Array:

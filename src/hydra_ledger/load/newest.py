@@ -1,0 +1,222 @@
+"""The newest runs read straight from the index, without pandas: what ``hydra-ledger ls`` shows by default.
+
+A frame of 100,000 runs costs ``ls`` most of its second: importing pandas (0.3-0.5 s) and typing
+every column. The default listing needs less: the rows in start order, which columns vary, and
+the values of the rows shown; Arrow gives those from the index. Whatever needs the loader's
+judgement makes :func:`newest` return None, and the command loads the frame as before: a
+RUNNING job (its heartbeat decides), a Slurm job in doubt (sacct decides), a sweep with jobs
+still to come (PENDING rows), or a value the frame would type from Python (text-typed times,
+debug flags that are not booleans). Both paths show the same values, typed the same way.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from hydra_ledger.load import _order_columns, _value_key, slurm
+from hydra_ledger.load import index as _index
+from hydra_ledger.load.encode import JSON_TYPE, LAYOUT
+from hydra_ledger.load.roots import default_roots
+from hydra_ledger.load.rows import BASE_COLUMNS
+from hydra_ledger.load.swept import fold, is_config, override_keys, swept_columns
+from hydra_ledger.load.tables import as_numpy, combine, started_jobs, sweep_candidates
+from hydra_ledger.record.files import loads
+from hydra_ledger.record.schema import FINAL_STATUSES
+
+if TYPE_CHECKING:
+    from hydra_ledger.load.walk import Progress
+
+# The columns of the listing besides the swept keys and the summary (see cli/ls.py).
+LEADING = ("run_id", "status", "started_at", "duration_s")
+
+
+@dataclass
+class Listing:
+    """The columns of a listing, and per column the values of the rows shown, newest first."""
+
+    columns: list[str]
+    values: dict[str, list[Any]]
+    numeric: dict[str, bool]  # a number column (right-aligned), as the frame's dtype says
+    folded: dict[str, list[str]] = field(default_factory=dict)  # see hydra_ledger.load.swept.folded
+
+
+def newest(paths: Sequence[str], *, limit: int | None, include_debug: bool = False, fold_columns: bool = False,
+           progress: Progress | None = None) -> Listing | None:
+    """The ``limit`` newest runs under ``paths`` (default roots when empty) with ``ls``'s default
+    columns, or None when the frame is needed to list them. ``fold_columns``: name the varying
+    config columns not shown, as :func:`hydra_ledger.load.swept.folded` does."""
+    roots = default_roots() if not paths else list(paths)
+    indexes = _index.load_roots(roots, time.time(), "auto", progress)
+    table, layouts = combine(indexes)
+    table = _settled(indexes, table, include_debug)
+    if table is None:
+        return None
+    _index.report_broken(indexes, "warn")
+    columns = _Columns(table)
+    names = _order_columns(_names(table, layouts))
+    keys = override_keys(loads(text) for text in _in_start_order(table)) if "overrides" in columns.names else []
+    swept = swept_columns(keys, names, columns.varies)
+    summary = [n for n in names if n.startswith("summary.")]
+    shown = [*LEADING, *swept, *summary, *[n for n in ("tags",) if n in names]]
+    rows = pc.sort_indices(table.column("started_at"), sort_keys=[("", "descending")])  # stable, nulls at the end
+    if limit is not None:
+        rows = rows.slice(0, max(limit, 0))
+    listing = Listing(shown, {n: columns.values(n, rows) for n in shown}, {n: columns.numeric(n) for n in shown})
+    if fold_columns:
+        varying = [n for n in names if is_config(n) and columns.varies(n)]
+        listing.folded = fold(varying, shown, names, columns.keys)
+    return listing
+
+
+def _settled(indexes: Sequence[_index.RootIndex], table: pa.Table, include_debug: bool) -> pa.Table | None:
+    """The rows to list (debug runs left out unless asked), or None when the loader must judge some."""
+    if not table.num_rows or "status" not in table.column_names or "started_at" not in table.column_names:
+        return None
+    status = table.column("status")
+    if not pa.types.is_string(status.type) or not pa.types.is_timestamp(table.column("started_at").type):
+        return None
+    statuses = set(status.unique().to_pylist())
+    if not statuses <= FINAL_STATUSES:  # RUNNING (a heartbeat to check), no status, one unknown
+        return None
+    if statuses & slurm.IN_DOUBT and "slurm.job_id" in table.column_names and shutil.which("sacct"):
+        return None
+    memo: dict[str, str] = {}
+    started = started_jobs(table, memo)
+    if started is None or slurm.pending_rows([], [], sweep_candidates(indexes, started, memo), started):
+        return None
+    if not include_debug and "debug" in table.column_names:
+        flags = table.column("debug")
+        if flags.type == pa.null():
+            return table
+        if flags.type != pa.bool_():
+            return None
+        table = table.filter(pc.or_kleene(pc.is_null(flags), pc.invert(flags)))  # not True
+    return table if table.num_rows else None
+
+
+def _names(table: pa.Table, layouts: list[list[str]]) -> list[str]:
+    """The frame's columns before ordering: the base ones, then each key layout's in first-seen order."""
+    names: dict[str, None] = dict.fromkeys(BASE_COLUMNS)
+    for layout in pc.unique(table.column(LAYOUT)).to_pylist():  # in order of first appearance
+        names.update(dict.fromkeys(layouts[layout]))
+    return list(names)
+
+
+def _in_start_order(table: pa.Table) -> list[str]:
+    """Each distinct override list's JSON text, first-seen in start order (missing times last)."""
+    overrides = table.column("overrides")
+    if overrides.type != JSON_TYPE:
+        return []
+    encoded = overrides.combine_chunks().dictionary_encode()
+    order = as_numpy(pc.sort_indices(table.column("started_at"), sort_keys=[("", "ascending")]))  # nulls at the end
+    texts = encoded.dictionary.to_pylist()
+    in_order = as_numpy(encoded.indices, missing=len(texts))[order]  # no overrides: a code past the texts
+    _, first = np.unique(in_order, return_index=True)
+    return [texts[i] for i in in_order[np.sort(first)].tolist() if i < len(texts)]
+
+
+class _Columns:
+    """Columns of the listed rows read as the frame types them (see hydra_ledger.load.frame.Columns)."""
+
+    def __init__(self, table: pa.Table) -> None:
+        self.table = table
+        self.names = frozenset(table.column_names)
+        self._decoded: dict[str, tuple[list[Any], np.ndarray, set[type]]] = {}
+
+    def varies(self, name: str) -> bool:
+        """Whether the column's values differ across the rows, missing counting as one value."""
+        if name not in self.names:
+            return False
+        column = self.table.column(name)
+        if column.type == pa.null():
+            return False
+        if column.type == JSON_TYPE:
+            return len({self._key(name, v) for v in self._json(name)[0]} | self._json_missing(name)) > 1
+        distinct = pc.count_distinct(column, mode="all").as_py()
+        if pa.types.is_floating(column.type) and column.null_count and pc.any(pc.is_nan(column)).as_py():
+            distinct -= 1  # NaN and null are both missing in the frame's float column
+        return bool(distinct > 1)
+
+    def keys(self, name: str) -> list[Any]:
+        """Each row's value as a key equal for values alike (as ``_value_key`` keys the frame's)."""
+        if name not in self.names:
+            return ["<NA>"] * self.table.num_rows
+        column = self.table.column(name)
+        if column.type == JSON_TYPE:
+            unique, indices, _ = self._json(name)
+            keys = np.array([self._key(name, v) for v in unique] + ["<NA>"], dtype=object)
+            return list(keys[indices].tolist())
+        return [_key(v) for v in column.to_pylist()]
+
+    def values(self, name: str, rows: pa.Array) -> list[Any]:
+        """The values of ``rows`` (positions), typed as the frame's column is."""
+        if name not in self.names:
+            return [None] * len(rows)
+        column = self.table.column(name)
+        if pa.types.is_timestamp(column.type):
+            return [None if ns is None else _utc(ns) for ns in column.take(rows).cast(pa.int64()).to_pylist()]
+        if column.type != JSON_TYPE:
+            return list(column.take(rows).to_pylist())
+        unique, indices, kinds = self._json(name)
+        values = [unique[i] if i < len(unique) else None for i in indices[as_numpy(rows)].tolist()]
+        if _json_kind(kinds) is float:
+            return [None if v is None else float(v) for v in values]
+        return values  # shared by rows of one text: values to show, not to change
+
+    def numeric(self, name: str) -> bool:
+        """Whether the frame's column is numbers (not booleans): right-aligned in a table."""
+        if name not in self.names:
+            return False
+        column = self.table.column(name)
+        if column.type == JSON_TYPE:
+            return _json_kind(self._json(name)[2]) in (int, float)
+        return bool(pa.types.is_integer(column.type) or pa.types.is_floating(column.type))
+
+    def _json(self, name: str) -> tuple[list[Any], np.ndarray, set[type]]:
+        """A JSON column's distinct values, each row's index into them (past the end: missing), their types."""
+        found = self._decoded.get(name)
+        if found is None:
+            encoded = self.table.column(name).combine_chunks().dictionary_encode()
+            unique = [loads(text) for text in encoded.dictionary.to_pylist()]
+            positions = as_numpy(encoded.indices, missing=len(unique)).astype(np.int64)
+            found = self._decoded[name] = (unique, positions, {type(v) for v in unique if v is not None})
+        return found
+
+    def _json_missing(self, name: str) -> set[str]:
+        unique, indices, _ = self._json(name)
+        return {"<NA>"} if len(indices) and int(indices.max()) >= len(unique) else set()
+
+    def _key(self, name: str, value: Any) -> Any:
+        if value is not None and _json_kind(self._json(name)[2]) is float:
+            value = float(value)  # 1 and 1.0 are one value of a float column
+        return _key(value)
+
+
+def _json_kind(kinds: set[type]) -> type | None:
+    """The type the frame gives a JSON column of values of ``kinds``: bool, int, float, or None (objects)."""
+    if kinds and kinds <= {int, float}:
+        return int if kinds == {int} else float
+    return bool if kinds == {bool} else None
+
+
+def _key(value: Any) -> Any:
+    """``_value_key`` of a plain value, without pandas: missing (None, NaN) is one key."""
+    if isinstance(value, (list, dict)):
+        return _value_key(value)
+    if value is None or (isinstance(value, float) and value != value):
+        return "<NA>"
+    return repr(value)
+
+
+def _utc(nanoseconds: int) -> _dt.datetime:
+    seconds, rest = divmod(nanoseconds, 1_000_000_000)
+    return _dt.datetime.fromtimestamp(seconds, _dt.timezone.utc) + _dt.timedelta(microseconds=rest // 1000)
+

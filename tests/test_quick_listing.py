@@ -1,0 +1,174 @@
+"""``ls``'s default view answered from the index without pandas (hydra_ledger.load.newest): the
+same text as the frame gives for the same runs, typed alike, and the frame whenever a row needs
+the loader's judgement (a heartbeat, a flag of another type)."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import APPS, app_env, commit_all, init_repo
+
+from hydra_ledger.cli import main
+from hydra_ledger.load.newest import newest
+from hydra_ledger.load.tables import as_numpy, from_numpy
+
+# summary values written into the records, job by job: each key a type mix the frame types its own way
+ZOO = [
+    {"mixed": 1, "flag": True, "count": 3, "listy": [1, 2], "words": "plain", "loss": 0.5, "boolint": True},
+    {"mixed": 2.5, "flag": False, "listy": ["a"], "words": "clear\x1b[2J screen\nand a line", "loss": math.nan,
+     "boolint": 1},
+    {"mixed": 1234567, "count": 5, "words": "2024-05-01T12:00:00+00:00", "loss": 1e-7},
+    {"mixed": None, "flag": None, "count": 7, "listy": {"k": 1}, "boolint": None},
+]
+
+
+def _app(repo: Path, *args: str) -> None:
+    proc = subprocess.run([sys.executable, "app.py", *args], cwd=repo, env=app_env(), capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+
+
+@pytest.fixture(scope="module")
+def zoo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """multirun/a: lr=0.1,0.2 x seed=0,1 with the ZOO summaries; multirun/b: seed=5,6; outputs/one:
+    a single run, tagged; outputs/debug: a debug run. Records rewritten before any load."""
+    repo = tmp_path_factory.mktemp("quick") / "repo"
+    shutil.copytree(APPS / "basic", repo)
+    init_repo(repo)
+    commit_all(repo, "initial")
+    _app(repo, "-m", "lr=0.1,0.2", "seed=0,1", "hydra.sweep.dir=multirun/a")
+    _app(repo, "-m", "seed=5,6", "hydra.sweep.dir=multirun/b")
+    _app(repo, "lr=0.3", "hydra.run.dir=outputs/one")
+    _app(repo, "lr=0.4", "hydra.run.dir=outputs/debug", "hydra.callbacks.ledger.debug=true")
+    for num, summary in enumerate(ZOO):
+        path = repo / "multirun" / "a" / str(num) / ".ledger" / "run.json"
+        record = json.loads(path.read_text())
+        record["summary"].update({k: v for k, v in summary.items() if v is not None})
+        path.write_text(json.dumps(record, allow_nan=True))
+    return repo
+
+
+@pytest.fixture
+def in_zoo(zoo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(zoo)
+    monkeypatch.setenv("HYDRA_LEDGER_CACHE", str(tmp_path / "cache"))
+    return zoo
+
+
+def _ls(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[str, str]:
+    assert main(["ls", *argv]) == 0
+    out = capsys.readouterr()
+    return out.out, out.err
+
+
+@pytest.mark.parametrize("argv", [
+    [], ["-n", "3"], ["-n", "0"], ["--debug"], ["multirun/a"], ["multirun/a", "outputs"], ["multirun/b"],
+    ["--format", "markdown"], ["--format", "latex", "-n", "2"],
+])
+def test_the_default_view_from_the_index_is_what_the_frame_shows(in_zoo, capsys, argv):
+    paths = [a for a in argv if a.startswith(("multirun", "outputs"))]
+    assert newest(paths, limit=None, include_debug="--debug" in argv) is not None  # the index answers
+    quick = _ls(capsys, *argv)
+    # sorting by start time, newest first, is the default order: given explicitly, the frame answers
+    full = _ls(capsys, *argv, "--sort=~started_at")
+    assert quick == full
+    assert quick[0].strip()
+
+
+def test_values_of_mixed_types_are_typed_as_the_frame_types_them(in_zoo, capsys):
+    out, _ = _ls(capsys, "multirun/a", "--format", "markdown")
+    header, align, *rows = [line.strip("|").split("|") for line in out.splitlines()]
+    header = [h.strip() for h in header]
+    cells = {h: [row[i].strip() for row in rows] for i, h in enumerate(header)}
+    by_seed = {(lr, seed): i for i, (lr, seed) in enumerate(zip(cells["cfg.lr"], cells["cfg.seed"]))}
+    mixed = [cells["summary.mixed"][by_seed[key]] for key in [("0.1", "0"), ("0.1", "1"), ("0.2", "0"), ("0.2", "1")]]
+    assert mixed == ["1", "2.5", "1.23457e+06", ""]  # ints and floats: a float column
+    assert "clear\\x1b[2J screen ⏎ and a line" in cells["summary.words"]
+    assert "2024-05-01 12:00:00" in cells["summary.words"]  # ISO text shown to the second
+    numeric = dict(zip(header, (a.strip().endswith(":") for a in align)))
+    assert numeric["summary.mixed"] and numeric["summary.count"] and numeric["summary.loss"]
+    assert not numeric["summary.flag"] and not numeric["summary.boolint"] and not numeric["summary.listy"]
+
+
+def test_a_running_job_is_judged_by_the_loader(in_zoo, capsys):
+    path = in_zoo / "multirun" / "b" / "0" / ".ledger" / "run.json"
+    saved = path.read_text()
+    record = json.loads(saved)
+    record["status"] = "RUNNING"
+    record["heartbeat_s"] = 1
+    try:
+        path.write_text(json.dumps(record))
+        os.utime(path.parent.parent.parent)  # as every record write does: the index looks again
+        assert newest(["multirun/b"], limit=None) is None
+        out, err = _ls(capsys, "multirun/b")
+        assert (out, err) == _ls(capsys, "multirun/b", "--sort=~started_at")
+        assert len(out.splitlines()) == 4
+    finally:
+        path.write_text(saved)
+        os.utime(path.parent.parent.parent)
+
+
+def test_the_default_view_of_indexed_runs_does_not_import_pandas(in_zoo):
+    code = ("import sys; from hydra_ledger.cli import main; main(['ls', '-n', '2']); "
+            "print('pandas' in sys.modules, file=sys.stderr)")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    for record in in_zoo.glob("*/**/.ledger/*.json"):  # written a minute ago: none recent enough to read again
+        os.utime(record, (record.stat().st_mtime - 60,) * 2)
+    for _ in range(2):  # the first load writes the index (Arrow's conversions import pandas), the second reads it
+        proc = subprocess.run([sys.executable, "-c", code], cwd=in_zoo, capture_output=True, text=True, timeout=120,
+                              env=env)
+        assert proc.returncode == 0, proc.stderr
+        assert len(proc.stdout.splitlines()) == 4  # header, rule, two runs
+    assert proc.stderr.strip().splitlines()[-1] == "False"
+
+
+def test_numpy_views_of_arrow_arrays_keep_offsets_and_nulls():
+    import numpy as np
+    import pyarrow as pa
+
+    ints = pa.chunked_array([pa.array([1, 2, 3]), pa.array([4, None, 6])])
+    assert as_numpy(ints, missing=-1).tolist() == [1, 2, 3, 4, -1, 6]
+    assert as_numpy(pa.array([10, 11, 12, 13], pa.int32()).slice(1, 2)).tolist() == [11, 12]
+    bools = pa.array([True, False, True, True, False, False, True, False, True, False]).slice(3, 6)
+    assert as_numpy(bools).tolist() == [True, False, False, True, False, True]
+    with pytest.raises(ValueError, match="nulls"):
+        as_numpy(pa.array([1, None]))
+    assert from_numpy(np.array([True, False, True]), pa.bool_()).to_pylist() == [True, False, True]
+    assert from_numpy(np.arange(3), pa.int32()).to_pylist() == [0, 1, 2]
+
+
+@pytest.mark.parametrize("values", [
+    [math.nan, None], [math.nan, 1.0], [None, None], [1.0, 1.0, None], [2, 2], [True, None], [1, 1.0], [1, 1.5],
+    [1, "a"], [[1], [1]], [[1], [2]], [True, 1], ["a", None], [math.nan, None, 1], [{"a": 1}, {"a": 1}],
+])
+def test_a_column_varies_and_folds_as_the_frame_says(values):
+    """Columns as the index encodes them (native, or JSON texts for mixed types) against the frame's."""
+    import pyarrow as pa
+
+    from hydra_ledger.load import _typed, _value_key, _varies
+    from hydra_ledger.load.encode import encode_values
+    from hydra_ledger.load.newest import _Columns
+
+    columns = _Columns(pa.table({"cfg.x": encode_values(values, "cfg.x")}))
+    kinds = {type(v) for v in values if v is not None}
+    series = _typed(values, "cfg.x") if kinds <= {int, float, bool} or kinds == {str} else pd_object(values)
+    assert columns.varies("cfg.x") == _varies(series)
+    frame_keys = [_value_key(v) for v in series.tolist()]
+    assert _same_partition(columns.keys("cfg.x"), frame_keys)
+
+
+def pd_object(values):
+    import pandas as pd
+
+    return pd.Series(values, dtype=object)
+
+
+def _same_partition(a, b):
+    """Whether two lists of keys group the rows alike (equal where the other is equal)."""
+    return all((a[i] == a[j]) == (b[i] == b[j]) for i in range(len(a)) for j in range(len(a)))
