@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,7 +17,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hydra_ledger.load import slurm
-from hydra_ledger.load.encode import HB, JSON_TYPE, LAYOUT, TIME_COLUMNS, no_gc
+from hydra_ledger.load.codes import STATUS_CODES, derive_statuses, status_code
+from hydra_ledger.load.encode import JSON_TYPE, LAYOUT, TIME_COLUMNS, no_gc
 from hydra_ledger.load.index import RootIndex
 from hydra_ledger.load.tables import combine, realpath, started_jobs, sweep_candidates
 from hydra_ledger.load.where import choose, referenced
@@ -26,44 +26,6 @@ from hydra_ledger.record.files import loads
 from hydra_ledger.record.schema import FINAL_STATUSES, STATUSES
 
 _NATIVE = {pa.bool_(): bool, pa.int64(): int, pa.float64(): float, pa.string(): str}
-
-
-def derive_statuses(table: pa.Table, now: float, stale_after: float | None) -> np.ndarray:
-    """Each row's status as a code (its place in ``STATUSES``, -1 for none or an unknown one):
-    as indexed, but RUNNING re-derived from its heartbeat now. Codes, not strings: 100,000
-    rows are then a few vectorized steps, not passes of Python over every row."""
-    from hydra_ledger.load.status import derive_status
-
-    codes = status_codes(table)
-    running = np.flatnonzero(codes == _STATUS_CODES["RUNNING"]).tolist()
-    if running:
-        paths = table.column("path").take(running).to_pylist()
-        beats = table.column(HB).take(running).to_pylist()
-        starts = table.column("started_at").take(running).to_pylist() if "started_at" in table.column_names \
-            else [None] * len(running)
-        for i, path, beat, start in zip(running, paths, beats, starts):
-            record = {"status": "RUNNING", "heartbeat_s": beat, "started_at": _iso(start)}
-            codes[i] = _status_code(derive_status(record, Path(path), now, stale_after))
-    return codes
-
-
-def status_codes(table: pa.Table) -> np.ndarray:
-    """The indexed status of each row as a code (see :func:`derive_statuses`)."""
-    if "status" not in table.column_names:
-        return np.full(table.num_rows, -1, np.int8)
-    column = table.column("status")
-    if not pa.types.is_string(column.type):  # not text in any row: no status a code names
-        return np.fromiter((_status_code(v) for v in _values(column)), np.int8, table.num_rows)
-    found = pc.index_in(column, value_set=_STATUS_NAMES)
-    return found.fill_null(-1).to_numpy().astype(np.int8)
-
-
-def _status_code(status: Any) -> int:
-    return _STATUS_CODES.get(status, -1) if isinstance(status, str) else -1
-
-
-def _iso(value: Any) -> Any:
-    return value.isoformat() if hasattr(value, "isoformat") else value
 
 
 def refine(indexes: Sequence[RootIndex], table: pa.Table, statuses: np.ndarray,
@@ -82,7 +44,7 @@ def refine(indexes: Sequence[RootIndex], table: pa.Table, statuses: np.ndarray,
     doubt: list[dict[str, Any]] = []
     if "slurm.job_id" in table.column_names and shutil.which("sacct"):
         asked = slurm.IN_DOUBT | FINAL_STATUSES if usage else slurm.IN_DOUBT
-        rows = np.flatnonzero(np.isin(statuses, [_STATUS_CODES[s] for s in asked])).tolist()
+        rows = np.flatnonzero(np.isin(statuses, [STATUS_CODES[s] for s in asked])).tolist()
         ids = table.column("slurm.job_id").take(rows).to_pylist() if rows else []
         run_ids = table.column("run_id").take(rows).to_pylist() if rows else []
         doubt = [{"#row": i, "run_id": r, "status": STATUSES[statuses[i]], "slurm.job_id": j}
@@ -92,7 +54,7 @@ def refine(indexes: Sequence[RootIndex], table: pa.Table, statuses: np.ndarray,
     pending = []
     for row in refined:
         if "#row" in row:
-            statuses[row["#row"]] = _status_code(row["status"])
+            statuses[row["#row"]] = status_code(row["status"])
             found = {k: row[k] for k in SCHEDULER_COLUMNS if k in row}
             if found:
                 states[row["#row"]] = found
@@ -173,7 +135,7 @@ class Columns:
         n = self.table.num_rows
         if name == "status":
             # by codes: pd.Categorical hashes 100,000 strings (36 ms); what is no status is missing (-1)
-            pend_codes = np.array([_status_code(pend[i]) for i in self.pend_rows], np.int8)
+            pend_codes = np.array([status_code(pend[i]) for i in self.pend_rows], np.int8)
             codes = np.concatenate([self.statuses[self.rows], pend_codes])
             return pd.Series(pd.Categorical.from_codes(codes, categories=pd.Index(list(STATUSES))))
         if name in self.scheduled:
@@ -312,8 +274,6 @@ def decode(column: pa.ChunkedArray, kinds: set[type] | None = None) -> list[Any]
     return out
 
 
-_STATUS_CODES = {status: code for code, status in enumerate(STATUSES)}
-_STATUS_NAMES = pa.array(STATUSES, pa.string())
 
 
 def _copier(value: Any) -> Any:

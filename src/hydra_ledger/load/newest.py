@@ -10,7 +10,6 @@ debug flags that are not booleans). Both paths show the same values, typed the s
 """
 from __future__ import annotations
 
-import datetime as _dt
 import shutil
 import time
 from collections.abc import Sequence
@@ -27,7 +26,7 @@ from hydra_ledger.load.encode import JSON_TYPE, LAYOUT
 from hydra_ledger.load.roots import default_roots
 from hydra_ledger.load.rows import BASE_COLUMNS
 from hydra_ledger.load.swept import fold, is_config, override_keys, swept_columns
-from hydra_ledger.load.tables import as_numpy, combine, started_jobs, sweep_candidates
+from hydra_ledger.load.tables import as_numpy, combine, started_jobs, sweep_candidates, timestamps
 from hydra_ledger.record.files import loads
 from hydra_ledger.record.schema import FINAL_STATUSES
 
@@ -162,7 +161,7 @@ class _Columns:
             return [None] * len(rows)
         column = self.table.column(name)
         if pa.types.is_timestamp(column.type):
-            return [None if ns is None else _utc(ns) for ns in column.take(rows).cast(pa.int64()).to_pylist()]
+            return timestamps(column.take(rows))
         if column.type != JSON_TYPE:
             return list(column.take(rows).to_pylist())
         unique, indices, kinds = self._json(name)
@@ -214,9 +213,3 @@ def _key(value: Any) -> Any:
     if value is None or (isinstance(value, float) and value != value):
         return "<NA>"
     return repr(value)
-
-
-def _utc(nanoseconds: int) -> _dt.datetime:
-    seconds, rest = divmod(nanoseconds, 1_000_000_000)
-    return _dt.datetime.fromtimestamp(seconds, _dt.timezone.utc) + _dt.timedelta(microseconds=rest // 1000)
-

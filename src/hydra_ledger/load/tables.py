@@ -4,6 +4,7 @@ Arrow and numpy only: the command line's quick paths use it without paying for p
 """
 from __future__ import annotations
 
+import datetime as _dt
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -173,3 +174,15 @@ def from_numpy(values: np.ndarray, type: pa.DataType) -> pa.Array:
     else:
         data = np.ascontiguousarray(values, dtype=_NUMPY_TYPES[type])
     return pa.Array.from_buffers(type, len(values), [None, pa.py_buffer(data)])
+
+
+def timestamps(column: pa.Array | pa.ChunkedArray) -> list[_dt.datetime | None]:
+    """A timestamp column's values as UTC datetimes (``to_pylist`` makes pandas Timestamps, importing pandas)."""
+    out: list[_dt.datetime | None] = []
+    for ns in column.cast(pa.int64()).to_pylist():
+        if ns is None:
+            out.append(None)
+        else:
+            seconds, rest = divmod(ns, 1_000_000_000)
+            out.append(_dt.datetime.fromtimestamp(seconds, _dt.timezone.utc) + _dt.timedelta(microseconds=rest // 1000))
+    return out
