@@ -96,22 +96,48 @@ def test_values_of_mixed_types_are_typed_as_the_frame_types_them(in_zoo, capsys)
     assert not numeric["summary.flag"] and not numeric["summary.boolint"] and not numeric["summary.listy"]
 
 
-def test_a_running_job_is_judged_by_the_loader(in_zoo, capsys):
-    path = in_zoo / "multirun" / "b" / "0" / ".ledger" / "run.json"
+def _edited(path: Path, **fields: object) -> str:
+    """Rewrite a job's record with ``fields`` changed (as an older or foreign writer might have);
+    returns the text to put back. Its sweep dir is touched, as every record write does."""
     saved = path.read_text()
     record = json.loads(saved)
-    record["status"] = "RUNNING"
-    record["heartbeat_s"] = 1
+    for dotted, value in fields.items():
+        target = record
+        *parents, key = dotted.split("__")
+        for parent in parents:
+            target = target[parent]
+        target[key] = value
+    _put(path, json.dumps(record))
+    return saved
+
+
+def _put(path: Path, text: str) -> None:
+    path.write_text(text)
+    os.utime(path.parent.parent.parent)
+
+
+def test_a_running_job_is_listed_with_its_heartbeat_judged(in_zoo, capsys):
+    path = in_zoo / "multirun" / "b" / "0" / ".ledger" / "run.json"
+    saved = _edited(path, status="RUNNING", heartbeat_s=1)
     try:
-        path.write_text(json.dumps(record))
-        os.utime(path.parent.parent.parent)  # as every record write does: the index looks again
+        assert newest(["multirun/b"], limit=None) is not None
+        out, err = _ls(capsys, "multirun/b")
+        assert (out, err) == _ls(capsys, "multirun/b", "--sort=~started_at")
+        assert "RUNNING" in out or "DIED" in out
+    finally:
+        _put(path, saved)
+
+
+def test_a_job_number_that_is_not_a_number_is_left_to_the_frame(in_zoo, capsys):
+    path = in_zoo / "multirun" / "b" / "1" / ".ledger" / "run.json"
+    saved = _edited(path, job__num="1")
+    try:
         assert newest(["multirun/b"], limit=None) is None
         out, err = _ls(capsys, "multirun/b")
         assert (out, err) == _ls(capsys, "multirun/b", "--sort=~started_at")
         assert len(out.splitlines()) == 4
     finally:
-        path.write_text(saved)
-        os.utime(path.parent.parent.parent)
+        _put(path, saved)
 
 
 def test_the_default_view_of_indexed_runs_does_not_import_pandas(in_zoo):
@@ -149,13 +175,14 @@ def test_numpy_views_of_arrow_arrays_keep_offsets_and_nulls():
 ])
 def test_a_column_varies_and_folds_as_the_frame_says(values):
     """Columns as the index encodes them (native, or JSON texts for mixed types) against the frame's."""
+    import numpy as np
     import pyarrow as pa
 
     from hydra_ledger.load import _typed, _value_key, _varies
     from hydra_ledger.load.encode import encode_values
     from hydra_ledger.load.newest import _Columns
 
-    columns = _Columns(pa.table({"cfg.x": encode_values(values, "cfg.x")}))
+    columns = _Columns(pa.table({"cfg.x": encode_values(values, "cfg.x")}), np.zeros(len(values), np.int8))
     kinds = {type(v) for v in values if v is not None}
     series = _typed(values, "cfg.x") if kinds <= {int, float, bool} or kinds == {str} else pd_object(values)
     assert columns.varies("cfg.x") == _varies(series)

@@ -20,7 +20,7 @@ from hydra_ledger.load import slurm
 from hydra_ledger.load.codes import STATUS_CODES, derive_statuses, status_code
 from hydra_ledger.load.encode import JSON_TYPE, LAYOUT, TIME_COLUMNS, no_gc
 from hydra_ledger.load.index import RootIndex
-from hydra_ledger.load.tables import combine, realpath, started_jobs, sweep_candidates
+from hydra_ledger.load.tables import combine, missing_by_sweep, realpath, started_jobs, sweep_candidates
 from hydra_ledger.load.where import choose, referenced
 from hydra_ledger.record.files import loads
 from hydra_ledger.record.schema import FINAL_STATUSES, STATUSES
@@ -408,8 +408,6 @@ def never_started(indexes: Sequence[Any], frame: pd.DataFrame, include_debug: bo
 
     The sweep records come from :func:`sweep_candidates`, which the loader
     reads for PENDING rows: only sweeps with jobs not loaded yet (none once all have run)."""
-    from hydra_ledger.record.sweep_jobs import missing_jobs
-
     memo: dict[str, str] = {}
     seen: dict[str, set[int]] = {}
     if len(frame) and "sweep" in frame.columns and "job_num" in frame.columns:
@@ -424,12 +422,4 @@ def never_started(indexes: Sequence[Any], frame: pd.DataFrame, include_debug: bo
         for sweep, found in by_sweep.items():
             if isinstance(sweep, str) and sweep:
                 seen.setdefault(realpath(sweep, memo), set()).update(found)  # a sweep's path resolved once
-    out: dict[str, list[dict[str, Any]]] = {}
-    for sweep_dir, record in sweep_candidates(indexes, seen, memo):
-        if record.get("debug") and not include_debug:
-            continue  # its jobs are hidden too
-        key = realpath(str(sweep_dir), memo)
-        jobs = missing_jobs(record.get("jobs"), seen.get(key, set()))
-        if jobs:
-            out[key] = jobs
-    return out
+    return missing_by_sweep(indexes, seen, include_debug, memo)

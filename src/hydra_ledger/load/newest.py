@@ -2,16 +2,12 @@
 
 A frame of 100,000 runs costs ``ls`` most of its second: importing pandas (0.3-0.5 s) and typing
 every column. The default listing needs less: the rows in start order, which columns vary, and
-the values of the rows shown; Arrow gives those from the index. Whatever needs the loader's
-judgement makes :func:`newest` return None, and the command loads the frame as before: a
-RUNNING job (its heartbeat decides), a Slurm job in doubt (sacct decides), a sweep with jobs
-still to come (PENDING rows), or a value the frame would type from Python (text-typed times,
-debug flags that are not booleans). Both paths show the same values, typed the same way.
+the values of the rows shown; Arrow gives those from the index (see :mod:`hydra_ledger.load.quick`
+for when the loader's judgement is needed instead: :func:`newest` then returns None, and the
+command loads the frame as before). Both paths show the same values, typed the same way.
 """
 from __future__ import annotations
 
-import shutil
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -20,15 +16,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from hydra_ledger.load import _order_columns, _value_key, slurm
-from hydra_ledger.load import index as _index
+from hydra_ledger.load import _order_columns, _value_key
 from hydra_ledger.load.encode import JSON_TYPE, LAYOUT
-from hydra_ledger.load.roots import default_roots
+from hydra_ledger.load.quick import settled
 from hydra_ledger.load.rows import BASE_COLUMNS
 from hydra_ledger.load.swept import fold, is_config, override_keys, swept_columns
-from hydra_ledger.load.tables import as_numpy, combine, started_jobs, sweep_candidates, timestamps
+from hydra_ledger.load.tables import as_numpy, timestamps
 from hydra_ledger.record.files import loads
-from hydra_ledger.record.schema import FINAL_STATUSES
+from hydra_ledger.record.schema import STATUSES
 
 if TYPE_CHECKING:
     from hydra_ledger.load.walk import Progress
@@ -52,15 +47,12 @@ def newest(paths: Sequence[str], *, limit: int | None, include_debug: bool = Fal
     """The ``limit`` newest runs under ``paths`` (default roots when empty) with ``ls``'s default
     columns, or None when the frame is needed to list them. ``fold_columns``: name the varying
     config columns not shown, as :func:`hydra_ledger.load.swept.folded` does."""
-    roots = default_roots() if not paths else list(paths)
-    indexes = _index.load_roots(roots, time.time(), "auto", progress)
-    table, layouts = combine(indexes)
-    table = _settled(indexes, table, include_debug)
-    if table is None:
+    found = settled(paths, include_debug=include_debug, progress=progress)
+    if found is None or not found.table.num_rows or not _listable(found.table):
         return None
-    _index.report_broken(indexes, "warn")
-    columns = _Columns(table)
-    names = _order_columns(_names(table, layouts))
+    table = found.table
+    columns = _Columns(table, found.codes)
+    names = _order_columns(_names(table, found.layouts))
     keys = override_keys(loads(text) for text in _in_start_order(table)) if "overrides" in columns.names else []
     swept = swept_columns(keys, names, columns.varies)
     summary = [n for n in names if n.startswith("summary.")]
@@ -75,30 +67,9 @@ def newest(paths: Sequence[str], *, limit: int | None, include_debug: bool = Fal
     return listing
 
 
-def _settled(indexes: Sequence[_index.RootIndex], table: pa.Table, include_debug: bool) -> pa.Table | None:
-    """The rows to list (debug runs left out unless asked), or None when the loader must judge some."""
-    if not table.num_rows or "status" not in table.column_names or "started_at" not in table.column_names:
-        return None
-    status = table.column("status")
-    if not pa.types.is_string(status.type) or not pa.types.is_timestamp(table.column("started_at").type):
-        return None
-    statuses = set(status.unique().to_pylist())
-    if not statuses <= FINAL_STATUSES:  # RUNNING (a heartbeat to check), no status, one unknown
-        return None
-    if statuses & slurm.IN_DOUBT and "slurm.job_id" in table.column_names and shutil.which("sacct"):
-        return None
-    memo: dict[str, str] = {}
-    started = started_jobs(table, memo)
-    if started is None or slurm.pending_rows([], [], sweep_candidates(indexes, started, memo), started):
-        return None
-    if not include_debug and "debug" in table.column_names:
-        flags = table.column("debug")
-        if flags.type == pa.null():
-            return table
-        if flags.type != pa.bool_():
-            return None
-        table = table.filter(pc.or_kleene(pc.is_null(flags), pc.invert(flags)))  # not True
-    return table if table.num_rows else None
+def _listable(table: pa.Table) -> bool:
+    """Whether the rows can be listed without the frame: start times typed as times (text ones the frame parses)."""
+    return "started_at" in table.column_names and pa.types.is_timestamp(table.column("started_at").type)
 
 
 def _names(table: pa.Table, layouts: list[list[str]]) -> list[str]:
@@ -125,8 +96,9 @@ def _in_start_order(table: pa.Table) -> list[str]:
 class _Columns:
     """Columns of the listed rows read as the frame types them (see hydra_ledger.load.frame.Columns)."""
 
-    def __init__(self, table: pa.Table) -> None:
+    def __init__(self, table: pa.Table, codes: np.ndarray) -> None:
         self.table = table
+        self.codes = codes
         self.names = frozenset(table.column_names)
         self._decoded: dict[str, tuple[list[Any], np.ndarray, set[type]]] = {}
 
@@ -157,6 +129,8 @@ class _Columns:
 
     def values(self, name: str, rows: pa.Array) -> list[Any]:
         """The values of ``rows`` (positions), typed as the frame's column is."""
+        if name == "status":  # as derived now (a RUNNING job's heartbeat): the frame's categories
+            return [STATUSES[code] if code >= 0 else None for code in self.codes[as_numpy(rows)].tolist()]
         if name not in self.names:
             return [None] * len(rows)
         column = self.table.column(name)

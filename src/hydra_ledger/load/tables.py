@@ -107,6 +107,23 @@ def sweep_candidates(indexes: Sequence[RootIndex], started: dict[str, set[int]],
     return out
 
 
+def missing_by_sweep(indexes: Sequence[RootIndex], seen: dict[str, set[int]], include_debug: bool,
+                     memo: dict[str, str]) -> dict[str, list[dict[str, Any]]]:
+    """``{sweep dir (real path): its MISSING jobs}``: listed in its record, but not among the
+    ``seen`` job numbers (recorded or PENDING), of the sweeps :func:`sweep_candidates` reads."""
+    from hydra_ledger.record.sweep_jobs import missing_jobs
+
+    out: dict[str, list[dict[str, Any]]] = {}
+    for sweep_dir, record in sweep_candidates(indexes, seen, memo):
+        if record.get("debug") and not include_debug:
+            continue  # its jobs are hidden too
+        key = realpath(str(sweep_dir), memo)
+        jobs = missing_jobs(record.get("jobs"), seen.get(key, set()))
+        if jobs:
+            out[key] = jobs
+    return out
+
+
 def started_jobs(table: pa.Table, memo: dict[str, str]) -> dict[str, set[int]] | None:
     """``{sweep dir (real path): the job numbers it has rows of}``; None when a row's ``sweep`` is
     not text or its ``job_num`` not an integer (damaged records: the caller decodes those)."""
