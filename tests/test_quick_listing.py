@@ -28,29 +28,35 @@ ZOO = [
 ]
 
 
-def _app(repo: Path, *args: str) -> None:
+def _app(repo: Path, *args: str, fails: bool = False) -> None:
     proc = subprocess.run([sys.executable, "app.py", *args], cwd=repo, env=app_env(), capture_output=True, text=True,
                           timeout=300)
-    assert proc.returncode == 0, proc.stderr
+    assert (proc.returncode != 0) == fails, proc.stderr
 
 
 @pytest.fixture(scope="module")
 def zoo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """multirun/a: lr=0.1,0.2 x seed=0,1 with the ZOO summaries; multirun/b: seed=5,6; outputs/one:
-    a single run, tagged; outputs/debug: a debug run. Records rewritten before any load."""
+    """multirun/a: lr=0.1,0.2 x seed=0,1 with the ZOO summaries; multirun/b: seed=5,6, and a job 2
+    its sweep lists that never started; multirun/c: two failed jobs; outputs/one: a single run;
+    outputs/debug: a debug run. Records rewritten before any load."""
     repo = tmp_path_factory.mktemp("quick") / "repo"
     shutil.copytree(APPS / "basic", repo)
     init_repo(repo)
     commit_all(repo, "initial")
+    _app(repo, "lr=0.3", "hydra.run.dir=outputs/one")  # the first to start, listed after the sweeps' jobs
     _app(repo, "-m", "lr=0.1,0.2", "seed=0,1", "hydra.sweep.dir=multirun/a")
     _app(repo, "-m", "seed=5,6", "hydra.sweep.dir=multirun/b")
-    _app(repo, "lr=0.3", "hydra.run.dir=outputs/one")
+    _app(repo, "-m", "seed=7,8", "fail=true", "hydra.sweep.dir=multirun/c", fails=True)
     _app(repo, "lr=0.4", "hydra.run.dir=outputs/debug", "hydra.callbacks.ledger.debug=true")
     for num, summary in enumerate(ZOO):
         path = repo / "multirun" / "a" / str(num) / ".ledger" / "run.json"
         record = json.loads(path.read_text())
         record["summary"].update({k: v for k, v in summary.items() if v is not None})
         path.write_text(json.dumps(record, allow_nan=True))
+    sweep = repo / "multirun" / "b" / ".ledger" / "sweep.json"
+    record = json.loads(sweep.read_text())
+    record["jobs"].append({"num": 2, "overrides": ["seed=9"]})  # its launcher is gone: MISSING
+    sweep.write_text(json.dumps(record))
     return repo
 
 
@@ -199,3 +205,34 @@ def pd_object(values):
 def _same_partition(a, b):
     """Whether two lists of keys group the rows alike (equal where the other is equal)."""
     return all((a[i] == a[j]) == (b[i] == b[j]) for i in range(len(a)) for j in range(len(a)))
+
+
+@pytest.mark.parametrize("argv", [[], ["--debug"], ["multirun/b"], ["multirun/c", "outputs"]])
+def test_status_from_the_index_counts_what_the_frame_counts(in_zoo, argv):
+    import time
+
+    from hydra_ledger.cli._runs import load_frame_and_missing
+    from hydra_ledger.cli.status import COLUMNS, indexed_sweeps, sweeps
+
+    paths, debug = [a for a in argv if not a.startswith("-")], "--debug" in argv
+    quick = indexed_sweeps(paths, debug, False)
+    frame, missing = load_frame_and_missing(paths, include_debug=debug, columns=COLUMNS,
+                                            optional=["error.type", "error.message"])
+    assert quick == sweeps(frame, time.time(), missing)
+    statuses = {status for entry in quick for status in entry["counts"]}
+    assert {"COMPLETED", "FAILED", "MISSING"} <= statuses or argv
+
+
+def test_status_of_a_running_job_from_the_index_is_the_loaders(in_zoo, capsys):
+    from hydra_ledger.cli.status import indexed_sweeps
+
+    path = in_zoo / "multirun" / "a" / "1" / ".ledger" / "run.json"
+    saved = _edited(path, status="RUNNING", heartbeat_s=3600)  # a heartbeat an hour long: still running
+    try:
+        entries = indexed_sweeps(["multirun/a"], False, False)
+        assert [e["counts"] for e in entries] == [{"RUNNING": 1, "COMPLETED": 3}]
+        assert [job["path"] for job in entries[0]["running"]] == ["multirun/a/1"]
+        assert main(["status", "multirun/a"]) == 0
+        assert "multirun/a: running, 3/4 finished" in capsys.readouterr().out
+    finally:
+        _put(path, saved)

@@ -6,6 +6,7 @@ import os
 import shlex
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,12 +17,15 @@ from hydra_ledger.cli._output import (
     colour,
     dumps_json,
     duration,
+    is_missing,
     plain,
     printable,
     render,
+    render_rows,
+    text,
     use_colour,
 )
-from hydra_ledger.cli._runs import load_frame_and_missing, relative
+from hydra_ledger.cli._runs import bar, load_frame_and_missing, relative
 from hydra_ledger.record.paths import SweepPaths
 from hydra_ledger.record.schema import PROBLEM_STATUSES, STATUSES
 from hydra_ledger.record.sweep_jobs import MISSING
@@ -64,46 +68,59 @@ def sweeps(frame: pd.DataFrame, now: float, missing: dict[str, list[dict[str, An
     are visited one by one. ``missing``: sweep dir (real path) -> its MISSING jobs, counted in
     ``total`` and ``counts`` and listed under ``missing``.
     """
-    import numpy as np
     import pandas as pd
 
-    missing = missing or {}
     if not len(frame):
-        return _with_missing([], missing)
+        return _with_missing([], missing or {})
     keys = frame["sweep"].to_numpy(dtype=object, copy=True)
     paths = frame["path"].to_numpy(dtype=object)
     for i in [i for i, key in enumerate(keys.tolist()) if not key]:
         keys[i] = str(Path(paths[i]).parent)
     codes, uniques = pd.factorize(keys, sort=False, use_na_sentinel=False)
     status_codes, status_names = _status_codes(frame["status"])
+
+    def column(name: str, rows: np.ndarray) -> list[Any]:
+        return frame[name].take(rows).tolist() if name in frame.columns else [None] * len(rows)
+
+    return tally(codes, list(uniques), status_codes, status_names, column, now, missing)
+
+
+def tally(codes: np.ndarray, uniques: list[str], status_codes: np.ndarray, status_names: np.ndarray,
+          column: Callable[[str, np.ndarray], list[Any]], now: float,
+          missing: dict[str, list[dict[str, Any]]] | None = None) -> list[dict[str, Any]]:
+    """:func:`sweeps` of rows given as codes: each row's sweep (a single run: its parent dir) as a
+    code into ``uniques`` (numbered in order of first row), its status as a code into ``status_names``;
+    ``column(name, rows)`` gives the values of the running and problem rows."""
+    import numpy as np
+
+    missing = missing or {}
+    if not len(codes):
+        return _with_missing([], missing)
     width = len(status_names)
     grid = np.bincount(codes * width + status_codes, minlength=len(uniques) * width).reshape(len(uniques), width)
     entries = []
-    for i, key in enumerate(uniques.tolist()):
+    for i, key in enumerate(uniques):
         counts = {str(name): int(n) for name, n in zip(status_names, grid[i]) if n}
         entries.append({"sweep": relative(key), "total": int(grid[i].sum()),
                         "counts": {s: counts[s] for s in STATUSES if s in counts}, "running": [], "problems": []})
     looked_at = [i for i, name in enumerate(status_names) if name in ("RUNNING", *PROBLEMS)]
     visit = np.flatnonzero(np.isin(status_codes, looked_at))  # codes: no 100,000-string array to search
     if len(visit):
-        def column(name: str) -> list[Any]:
-            return frame[name].take(visit).tolist() if name in frame.columns else [None] * len(visit)
-
-        for code, status, path, run_id, started, message, error_type in zip(
-                codes[visit].tolist(), status_names[status_codes[visit]].tolist(), column("path"), column("run_id"),
-                column("started_at"), column("error.message"), column("error.type")):
+        for code, status, job_path, run_id, started, message, error_type in zip(
+                codes[visit].tolist(), status_names[status_codes[visit]].tolist(), column("path", visit),
+                column("run_id", visit), column("started_at", visit), column("error.message", visit),
+                column("error.type", visit)):
             entry = entries[code]
-            if status == "RUNNING":
-                started = plain(started)
-                age = now - pd.Timestamp(started).timestamp() if started else None
-                entry["running"].append({"path": relative(path), "run_id": run_id,
+            if status == "RUNNING":  # a start time is a datetime (pandas' Timestamp in a frame), or missing
+                age = None if is_missing(started) else now - started.timestamp()
+                entry["running"].append({"path": relative(job_path), "run_id": run_id,
                                          "age_s": None if age is None else round(age, 1)})
             else:
                 message, error_type = plain(message), plain(error_type)
                 # the first line: split at newlines only (splitlines also splits at \r, \x1c, \x85 ...)
                 first = str(message).strip().split("\n")[0].rstrip() if message and str(message).strip() else ""
                 entry["problems"].append({
-                    "path": relative(path), "run_id": run_id, "status": status,
+                    "path": relative(job_path), "run_id": run_id, "status": status,
                     "error": f"{error_type}: {first}" if error_type else first or _no_error(status),
                 })
     return _with_missing(entries, missing)
@@ -138,29 +155,109 @@ def _with_missing(entries: list[dict[str, Any]], missing: dict[str, list[dict[st
     return entries
 
 
+def _counts(header: list[str], rows: list[list[Any]], fmt: str) -> str:
+    """The table of counts per sweep in ``fmt``: text formats without pandas, csv through it."""
+    if fmt == "csv":
+        import pandas as pd
+
+        return render(pd.DataFrame(rows, columns=header), fmt)
+    return render_rows([printable(h) for h in header], [[text(v) for v in row] for row in rows],
+                       [name != "sweep" for name in header], fmt)
+
+
 def _no_error(status: str) -> str:
     if status == "DIED":
         return "heartbeat stopped: the process was killed without a chance to write (OOM, SIGKILL, node failure?)"
     return "(no error recorded)"
 
 
-def run(args: argparse.Namespace) -> int:
-    import pandas as pd
+def indexed_sweeps(paths: list[str], include_debug: bool, show_progress: bool) -> list[dict[str, Any]] | None:
+    """:func:`sweeps` of the runs under ``paths`` read straight from their index, without pandas
+    (see :mod:`hydra_ledger.load.quick`); None when the frame must be loaded."""
+    import numpy as np
+    import pyarrow as pa
 
-    frame, missing = load_frame_and_missing(args.paths, include_debug=args.debug, columns=COLUMNS,
-                                            optional=["error.type", "error.message"],
-                                            show_progress=args.format != "json")
-    entries = sweeps(frame, time.time(), missing)
+    from hydra_ledger.load.quick import settled
+    from hydra_ledger.load.tables import as_numpy, from_numpy, timestamps
+
+    found = settled(paths, include_debug=include_debug, progress=bar(show_progress))
+    if found is None:
+        return None
+    table = found.table
+    order = np.arange(table.num_rows)
+    if "started_at" in table.column_names and table.column("started_at").type != pa.null():
+        if not pa.types.is_timestamp(table.column("started_at").type):
+            return None  # times kept as text: the frame parses them
+        started = as_numpy(table.column("started_at").cast(pa.int64()), missing=np.iinfo(np.int64).max)
+        order = np.argsort(started, kind="stable")  # the frame's row order: by start, missing last
+
+    def column(name: str, rows: np.ndarray) -> list[Any]:
+        if name not in table.column_names:
+            return [None] * len(rows)
+        taken = table.column(name).take(from_numpy(order[rows], pa.int64()))
+        return timestamps(taken) if pa.types.is_timestamp(taken.type) else taken.to_pylist()
+
+    keyed = _sweep_codes(table, order, column)
+    if keyed is None:
+        return None
+    names = np.array([*STATUSES, "nan"], dtype=object)  # no status (-1) last: the frame's "nan"
+    codes = found.codes[order]
+    return tally(*keyed, np.where(codes < 0, len(names) - 1, codes), names, column, time.time(), found.missing())
+
+
+def _sweep_codes(table: Any, order: np.ndarray, column: Callable[[str, np.ndarray], list[Any]],
+                 ) -> tuple[np.ndarray, list[str]] | None:
+    """Each row's sweep (a single run: its job dir's parent) as a code, numbered in order of first
+    row (rows in ``order``), and the sweeps; a text at a time, not a row at a time. None when the
+    sweep column is not text."""
+    import numpy as np
+    import pyarrow as pa
+
+    from hydra_ledger.load.tables import as_numpy
+
+    if "sweep" not in table.column_names:
+        texts: list[Any] = []
+        indices = np.zeros(table.num_rows, np.int64)
+    elif pa.types.is_string(table.column("sweep").type) or table.column("sweep").type == pa.null():
+        encoded = table.column("sweep").combine_chunks().dictionary_encode()
+        texts = encoded.dictionary.to_pylist()
+        indices = as_numpy(encoded.indices, missing=len(texts)).astype(np.int64)[order]
+    else:
+        return None
+    blank = np.isin(indices, [i for i, text in enumerate(texts) if not text] + [len(texts)])
+    blank_rows = np.flatnonzero(blank)
+    parents = [str(Path(path).parent) for path in column("path", blank_rows)]
+    first: dict[str, int] = {}  # each sweep's first row
+    named_rows = np.flatnonzero(~blank)
+    found, at = np.unique(indices[named_rows], return_index=True)
+    for i, row in zip(found.tolist(), named_rows[at].tolist()):
+        first[texts[i]] = row
+    for row, parent in zip(blank_rows.tolist(), parents):
+        if first.get(parent, row) >= row:
+            first[parent] = row
+    uniques = sorted(first, key=first.__getitem__)
+    number = {key: n for n, key in enumerate(uniques)}
+    lookup = np.array([number[text] if text else -1 for text in texts] + [-1], np.int64)
+    codes = lookup[indices]
+    codes[blank_rows] = [number[parent] for parent in parents]
+    return codes, uniques
+
+
+def run(args: argparse.Namespace) -> int:
+    entries = indexed_sweeps(args.paths, args.debug, args.format != "json") if args.format != "csv" else None
+    if entries is None:
+        frame, missing = load_frame_and_missing(args.paths, include_debug=args.debug, columns=COLUMNS,
+                                                optional=["error.type", "error.message"],
+                                                show_progress=args.format != "json")
+        entries = sweeps(frame, time.time(), missing)
     if args.format == "json":
         print(dumps_json(entries, indent=1))
         return 0
     present = [s for s in SHOWN if any(s in e["counts"] for e in entries)]
-    table = pd.DataFrame(
-        [{"sweep": e["sweep"], "total": e["total"], **{s: e["counts"].get(s, 0) for s in present}} for e in entries],
-        columns=["sweep", "total", *present],
-    )
+    header = ["sweep", "total", *present]
+    rows = [[e["sweep"], e["total"], *(e["counts"].get(s, 0) for s in present)] for e in entries]
     coloured = use_colour(sys.stdout) and args.format == "table"
-    print(render(table, args.format), end="")
+    print(_counts(header, rows, args.format), end="")
     if args.format != "table":
         return 0
     for entry in entries:

@@ -13,7 +13,8 @@ import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -23,7 +24,14 @@ from hydra_ledger.load import index as _index
 from hydra_ledger.load import slurm
 from hydra_ledger.load.codes import STATUS_CODES, derive_statuses
 from hydra_ledger.load.roots import default_roots
-from hydra_ledger.load.tables import as_numpy, combine, missing_by_sweep, started_jobs, sweep_candidates
+from hydra_ledger.load.tables import (
+    as_numpy,
+    combine,
+    from_numpy,
+    missing_by_sweep,
+    started_jobs,
+    sweep_candidates,
+)
 
 if TYPE_CHECKING:
     from hydra_ledger.load.walk import Progress
@@ -40,12 +48,16 @@ class Settled:
     layouts: list[list[str]]
     codes: np.ndarray  # per row: its place in STATUSES, -1 for none (see hydra_ledger.load.codes)
     include_debug: bool
+    # the sweeps' started jobs and records, when no row was left out (else found again for the rows kept)
+    sweeps: tuple[dict[str, set[int]], list[tuple[Path, dict[str, Any]]], dict[str, str]] | None = None
 
-    def missing(self) -> dict[str, list[dict[str, object]]]:
+    def missing(self) -> dict[str, list[dict[str, Any]]]:
         """The MISSING jobs of each sweep, as :func:`hydra_ledger.load.load_runs_and_missing` gives them."""
-        memo: dict[str, str] = {}
-        seen = started_jobs(self.table, memo)
-        return missing_by_sweep(self.indexes, seen or {}, self.include_debug, memo)
+        if self.sweeps is not None:
+            seen, candidates, memo = self.sweeps
+            return missing_by_sweep(self.indexes, seen, self.include_debug, memo, candidates)
+        memo = {}
+        return missing_by_sweep(self.indexes, started_jobs(self.table, memo) or {}, self.include_debug, memo)
 
 
 def settled(paths: Sequence[str], *, include_debug: bool = False, progress: Progress | None = None) -> Settled | None:
@@ -59,15 +71,20 @@ def settled(paths: Sequence[str], *, include_debug: bool = False, progress: Prog
         return None
     memo: dict[str, str] = {}
     started = started_jobs(table, memo)
-    if started is None or slurm.pending_rows([], [], sweep_candidates(indexes, started, memo), started):
+    if started is None:
         return None
+    candidates = sweep_candidates(indexes, started, memo)
+    if slurm.pending_rows([], [], candidates, started):
+        return None
+    sweeps: tuple[dict[str, set[int]], list[tuple[Path, dict[str, Any]]], dict[str, str]] | None = (
+        started, candidates, memo)
     if not include_debug and "debug" in table.column_names:
         flags = table.column("debug")
         if flags.type == pa.bool_():
-            keep = pc.or_kleene(pc.is_null(flags), pc.invert(flags))  # not True
-            codes = codes[as_numpy(keep, missing=False)]
-            table = table.filter(keep)
+            keep = as_numpy(pc.or_kleene(pc.is_null(flags), pc.invert(flags)), missing=False)  # not True
+            if not keep.all():
+                codes, table, sweeps = codes[keep], table.filter(from_numpy(keep, pa.bool_())), None
         elif flags.type != pa.null():
             return None
     _index.report_broken(indexes, "warn")
-    return Settled(indexes, table, layouts, codes, include_debug)
+    return Settled(indexes, table, layouts, codes, include_debug, sweeps)

@@ -108,13 +108,15 @@ def sweep_candidates(indexes: Sequence[RootIndex], started: dict[str, set[int]],
 
 
 def missing_by_sweep(indexes: Sequence[RootIndex], seen: dict[str, set[int]], include_debug: bool,
-                     memo: dict[str, str]) -> dict[str, list[dict[str, Any]]]:
+                     memo: dict[str, str], candidates: list[tuple[Path, dict[str, Any]]] | None = None,
+                     ) -> dict[str, list[dict[str, Any]]]:
     """``{sweep dir (real path): its MISSING jobs}``: listed in its record, but not among the
-    ``seen`` job numbers (recorded or PENDING), of the sweeps :func:`sweep_candidates` reads."""
+    ``seen`` job numbers (recorded or PENDING), of the sweeps :func:`sweep_candidates` reads
+    (``candidates``: what it gave for these ``seen``)."""
     from hydra_ledger.record.sweep_jobs import missing_jobs
 
     out: dict[str, list[dict[str, Any]]] = {}
-    for sweep_dir, record in sweep_candidates(indexes, seen, memo):
+    for sweep_dir, record in sweep_candidates(indexes, seen, memo) if candidates is None else candidates:
         if record.get("debug") and not include_debug:
             continue  # its jobs are hidden too
         key = realpath(str(sweep_dir), memo)
