@@ -236,3 +236,19 @@ def test_status_of_a_running_job_from_the_index_is_the_loaders(in_zoo, capsys):
         assert "multirun/a: running, 3/4 finished" in capsys.readouterr().out
     finally:
         _put(path, saved)
+
+
+@pytest.mark.parametrize("argv", [["ls"], ["status"], ["ls", "--format", "markdown"], ["status", "--format", "json"]])
+def test_a_root_of_broken_records_is_warned_of_once(tmp_path, monkeypatch, capsys, argv):
+    from hydra_ledger.record.schema import LedgerLoadWarning
+
+    record = tmp_path / "multirun" / "x" / "0" / ".ledger" / "run.json"
+    record.parent.mkdir(parents=True)
+    record.write_text('{"schema": 1, "run_id": "abc", "status": ')  # cut short
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HYDRA_LEDGER_CACHE", str(tmp_path / "cache"))
+    for _ in range(2):  # the first load indexes the root, the second reads the index
+        with pytest.warns(LedgerLoadWarning) as warned:
+            assert main([*argv, "multirun"]) == 0
+        assert len(warned) == 1, [str(w.message) for w in warned]
+        capsys.readouterr()

@@ -117,6 +117,9 @@ def _print_newest(args: argparse.Namespace) -> bool:
                      progress=bar(True))
     if listing is None:
         return False
+    if not listing.columns:
+        print("hydra-ledger: no runs match", file=sys.stderr)
+        return True
     display = _display(args)
     header = [printable(c) for c in listing.columns]
     cells = [[display.get(c, text)(v) for v in listing.values[c]] for c in listing.columns]

@@ -185,9 +185,13 @@ def indexed_sweeps(paths: list[str], include_debug: bool, show_progress: bool) -
         return None
     table = found.table
     order = np.arange(table.num_rows)
-    if "started_at" in table.column_names and table.column("started_at").type != pa.null():
-        if not pa.types.is_timestamp(table.column("started_at").type):
-            return None  # times kept as text: the frame parses them
+    times = table.column("started_at").type if "started_at" in table.column_names else pa.null()
+    if times != pa.null() and not pa.types.is_timestamp(times):
+        return None  # times kept as text: the frame parses them
+    if "sweep" in table.column_names and not _plain_text(table.column("sweep").type):
+        return None
+    found.report_broken()
+    if times != pa.null():
         started = as_numpy(table.column("started_at").cast(pa.int64()), missing=np.iinfo(np.int64).max)
         order = np.argsort(started, kind="stable")  # the frame's row order: by start, missing last
 
@@ -198,32 +202,32 @@ def indexed_sweeps(paths: list[str], include_debug: bool, show_progress: bool) -
         return timestamps(taken) if pa.types.is_timestamp(taken.type) else taken.to_pylist()
 
     keyed = _sweep_codes(table, order, column)
-    if keyed is None:
-        return None
     names = np.array([*STATUSES, "nan"], dtype=object)  # no status (-1) last: the frame's "nan"
     codes = found.codes[order]
     return tally(*keyed, np.where(codes < 0, len(names) - 1, codes), names, column, time.time(), found.missing())
 
 
-def _sweep_codes(table: Any, order: np.ndarray, column: Callable[[str, np.ndarray], list[Any]],
-                 ) -> tuple[np.ndarray, list[str]] | None:
-    """Each row's sweep (a single run: its job dir's parent) as a code, numbered in order of first
-    row (rows in ``order``), and the sweeps; a text at a time, not a row at a time. None when the
-    sweep column is not text."""
-    import numpy as np
+def _plain_text(kind: Any) -> bool:
     import pyarrow as pa
+
+    return bool(pa.types.is_string(kind) or kind == pa.null())
+
+
+def _sweep_codes(table: Any, order: np.ndarray, column: Callable[[str, np.ndarray], list[Any]],
+                 ) -> tuple[np.ndarray, list[str]]:
+    """Each row's sweep (a single run: its job dir's parent) as a code, numbered in order of first
+    row (rows in ``order``), and the sweeps; a text at a time, not a row at a time."""
+    import numpy as np
 
     from hydra_ledger.load.tables import as_numpy
 
     if "sweep" not in table.column_names:
         texts: list[Any] = []
         indices = np.zeros(table.num_rows, np.int64)
-    elif pa.types.is_string(table.column("sweep").type) or table.column("sweep").type == pa.null():
+    else:
         encoded = table.column("sweep").combine_chunks().dictionary_encode()
         texts = encoded.dictionary.to_pylist()
         indices = as_numpy(encoded.indices, missing=len(texts)).astype(np.int64)[order]
-    else:
-        return None
     blank = np.isin(indices, [i for i, text in enumerate(texts) if not text] + [len(texts)])
     blank_rows = np.flatnonzero(blank)
     parents = [str(Path(path).parent) for path in column("path", blank_rows)]

@@ -45,11 +45,14 @@ class Listing:
 def newest(paths: Sequence[str], *, limit: int | None, include_debug: bool = False, fold_columns: bool = False,
            progress: Progress | None = None) -> Listing | None:
     """The ``limit`` newest runs under ``paths`` (default roots when empty) with ``ls``'s default
-    columns, or None when the frame is needed to list them. ``fold_columns``: name the varying
-    config columns not shown, as :func:`hydra_ledger.load.swept.folded` does."""
+    columns (none when there are no runs), or None when the frame is needed to list them.
+    ``fold_columns``: name the varying config columns not shown, as :func:`hydra_ledger.load.swept.folded` does."""
     found = settled(paths, include_debug=include_debug, progress=progress)
-    if found is None or not found.table.num_rows or not _listable(found.table):
+    if found is None or (found.table.num_rows and not _listable(found.table)):
         return None
+    found.report_broken()
+    if not found.table.num_rows:
+        return Listing([], {}, {})
     table = found.table
     columns = _Columns(table, found.codes)
     names = _order_columns(_names(table, found.layouts))

@@ -51,6 +51,10 @@ class Settled:
     # the sweeps' started jobs and records, when no row was left out (else found again for the rows kept)
     sweeps: tuple[dict[str, set[int]], list[tuple[Path, dict[str, Any]]], dict[str, str]] | None = None
 
+    def report_broken(self) -> None:
+        """Warn of the broken records once the view is shown from here (the frame's load warns of them otherwise)."""
+        _index.report_broken(self.indexes, "warn")
+
     def missing(self) -> dict[str, list[dict[str, Any]]]:
         """The MISSING jobs of each sweep, as :func:`hydra_ledger.load.load_runs_and_missing` gives them."""
         if self.sweeps is not None:
@@ -61,7 +65,8 @@ class Settled:
 
 
 def settled(paths: Sequence[str], *, include_debug: bool = False, progress: Progress | None = None) -> Settled | None:
-    """The runs under ``paths`` (default roots when empty), or None when the frame must be loaded."""
+    """The runs under ``paths`` (default roots when empty), or None when the frame must be loaded.
+    Their broken records are left to :meth:`Settled.report_broken`: a view that falls back warns once."""
     roots = default_roots() if not paths else list(paths)
     now = time.time()
     indexes = _index.load_roots(roots, now, "auto", progress)
@@ -86,5 +91,4 @@ def settled(paths: Sequence[str], *, include_debug: bool = False, progress: Prog
                 codes, table, sweeps = codes[keep], table.filter(from_numpy(keep, pa.bool_())), None
         elif flags.type != pa.null():
             return None
-    _index.report_broken(indexes, "warn")
     return Settled(indexes, table, layouts, codes, include_debug, sweeps)
