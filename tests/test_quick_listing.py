@@ -74,7 +74,7 @@ def _ls(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[str, str]:
 
 
 @pytest.mark.parametrize("argv", [
-    [], ["-n", "3"], ["-n", "0"], ["--debug"], ["multirun/a"], ["multirun/a", "outputs"], ["multirun/b"],
+    [], ["-n", "3"], ["-n", "0"], ["-n", "-2"], ["--debug"], ["multirun/a"], ["multirun/a", "outputs"], ["multirun/b"],
     ["--format", "markdown"], ["--format", "latex", "-n", "2"],
 ])
 def test_the_default_view_from_the_index_is_what_the_frame_shows(in_zoo, capsys, argv):

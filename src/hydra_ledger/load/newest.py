@@ -61,8 +61,8 @@ def newest(paths: Sequence[str], *, limit: int | None, include_debug: bool = Fal
     summary = [n for n in names if n.startswith("summary.")]
     shown = [*LEADING, *swept, *summary, *[n for n in ("tags",) if n in names]]
     rows = pc.sort_indices(table.column("started_at"), sort_keys=[("", "descending")])  # stable, nulls at the end
-    if limit is not None:
-        rows = rows.slice(0, max(limit, 0))
+    if limit is not None:  # as DataFrame.head: a negative limit leaves that many out at the end
+        rows = rows.slice(0, limit if limit >= 0 else max(len(rows) + limit, 0))
     listing = Listing(shown, {n: columns.values(n, rows) for n in shown}, {n: columns.numeric(n) for n in shown})
     if fold_columns:
         varying = [n for n in names if is_config(n) and columns.varies(n)]
