@@ -17,6 +17,7 @@ from hydra_ledger.cli._output import (
     render,
     render_rows,
     text,
+    texts,
     use_colour,
 )
 from hydra_ledger.cli._runs import bar, column_name, load_frame
@@ -122,9 +123,11 @@ def _print_newest(args: argparse.Namespace) -> bool:
         return True
     display = _display(args)
     header = [printable(c) for c in listing.columns]
-    cells = [[display.get(c, text)(v) for v in listing.values[c]] for c in listing.columns]
+    cells = [list(map(display[c], listing.values[c])) if c in display else texts(listing.values[c], listing.kinds[c])
+             for c in listing.columns]
     rows = [list(row) for row in zip(*cells)]
-    print(render_rows(header, rows, [listing.numeric[c] for c in listing.columns], args.format), end="")
+    numeric = [listing.kinds[c] in (int, float) for c in listing.columns]
+    print(render_rows(header, rows, numeric, args.format), end="")
     note = fold_note(listing.folded)
     if note:
         print(printable(note), file=sys.stderr)

@@ -38,7 +38,7 @@ class Listing:
 
     columns: list[str]
     values: dict[str, list[Any]]
-    numeric: dict[str, bool]  # a number column (right-aligned), as the frame's dtype says
+    kinds: dict[str, type | None]  # bool, int or float as the frame types the column; None: values of any type
     folded: dict[str, list[str]] = field(default_factory=dict)  # see hydra_ledger.load.swept.folded
 
 
@@ -52,7 +52,7 @@ def newest(paths: Sequence[str], *, limit: int | None, include_debug: bool = Fal
         return None
     found.report_broken()
     if not found.table.num_rows:
-        return Listing([], {}, {})
+        return Listing([], {}, {})  # no runs
     table = found.table
     columns = _Columns(table, found.codes)
     names = _order_columns(_names(table, found.layouts))
@@ -63,7 +63,7 @@ def newest(paths: Sequence[str], *, limit: int | None, include_debug: bool = Fal
     rows = pc.sort_indices(table.column("started_at"), sort_keys=[("", "descending")])  # stable, nulls at the end
     if limit is not None:  # as DataFrame.head: a negative limit leaves that many out at the end
         rows = rows.slice(0, limit if limit >= 0 else max(len(rows) + limit, 0))
-    listing = Listing(shown, {n: columns.values(n, rows) for n in shown}, {n: columns.numeric(n) for n in shown})
+    listing = Listing(shown, {n: columns.values(n, rows) for n in shown}, {n: columns.kind(n) for n in shown})
     if fold_columns:
         varying = [n for n in names if is_config(n) and columns.varies(n)]
         listing.folded = fold(varying, shown, names, columns.keys)
@@ -147,14 +147,14 @@ class _Columns:
             return [None if v is None else float(v) for v in values]
         return values  # shared by rows of one text: values to show, not to change
 
-    def numeric(self, name: str) -> bool:
-        """Whether the frame's column is numbers (not booleans): right-aligned in a table."""
-        if name not in self.names:
-            return False
+    def kind(self, name: str) -> type | None:
+        """The type of the frame's column: bool, int or float; None for any other (text, times, objects)."""
+        if name not in self.names or name == "status":
+            return None
         column = self.table.column(name)
         if column.type == JSON_TYPE:
-            return _json_kind(self._json(name)[2]) in (int, float)
-        return bool(pa.types.is_integer(column.type) or pa.types.is_floating(column.type))
+            return _json_kind(self._json(name)[2])
+        return _ARROW_KINDS.get(column.type)
 
     def _json(self, name: str) -> tuple[list[Any], np.ndarray, set[type]]:
         """A JSON column's distinct values, each row's index into them (past the end: missing), their types."""
@@ -174,6 +174,9 @@ class _Columns:
         if value is not None and _json_kind(self._json(name)[2]) is float:
             value = float(value)  # 1 and 1.0 are one value of a float column
         return _key(value)
+
+
+_ARROW_KINDS: dict[pa.DataType, type] = {pa.bool_(): bool, pa.int64(): int, pa.float64(): float}
 
 
 def _json_kind(kinds: set[type]) -> type | None:
