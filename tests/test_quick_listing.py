@@ -252,3 +252,16 @@ def test_a_root_of_broken_records_is_warned_of_once(tmp_path, monkeypatch, capsy
             assert main([*argv, "multirun"]) == 0
         assert len(warned) == 1, [str(w.message) for w in warned]
         capsys.readouterr()
+
+
+@pytest.mark.parametrize("unit", ["s", "ms", "us", "ns"])
+def test_timestamps_are_read_without_pandas_in_any_unit(unit):
+    import datetime as dt
+
+    import pyarrow as pa
+
+    from hydra_ledger.load.tables import timestamps
+
+    when = dt.datetime(2024, 5, 1, 12, 30, 15, 250000 if unit != "s" else 0, tzinfo=dt.timezone.utc)
+    column = pa.array([when, None], pa.timestamp(unit, "UTC"))
+    assert timestamps(column) == [when, None]

@@ -195,13 +195,19 @@ def from_numpy(values: np.ndarray, type: pa.DataType) -> pa.Array:
     return pa.Array.from_buffers(type, len(values), [None, pa.py_buffer(data)])
 
 
+_PER_SECOND = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
+
+
 def timestamps(column: pa.Array | pa.ChunkedArray) -> list[_dt.datetime | None]:
-    """A timestamp column's values as UTC datetimes (``to_pylist`` makes pandas Timestamps, importing pandas)."""
+    """A timestamp column's values as UTC datetimes, to the microsecond (``to_pylist`` makes pandas
+    Timestamps of nanosecond ones, importing pandas)."""
+    per_second = _PER_SECOND[column.type.unit]
     out: list[_dt.datetime | None] = []
-    for ns in column.cast(pa.int64()).to_pylist():
-        if ns is None:
+    for ticks in column.cast(pa.int64()).to_pylist():
+        if ticks is None:
             out.append(None)
         else:
-            seconds, rest = divmod(ns, 1_000_000_000)
-            out.append(_dt.datetime.fromtimestamp(seconds, _dt.timezone.utc) + _dt.timedelta(microseconds=rest // 1000))
+            seconds, rest = divmod(ticks, per_second)
+            out.append(_dt.datetime.fromtimestamp(seconds, _dt.timezone.utc)
+                       + _dt.timedelta(microseconds=rest * 1_000_000 // per_second))
     return out
