@@ -1,6 +1,6 @@
-"""``ls``'s default view answered from the index without pandas (hydra_ledger.load.newest): the
-same text as the frame gives for the same runs, typed alike, and the frame whenever a row needs
-the loader's judgement (a heartbeat, a flag of another type)."""
+"""``ls``'s default view and ``status`` answered from the index without pandas (hydra_ledger.load.quick,
+hydra_ledger.load.newest): the same text and counts as the frame gives for the same runs, typed
+alike, and the frame whenever a row needs the loader's full judgement (a job number of another type)."""
 from __future__ import annotations
 
 import json
