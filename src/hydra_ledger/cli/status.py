@@ -178,22 +178,19 @@ def indexed_sweeps(paths: list[str], include_debug: bool, show_progress: bool) -
     import pyarrow as pa
 
     from hydra_ledger.load.quick import settled
-    from hydra_ledger.load.tables import as_numpy, from_numpy, timestamps
+    from hydra_ledger.load.tables import from_numpy, start_order, timestamps
 
     found = settled(paths, include_debug=include_debug, progress=bar(show_progress))
     if found is None:
         return None
     table = found.table
-    order = np.arange(table.num_rows)
     times = table.column("started_at").type if "started_at" in table.column_names else pa.null()
     if times != pa.null() and not pa.types.is_timestamp(times):
         return None  # times kept as text: the frame parses them
     if "sweep" in table.column_names and not _plain_text(table.column("sweep").type):
         return None
     found.report_broken()
-    if times != pa.null():
-        started = as_numpy(table.column("started_at").cast(pa.int64()), missing=np.iinfo(np.int64).max)
-        order = np.argsort(started, kind="stable")  # the frame's row order: by start, missing last
+    order = start_order(table)  # the frame's row order
 
     def column(name: str, rows: np.ndarray) -> list[Any]:
         if name not in table.column_names:

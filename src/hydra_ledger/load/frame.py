@@ -20,7 +20,14 @@ from hydra_ledger.load import slurm
 from hydra_ledger.load.codes import STATUS_CODES, derive_statuses, status_code
 from hydra_ledger.load.encode import JSON_TYPE, LAYOUT, TIME_COLUMNS, no_gc
 from hydra_ledger.load.index import RootIndex
-from hydra_ledger.load.tables import combine, missing_by_sweep, realpath, started_jobs, sweep_candidates
+from hydra_ledger.load.tables import (
+    combine,
+    missing_by_sweep,
+    realpath,
+    start_order,
+    started_jobs,
+    sweep_candidates,
+)
 from hydra_ledger.load.where import choose, referenced
 from hydra_ledger.record.files import loads
 from hydra_ledger.record.schema import FINAL_STATUSES, STATUSES
@@ -88,19 +95,14 @@ def column_order(table: pa.Table, keep: np.ndarray | None, layouts: list[list[st
     return _order_columns(list(names))
 
 
-def sort_order(table: pa.Table, keep: np.ndarray | None) -> np.ndarray:
+def sort_order(table: pa.Table) -> np.ndarray:
     """Row positions by start time (stable, missing last), as the frame is sorted."""
-    positions = np.flatnonzero(keep) if keep is not None else np.arange(table.num_rows)
-    if "started_at" not in table.column_names or not len(positions):
-        return positions
-    column = table.column("started_at")
-    if column.type == pa.null():
-        return positions
-    if not pa.types.is_timestamp(column.type):  # times stored as text (rows check them: never expected)
+    column = table.column("started_at") if "started_at" in table.column_names else None
+    if column is not None and column.type != pa.null() and not pa.types.is_timestamp(column.type):
+        # times stored as text (rows check them: never expected): parsed as the frame parses them
         times = pd.to_datetime(pd.Series(_values(column), dtype=object), utc=True, format="ISO8601", errors="coerce")
-        column = pa.chunked_array([pa.array(times.astype("datetime64[ns, UTC]"))])
-    values = column.cast(pa.int64()).fill_null(np.iinfo(np.int64).max).to_numpy()[positions]
-    return positions[np.argsort(values, kind="stable")]
+        table = pa.table({"started_at": pa.array(times.astype("datetime64[ns, UTC]"))})
+    return start_order(table)
 
 
 class Columns:
@@ -364,7 +366,7 @@ def _build(indexes: Sequence[RootIndex], *, now: float, stale_after: float | Non
         where_ = {int(i): n for n, i in enumerate(positions)}
         states = {where_[i]: s for i, s in states.items() if i in where_}
     names = column_order(table, None, layouts, states, pending)
-    rows = sort_order(table, None)
+    rows = sort_order(table)
     every = Columns(table, statuses, states, pending, rows, np.arange(len(pending)))
     mask = np.ones(len(rows) + len(pending), dtype=bool)
     if status is not None:

@@ -21,7 +21,7 @@ from hydra_ledger.load.encode import JSON_TYPE, LAYOUT
 from hydra_ledger.load.quick import settled
 from hydra_ledger.load.rows import BASE_COLUMNS
 from hydra_ledger.load.swept import fold, is_config, override_keys, swept_columns
-from hydra_ledger.load.tables import as_numpy, timestamps
+from hydra_ledger.load.tables import as_numpy, start_order, timestamps
 from hydra_ledger.record.files import loads
 from hydra_ledger.record.schema import STATUSES
 
@@ -89,7 +89,7 @@ def _in_start_order(table: pa.Table) -> list[str]:
     if overrides.type != JSON_TYPE:
         return []
     encoded = overrides.combine_chunks().dictionary_encode()
-    order = as_numpy(pc.sort_indices(table.column("started_at"), sort_keys=[("", "ascending")]))  # nulls at the end
+    order = start_order(table)
     texts = encoded.dictionary.to_pylist()
     in_order = as_numpy(encoded.indices, missing=len(texts))[order]  # no overrides: a code past the texts
     _, first = np.unique(in_order, return_index=True)

@@ -143,6 +143,15 @@ def started_jobs(table: pa.Table, memo: dict[str, str]) -> dict[str, set[int]] |
     return started
 
 
+def start_order(table: pa.Table) -> np.ndarray:
+    """Row positions by start time, stable, missing times last: the frame's row order. The
+    ``started_at`` column, if any, must be one of timestamps (or of nulls)."""
+    if "started_at" not in table.column_names or table.column("started_at").type == pa.null():
+        return np.arange(table.num_rows)
+    ticks = as_numpy(table.column("started_at").cast(pa.int64()), missing=np.iinfo(np.int64).max)
+    return np.argsort(ticks, kind="stable")
+
+
 def nums_by_sweep(pairs: pa.Table) -> list[tuple[str, list[int]]]:
     """``(sweep, job nums)`` of each run of equal sweeps in (sweep, job_num) rows without nulls: rows in
     walk order come a sweep at a time (Arrow's group_by with a distinct count took 60 ms of a warm
