@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -308,8 +309,15 @@ def _value_key(value: Any) -> str:
 
 
 def _is_na(value: Any) -> bool:
-    import pandas as pd
-
+    """Missing: None, NaN, pandas' NA and NaT. pandas is asked only once it is imported: plain
+    values (the index-read listing's) need none of it, and its own missing values need it loaded."""
+    if value is None:
+        return True
+    if isinstance(value, float):
+        return value != value  # NaN is the one value unequal to itself
+    pd = sys.modules.get("pandas")
+    if pd is None:
+        return False
     try:
         return bool(pd.isna(value))
     except (TypeError, ValueError):

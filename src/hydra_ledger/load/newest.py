@@ -128,7 +128,7 @@ class _Columns:
             unique, indices, _ = self._json(name)
             keys = np.array([self._key(name, v) for v in unique] + ["<NA>"], dtype=object)
             return list(keys[indices].tolist())
-        return [_key(v) for v in column.to_pylist()]
+        return [_value_key(v) for v in column.to_pylist()]
 
     def values(self, name: str, rows: pa.Array) -> list[Any]:
         """The values of ``rows`` (positions), typed as the frame's column is."""
@@ -173,7 +173,7 @@ class _Columns:
     def _key(self, name: str, value: Any) -> Any:
         if value is not None and _json_kind(self._json(name)[2]) is float:
             value = float(value)  # 1 and 1.0 are one value of a float column
-        return _key(value)
+        return _value_key(value)
 
 
 _ARROW_KINDS: dict[pa.DataType, type] = {pa.bool_(): bool, pa.int64(): int, pa.float64(): float}
@@ -184,12 +184,3 @@ def _json_kind(kinds: set[type]) -> type | None:
     if kinds and kinds <= {int, float}:
         return int if kinds == {int} else float
     return bool if kinds == {bool} else None
-
-
-def _key(value: Any) -> Any:
-    """``_value_key`` of a plain value, without pandas: missing (None, NaN) is one key."""
-    if isinstance(value, (list, dict)):
-        return _value_key(value)
-    if value is None or (isinstance(value, float) and value != value):
-        return "<NA>"
-    return repr(value)
