@@ -37,6 +37,8 @@ if TYPE_CHECKING:
     from hydra_ledger.load.walk import Progress
 
 _IN_DOUBT = [STATUS_CODES[s] for s in slurm.IN_DOUBT]
+# the sweeps' started job numbers, the sweep records read for them, the realpath memo
+_Sweeps = tuple[dict[str, set[int]], list[tuple[Path, dict[str, Any]]], dict[str, str]]
 
 
 @dataclass
@@ -48,8 +50,7 @@ class Settled:
     layouts: list[list[str]]
     codes: np.ndarray  # per row: its place in STATUSES, -1 for none (see hydra_ledger.load.codes)
     include_debug: bool
-    # the sweeps' started jobs and records, when no row was left out (else found again for the rows kept)
-    sweeps: tuple[dict[str, set[int]], list[tuple[Path, dict[str, Any]]], dict[str, str]] | None = None
+    sweeps: _Sweeps | None = None  # when no row was left out (else found again for the rows kept)
 
     def report_broken(self) -> None:
         """Warn of the broken records once the view is shown from here (the frame's load warns of them otherwise)."""
@@ -81,8 +82,7 @@ def settled(paths: Sequence[str], *, include_debug: bool = False, progress: Prog
     candidates = sweep_candidates(indexes, started, memo)
     if slurm.pending_rows([], [], candidates, started):
         return None
-    sweeps: tuple[dict[str, set[int]], list[tuple[Path, dict[str, Any]]], dict[str, str]] | None = (
-        started, candidates, memo)
+    sweeps: _Sweeps | None = (started, candidates, memo)
     if not include_debug and "debug" in table.column_names:
         flags = table.column("debug")
         if flags.type == pa.bool_():
