@@ -27,6 +27,10 @@ from hydra_ledger.load.slurm import parse_sacct, parse_usage
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "slurm-cluster.sh"
 SLURM = ("hydra/launcher=submitit_slurm",)
+# A 1 min limit with SIGUSR2 30 s before it. submitit's default signal_delay_s (120 s) is longer
+# than the limit, so Slurm signals at its first periodic check after the start, which can come
+# before the job's Python has installed submitit's handlers: SIGUSR2 then kills it with no record.
+TIME_LIMIT = ("hydra.launcher.timeout_min=1", "hydra.launcher.signal_delay_s=30")
 
 
 @pytest.fixture(scope="module")
@@ -166,9 +170,9 @@ def test_scancel_of_a_running_job_is_died_then_cancelled_by_sacct(sweep):
 
 @pytest.mark.slurm
 def test_job_reaching_its_time_limit_is_timeout(sweep):
-    """submitit's defaults on Slurm: SIGUSR2 signal_delay_s (120 s) before a 1 min limit, no retries
-    (max_num_timeout=0), so submitit raises "timed-out too many times" into the task at once."""
-    run = sweep("hydra.launcher.timeout_min=1", "x=1", "sleep=300")
+    """SIGUSR2 30 s before a 1 min limit and no retries (submitit's max_num_timeout=0): submitit
+    raises "timed-out too many times" into the task at once."""
+    run = sweep(*TIME_LIMIT, "x=1", "sleep=300")
     # the 1 min limit, submitit's signal and the job's end: about 90 s on a quiet machine, the
     # 150 s once allowed were seen to run out on a loaded 2-core CI machine
     run.wait("the time-out", lambda: run.record(0) is not None
@@ -190,7 +194,7 @@ def test_job_reaching_its_time_limit_is_timeout(sweep):
 def test_time_out_error_never_reaching_the_task_loads_as_timeout(sweep):
     """A task that catches every Exception never ends on submitit's time-out error; Slurm ends it at
     the limit. The record's last SIGUSR2 note ("timed-out", not requeued), not sacct, makes it TIMEOUT."""
-    run = sweep("hydra.launcher.timeout_min=1", "x=1", "sleep=300", "catch_errors=true")
+    run = sweep(*TIME_LIMIT, "x=1", "sleep=300", "catch_errors=true")
     job_id = run.wait("the job to run", lambda: (run.record(0) or {}).get("slurm", {}).get("job_id"))
     run.wait("Slurm to end the job", lambda: sacct_state(job_id) == "TIMEOUT", timeout=240)
     rec = run.record(0)
@@ -208,7 +212,7 @@ def test_time_out_error_never_reaching_the_task_loads_as_timeout(sweep):
 def test_job_killed_at_its_time_limit_is_died_then_timeout_by_sacct(sweep):
     """No SIGUSR2 handled before the limit: submitit bypasses Slurm's SIGTERM, SIGKILL follows
     KillWait later, and the record is left RUNNING; sacct's TIMEOUT is what the loader shows."""
-    run = sweep("hydra.launcher.timeout_min=1", "x=1", "sleep=300", "ignore_usr2=true")
+    run = sweep(*TIME_LIMIT, "x=1", "sleep=300", "ignore_usr2=true")
     job_id = run.wait("the job to run", lambda: (run.record(0) or {}).get("slurm", {}).get("job_id"))
     run.wait("Slurm to end the job", lambda: sacct_state(job_id) == "TIMEOUT", timeout=120)
     rec = run.record(0)
