@@ -177,6 +177,7 @@ def indexed_sweeps(paths: list[str], include_debug: bool, show_progress: bool) -
     import numpy as np
     import pyarrow as pa
 
+    from hydra_ledger.load import kernels
     from hydra_ledger.load.quick import settled
     from hydra_ledger.load.tables import from_numpy, start_order, timestamps
 
@@ -195,7 +196,7 @@ def indexed_sweeps(paths: list[str], include_debug: bool, show_progress: bool) -
     def column(name: str, rows: np.ndarray) -> list[Any]:
         if name not in table.column_names:
             return [None] * len(rows)
-        taken = table.column(name).take(from_numpy(order[rows], pa.int64()))
+        taken = kernels.take(table.column(name), from_numpy(order[rows], pa.int64()))
         return timestamps(taken) if pa.types.is_timestamp(taken.type) else taken.to_pylist()
 
     keyed = _sweep_codes(table, order, column)
@@ -216,13 +217,14 @@ def _sweep_codes(table: Any, order: np.ndarray, column: Callable[[str, np.ndarra
     row (rows in ``order``), and the sweeps; a text at a time, not a row at a time."""
     import numpy as np
 
+    from hydra_ledger.load import kernels
     from hydra_ledger.load.tables import as_numpy
 
     if "sweep" not in table.column_names:
         texts: list[Any] = []
         indices = np.zeros(table.num_rows, np.int64)
     else:
-        encoded = table.column("sweep").combine_chunks().dictionary_encode()
+        encoded = kernels.dictionary_encode(table.column("sweep").combine_chunks())
         texts = encoded.dictionary.to_pylist()
         indices = as_numpy(encoded.indices, missing=len(texts)).astype(np.int64)[order]
     blank = np.isin(indices, [i for i, text in enumerate(texts) if not text] + [len(texts)])

@@ -78,16 +78,17 @@ def _with_run_id(index: Any, prefix: str) -> list[str]:
     Arrow as an option, not a value: pyarrow imports pandas to convert a value, and ``show ID``
     needs no pandas."""
     import pyarrow as pa
-    import pyarrow.compute as pc
 
+    from hydra_ledger.load import kernels
     from hydra_ledger.load.encode import REL
 
     run_ids = index.table.column("run_id")
     if not pa.types.is_string(run_ids.type) and not pa.types.is_large_string(run_ids.type):  # none recorded
         return [rel for rel, run_id in zip(index.table.column(REL).to_pylist(), run_ids.to_pylist())
                 if str(run_id or "").startswith(prefix)]
-    matching = pc.starts_with(run_ids, pattern=prefix)
-    return index.table.column(REL).take(pc.indices_nonzero(pc.and_kleene(pc.is_valid(matching), matching))).to_pylist()
+    matching = kernels.starts_with(run_ids, options=kernels.MatchSubstringOptions(prefix))
+    rows = kernels.indices_nonzero(kernels.and_kleene(kernels.is_valid(matching), matching))
+    return list(kernels.take(index.table.column(REL), rows).to_pylist())
 
 
 def load_runs(

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from hydra_ledger.load import kernels
 from hydra_ledger.load.encode import HB, JSON_TYPE
 from hydra_ledger.load.tables import as_numpy, from_numpy, timestamps
 from hydra_ledger.record.files import loads
@@ -28,9 +29,9 @@ def derive_statuses(table: pa.Table, now: float, stale_after: float | None) -> n
     running = np.flatnonzero(codes == STATUS_CODES["RUNNING"])
     if len(running):
         rows = from_numpy(running, pa.int64())
-        paths = table.column("path").take(rows).to_pylist()
-        beats = table.column(HB).take(rows).to_pylist()
-        starts = _started(table.column("started_at").take(rows)) if "started_at" in table.column_names \
+        paths = kernels.take(table.column("path"), rows).to_pylist()
+        beats = kernels.take(table.column(HB), rows).to_pylist()
+        starts = _started(kernels.take(table.column("started_at"), rows)) if "started_at" in table.column_names \
             else [None] * len(running)
         for i, path, beat, start in zip(running.tolist(), paths, beats, starts):
             record = {"status": "RUNNING", "heartbeat_s": beat, "started_at": start}
@@ -48,7 +49,7 @@ def status_codes(table: pa.Table) -> np.ndarray:
         if column.type == JSON_TYPE:
             values = [None if v is None else loads(v) for v in values]
         return np.fromiter((status_code(v) for v in values), np.int8, table.num_rows)
-    encoded = column.combine_chunks().dictionary_encode()  # a few distinct texts: each looked up once
+    encoded = kernels.dictionary_encode(column.combine_chunks())  # a few distinct texts: each looked up once
     lookup = np.array([status_code(s) for s in encoded.dictionary.to_pylist()] + [-1], np.int8)
     codes: np.ndarray = lookup[as_numpy(encoded.indices, missing=len(lookup) - 1)]
     return codes

@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
+from hydra_ledger.load import kernels
 from hydra_ledger.record.schema import RecordError
 
 # Internal columns; row keys never start with '#'.
@@ -166,7 +167,7 @@ def concat(tables: list[pa.Table]) -> pa.Table:
             target = next(iter(types)) if types else pa.null()
         columns[name] = [
             pa.chunked_array([pa.nulls(t.num_rows, target)], target) if p is None
-            else (p if p.type == target else p.cast(target))
+            else (p if p.type == target else kernels.cast(p, target))
             for p, t in zip(parts, tables)
         ]
     arrays = [pa.chunked_array([c for part in columns[name] for c in part.chunks], columns[name][0].type)

@@ -37,10 +37,9 @@ from typing import Any
 import numpy as np
 import orjson
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from hydra_ledger.errors import LedgerWarning
-from hydra_ledger.load import walk
+from hydra_ledger.load import kernels, walk
 from hydra_ledger.load.encode import INTERNAL, LAYOUT, RACY, REL, SIG, concat, encode_rows, no_gc
 from hydra_ledger.record.files import replacing
 from hydra_ledger.record.paths import LEDGER_DIR, RunPaths
@@ -216,7 +215,7 @@ def update(root: str, prior: RootIndex | None, now: float,
     known = _Known(table, prior.broken)
     untrusted = set(prior.broken)
     if table.num_rows:
-        untrusted.update(table.column(REL).take(_in_doubt(table)).to_pylist())
+        untrusted.update(kernels.take(table.column(REL), _in_doubt(table)).to_pylist())
     if not table.num_rows and not prior.broken and not prior.dirs:  # nothing indexed: walk, read in worker processes
         scan, chunks, ordered = walk.cold_scan(root, now, progress)
     else:
@@ -228,8 +227,10 @@ def update(root: str, prior: RootIndex | None, now: float,
         dropped.update(rel for rel in known if _under(rel, scan.gone))
     layouts = list(prior.layouts)
     indexed = [rel for rel in dropped if rel in known and rel not in prior.broken]  # new jobs are in no row
-    parts = [table.filter(pc.invert(pc.is_in(table.column(REL), pa.array(sorted(indexed), pa.string()))))
-             if indexed else table]
+    parts = [table]
+    if indexed:
+        gone = kernels.SetLookupOptions(pa.array(sorted(indexed), pa.string()))
+        parts = [kernels.filter(table, kernels.invert(kernels.is_in(table.column(REL), options=gone)))]
     for chunk in chunks:
         remap = np.array([_layout_id(layouts, keys) for keys in chunk.layouts] or [0], dtype=np.int32)
         t = chunk.table
@@ -267,7 +268,7 @@ def update(root: str, prior: RootIndex | None, now: float,
             sweeps[rel] = walk.read_sweep(root, rel)
             changed = True
     changed = changed or sweeps.keys() != prior.sweeps.keys()
-    used = sorted(pc.unique(table.column(LAYOUT)).to_pylist()) if table.num_rows else []
+    used = sorted(kernels.unique(table.column(LAYOUT)).to_pylist()) if table.num_rows else []
     if changed and len(used) < len(layouts):  # drop layouts no row uses any more
         remap = np.zeros(len(layouts), dtype=np.int32)
         remap[used] = np.arange(len(used), dtype=np.int32)
@@ -284,9 +285,10 @@ def _in_doubt(table: pa.Table) -> pa.Array:
     nothing changed needs no pandas."""
     status = table.column("status")
     if not pa.types.is_string(status.type) and not pa.types.is_large_string(status.type):  # no status at all
-        return pc.indices_nonzero(pc.is_null(status))
-    trusted = pc.and_(pc.invert(table.column(RACY)), pc.invert(pc.match_substring_regex(status, pattern="^RUNNING$")))
-    return pc.indices_nonzero(pc.invert(pc.and_kleene(pc.is_valid(trusted), trusted)))
+        return kernels.indices_nonzero(kernels.is_null(status))
+    running = kernels.match_substring_regex(status, options=kernels.MatchSubstringOptions("^RUNNING$"))
+    trusted = kernels.and_(kernels.invert(table.column(RACY)), kernels.invert(running))
+    return kernels.indices_nonzero(kernels.invert(kernels.and_kleene(kernels.is_valid(trusted), trusted)))
 
 
 def _in_walk_order(parts: list[pa.Table]) -> pa.Table:
@@ -302,12 +304,12 @@ def _in_walk_order(parts: list[pa.Table]) -> pa.Table:
     if new.num_rows and (last is None or min(new_keys) > last):
         order = sorted(range(len(new_keys)), key=new_keys.__getitem__)
         if order != list(range(len(order))):
-            new = new.take(pa.array(order, pa.int64()))
+            new = kernels.take(new, pa.array(order, pa.int64()))
         return concat([old, new])
     table = concat(parts)
     keys = [walk.walk_key(r) for r in table.column(REL).to_pylist()]
     order = sorted(range(len(keys)), key=keys.__getitem__)
-    return table.take(pa.array(order, pa.int64()))
+    return kernels.take(table, pa.array(order, pa.int64()))
 
 
 class _Known(Mapping[str, str]):

@@ -14,9 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from hydra_ledger.load import _order_columns, _value_key
+from hydra_ledger.load import _order_columns, _value_key, kernels
 from hydra_ledger.load.encode import JSON_TYPE, LAYOUT
 from hydra_ledger.load.quick import settled
 from hydra_ledger.load.rows import BASE_COLUMNS
@@ -60,7 +59,8 @@ def newest(paths: Sequence[str], *, limit: int | None, include_debug: bool = Fal
     swept = swept_columns(keys, names, columns.varies)
     summary = [n for n in names if n.startswith("summary.")]
     shown = [*LEADING, *swept, *summary, *[n for n in ("tags",) if n in names]]
-    rows = pc.sort_indices(table.column("started_at"), sort_keys=[("", "descending")])  # stable, nulls at the end
+    newest_first = kernels.SortOptions([("", "descending")])  # stable, nulls at the end
+    rows = kernels.sort_indices(table.column("started_at"), options=newest_first)
     if limit is not None:  # as DataFrame.head: a negative limit leaves that many out at the end
         rows = rows.slice(0, limit if limit >= 0 else max(len(rows) + limit, 0))
     listing = Listing(shown, {n: columns.values(n, rows) for n in shown}, {n: columns.kind(n) for n in shown})
@@ -78,7 +78,7 @@ def _listable(table: pa.Table) -> bool:
 def _names(table: pa.Table, layouts: list[list[str]]) -> list[str]:
     """The frame's columns before ordering: the base ones, then each key layout's in first-seen order."""
     names: dict[str, None] = dict.fromkeys(BASE_COLUMNS)
-    for layout in pc.unique(table.column(LAYOUT)).to_pylist():  # in order of first appearance
+    for layout in kernels.unique(table.column(LAYOUT)).to_pylist():  # in order of first appearance
         names.update(dict.fromkeys(layouts[layout]))
     return list(names)
 
@@ -88,7 +88,7 @@ def _in_start_order(table: pa.Table) -> list[str]:
     overrides = table.column("overrides")
     if overrides.type != JSON_TYPE:
         return []
-    encoded = overrides.combine_chunks().dictionary_encode()
+    encoded = kernels.dictionary_encode(overrides.combine_chunks())
     order = start_order(table)
     texts = encoded.dictionary.to_pylist()
     in_order = as_numpy(encoded.indices, missing=len(texts))[order]  # no overrides: a code past the texts
@@ -114,8 +114,8 @@ class _Columns:
             return False
         if column.type == JSON_TYPE:
             return len({self._key(name, v) for v in self._json(name)[0]} | self._json_missing(name)) > 1
-        distinct = pc.count_distinct(column, mode="all").as_py()
-        if pa.types.is_floating(column.type) and column.null_count and pc.any(pc.is_nan(column)).as_py():
+        distinct = kernels.count_distinct(column, options=kernels.CountOptions("all")).as_py()
+        if pa.types.is_floating(column.type) and column.null_count and kernels.any(kernels.is_nan(column)).as_py():
             distinct -= 1  # NaN and null are both missing in the frame's float column
         return bool(distinct > 1)
 
@@ -138,9 +138,9 @@ class _Columns:
             return [None] * len(rows)
         column = self.table.column(name)
         if pa.types.is_timestamp(column.type):
-            return timestamps(column.take(rows))
+            return timestamps(kernels.take(column, rows))
         if column.type != JSON_TYPE:
-            return list(column.take(rows).to_pylist())
+            return list(kernels.take(column, rows).to_pylist())
         unique, indices, kinds = self._json(name)
         values = [unique[i] if i < len(unique) else None for i in indices[as_numpy(rows)].tolist()]
         if _json_kind(kinds) is float:
@@ -160,7 +160,7 @@ class _Columns:
         """A JSON column's distinct values, each row's index into them (past the end: missing), their types."""
         found = self._decoded.get(name)
         if found is None:
-            encoded = self.table.column(name).combine_chunks().dictionary_encode()
+            encoded = kernels.dictionary_encode(self.table.column(name).combine_chunks())
             unique = [loads(text) for text in encoded.dictionary.to_pylist()]
             positions = as_numpy(encoded.indices, missing=len(unique)).astype(np.int64)
             found = self._decoded[name] = (unique, positions, {type(v) for v in unique if v is not None})

@@ -18,10 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from hydra_ledger.load import index as _index
-from hydra_ledger.load import slurm
+from hydra_ledger.load import kernels, slurm
 from hydra_ledger.load.codes import STATUS_CODES, derive_statuses
 from hydra_ledger.load.roots import default_roots
 from hydra_ledger.load.tables import (
@@ -86,9 +85,9 @@ def settled(paths: Sequence[str], *, include_debug: bool = False, progress: Prog
     if not include_debug and "debug" in table.column_names:
         flags = table.column("debug")
         if flags.type == pa.bool_():
-            keep = as_numpy(pc.or_kleene(pc.is_null(flags), pc.invert(flags)), missing=False)  # not True
+            keep = as_numpy(kernels.or_kleene(kernels.is_null(flags), kernels.invert(flags)), missing=False)  # not True
             if not keep.all():
-                codes, table, sweeps = codes[keep], table.filter(from_numpy(keep, pa.bool_())), None
+                codes, table, sweeps = codes[keep], kernels.filter(table, from_numpy(keep, pa.bool_())), None
         elif flags.type != pa.null():
             return None
     return Settled(indexes, table, layouts, codes, include_debug, sweeps)

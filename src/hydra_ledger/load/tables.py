@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from hydra_ledger.load import kernels
 from hydra_ledger.load.encode import LAYOUT, concat
 from hydra_ledger.load.index import RootIndex
 from hydra_ledger.record.schema import RecordError
@@ -44,7 +44,7 @@ def combine(indexes: Sequence[RootIndex]) -> tuple[pa.Table, list[list[str]]]:
             keep.append(path not in seen)
             seen.add(path)
         if not all(keep):
-            table = table.filter(from_numpy(np.array(keep, dtype=bool), pa.bool_()))
+            table = kernels.filter(table, from_numpy(np.array(keep, dtype=bool), pa.bool_()))
     return table, layouts
 
 
@@ -132,7 +132,7 @@ def started_jobs(table: pa.Table, memo: dict[str, str]) -> dict[str, set[int]] |
     started: dict[str, set[int]] = {}
     if not table.num_rows or "sweep" not in table.column_names or "job_num" not in table.column_names:
         return started
-    pairs = table.select(["sweep", "job_num"]).drop_null()
+    pairs = kernels.drop_null(table.select(["sweep", "job_num"]))
     if not pairs.num_rows:
         return started
     if not pa.types.is_string(pairs.column("sweep").type) or not pa.types.is_integer(pairs.column("job_num").type):
@@ -148,7 +148,7 @@ def start_order(table: pa.Table) -> np.ndarray:
     ``started_at`` column, if any, must be one of timestamps (or of nulls)."""
     if "started_at" not in table.column_names or table.column("started_at").type == pa.null():
         return np.arange(table.num_rows)
-    ticks = as_numpy(table.column("started_at").cast(pa.int64()), missing=np.iinfo(np.int64).max)
+    ticks = as_numpy(kernels.cast(table.column("started_at"), pa.int64()), missing=np.iinfo(np.int64).max)
     return np.argsort(ticks, kind="stable")
 
 
@@ -159,11 +159,11 @@ def nums_by_sweep(pairs: pa.Table) -> list[tuple[str, list[int]]]:
     sweeps = pairs.column("sweep").combine_chunks()
     if not len(sweeps):
         return []
-    changed = pc.indices_nonzero(pc.not_equal(sweeps.slice(1), sweeps.slice(0, len(sweeps) - 1)))
+    changed = kernels.indices_nonzero(kernels.not_equal(sweeps.slice(1), sweeps.slice(0, len(sweeps) - 1)))
     starts = np.concatenate([[0], as_numpy(changed).astype(np.int64) + 1])
     ends = [*starts[1:].tolist(), len(sweeps)]
     nums = as_numpy(pairs.column("job_num"))
-    names = sweeps.take(from_numpy(starts, pa.int64())).to_pylist()
+    names = kernels.take(sweeps, from_numpy(starts, pa.int64())).to_pylist()
     return [(name, nums[a:b].tolist()) for name, a, b in zip(names, starts.tolist(), ends)]
 
 
@@ -191,7 +191,7 @@ def as_numpy(array: pa.Array | pa.ChunkedArray, missing: Any = None) -> np.ndarr
             if len(array) else np.zeros(0, dtype)
     if array.null_count:  # the buffer holds some value under each null: replaced, in a copy
         values = values.copy()
-        values[as_numpy(array.is_null())] = missing
+        values[as_numpy(kernels.is_null(array))] = missing
     return values
 
 
@@ -212,7 +212,7 @@ def timestamps(column: pa.Array | pa.ChunkedArray) -> list[_dt.datetime | None]:
     Timestamps of nanosecond ones, importing pandas)."""
     per_second = _PER_SECOND[column.type.unit]
     out: list[_dt.datetime | None] = []
-    for ticks in column.cast(pa.int64()).to_pylist():
+    for ticks in kernels.cast(column, pa.int64()).to_pylist():
         if ticks is None:
             out.append(None)
         else:
