@@ -1,7 +1,7 @@
 """hydra-ledger: record every Hydra job and load runs and sweeps into one pandas DataFrame.
 
 The loader (and pandas) is imported on first use, so that importing this package in a
-job process stays cheap.
+job process stays cheap; the job's API too, so that the command line does without it.
 """
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 
 from hydra_ledger._version import __version__
 from hydra_ledger.errors import LedgerError, LedgerWarning
-from hydra_ledger.job.runtime import log_metrics, log_summary, run_dir
 
 # Hydra >= 1.4 warns when it instantiates a callback whose target no execution whitelist
 # names, and 1.5 will refuse; only the application can grant that trust (a plugin cannot):
@@ -42,6 +41,8 @@ __all__ = [
 _LAZY = {"LedgerCallback": "hydra_ledger.job.callback",  # imports Hydra: not needed to load runs
          "load_runs": "hydra_ledger.load", "load_metrics": "hydra_ledger.load", "only_changed": "hydra_ledger.load",
          "swept_keys": "hydra_ledger.load.swept", "param_importance": "hydra_ledger.load.importance",
+         "log_metrics": "hydra_ledger.job.runtime", "log_summary": "hydra_ledger.job.runtime",
+         "run_dir": "hydra_ledger.job.runtime",
          # modules named apart from their functions: importing a submodule binds its name here
          "open": "hydra_ledger.job.artifacts",  # hydra_ledger.open("model.pt", "wb"): inside the run's dir
          "rerun": "hydra_ledger.relaunch.rerun", "resume": "hydra_ledger.relaunch.resume",
@@ -51,6 +52,7 @@ _LAZY = {"LedgerCallback": "hydra_ledger.job.callback",  # imports Hydra: not ne
 if TYPE_CHECKING:
     from hydra_ledger.job.artifacts import open as open  # re-exported, kept out of __all__ (see above)
     from hydra_ledger.job.callback import LedgerCallback
+    from hydra_ledger.job.runtime import log_metrics, log_summary, run_dir
     from hydra_ledger.load import load_metrics, load_runs, only_changed
     from hydra_ledger.load.importance import param_importance
     from hydra_ledger.load.swept import swept_keys

@@ -21,11 +21,6 @@ from typing import Any
 from hydra_ledger.record import registry
 from hydra_ledger.record.schema import LedgerLoadWarning
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # the same parser, before it joined the standard library
-    import tomli as tomllib
-
 # Hydra's default output dirs of single runs and of sweeps.
 DEFAULT_ROOTS = ("outputs", "multirun")
 ENV_ROOTS = "HYDRA_LEDGER_ROOTS"
@@ -113,6 +108,10 @@ def _up_to_repo_root(cwd: Path) -> list[Path]:
 
 def _tool_table(file: Path) -> dict[str, Any] | None:
     """``[tool.hydra-ledger]`` of ``file``; None when it has none (or cannot be read: one warning)."""
+    if sys.version_info >= (3, 11):  # imported here: a command given its paths reads no pyproject.toml
+        import tomllib
+    else:  # the same parser, before it joined the standard library
+        import tomli as tomllib
     try:
         with open(file, "rb") as f:
             data = tomllib.load(f)

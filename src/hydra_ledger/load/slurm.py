@@ -24,7 +24,6 @@ import os
 import re
 import shutil
 import socket
-import subprocess
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -140,6 +139,8 @@ def sacct_query(job_ids: list[str], timeout: float = SACCT_TIMEOUT_S,
     sacct = shutil.which("sacct")
     if sacct is None or not job_ids:
         return None
+    import subprocess  # here only: a load that asks sacct nothing does without it
+
     # no -X: MaxRSS is measured per step (batch, the srun step), never on the job's own line
     command = [sacct, "-n", "-P", f"--format={_SACCT_FIELDS}", "-j", ",".join(sorted(set(job_ids)))]
     try:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -325,7 +324,8 @@ def read_jobs(root: str, jobs: list[tuple[str, list[str]]], now: float, progress
     size = max(500, -(-len(jobs) // (workers * 4)))
     chunks = [jobs[i:i + size] for i in range(0, len(jobs), size)]
     try:
-        import multiprocessing
+        import multiprocessing  # with the pool, here only: 20 ms a warm load never needs
+        from concurrent.futures import ProcessPoolExecutor
 
         # fork: the workers start with this process's imports (pandas, pyarrow) already done
         method = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
@@ -381,6 +381,7 @@ def cold_scan(root: str, now: float, progress: Progress | None = None) -> tuple[
     groups = [units[len(units) * i // count:len(units) * (i + 1) // count] for i in range(count)]
     try:
         import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
 
         method = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
         with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method)) as pool:

@@ -40,7 +40,6 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -177,6 +176,8 @@ def _components(template: str) -> list[str]:
 
 def _too_wide(path: Path, launch_cwd: str | os.PathLike[str]) -> bool:
     """Whether walking ``path`` would walk the launch dir, the home dir or the temp dir (or all of /)."""
+    import tempfile  # here only: the loader imports this module and never asks
+
     real = os.path.realpath(path)
     for place in (launch_cwd, os.path.expanduser("~"), tempfile.gettempdir()):
         other = os.path.realpath(place)
