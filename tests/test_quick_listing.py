@@ -272,3 +272,19 @@ def test_timestamps_are_read_without_pandas_in_any_unit(unit):
     when = dt.datetime(2024, 5, 1, 12, 30, 15, 250000 if unit != "s" else 0, tzinfo=dt.timezone.utc)
     column = pa.array([when, None], pa.timestamp(unit, "UTC"))
     assert timestamps(column) == [when, None]
+
+
+def test_sweeps_below_a_symlinked_root_keep_their_missing_jobs(in_zoo, tmp_path):
+    """Sweeps are matched by real path: the dirs walked below a root given through a link resolve
+    through the link (hydra_ledger.load.tables.realpath_memo), the sweeps the jobs recorded
+    through their own path; either way multirun/b has its never-started job, once."""
+    from hydra_ledger.cli._runs import load_frame_and_missing
+    from hydra_ledger.cli.status import indexed_sweeps
+
+    link = tmp_path / "link"
+    link.symlink_to(in_zoo)
+    for root in ("multirun", str(link / "multirun"), str(link / "multirun" / "b")):
+        counts = {Path(entry["sweep"]).name: entry["counts"] for entry in indexed_sweeps([root], False, False)}
+        assert counts["b"] == {"COMPLETED": 2, "MISSING": 1}, root
+        _, missing = load_frame_and_missing([root])
+        assert [len(jobs) for jobs in missing.values()] == [1], root

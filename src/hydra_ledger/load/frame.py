@@ -24,6 +24,7 @@ from hydra_ledger.load.tables import (
     combine,
     missing_by_sweep,
     realpath,
+    realpath_memo,
     start_order,
     started_jobs,
     sweep_candidates,
@@ -40,7 +41,7 @@ def refine(indexes: Sequence[RootIndex], table: pa.Table, statuses: np.ndarray,
     """sacct's verdict on in-doubt rows and, with ``usage``, the efficiency of finished ones
     (``{row: {"slurm.state": ..., "slurm.mem_efficiency": ...}}``, status codes updated in place),
     and PENDING rows."""
-    memo: dict[str, str] = {}
+    memo = realpath_memo(indexes)
     started = started_jobs(table, memo)
     if started is None:  # sweep or job_num not plainly typed in some row (damaged records): decoded
         started = {}
@@ -410,7 +411,7 @@ def never_started(indexes: Sequence[Any], frame: pd.DataFrame, include_debug: bo
 
     The sweep records come from :func:`sweep_candidates`, which the loader
     reads for PENDING rows: only sweeps with jobs not loaded yet (none once all have run)."""
-    memo: dict[str, str] = {}
+    memo = realpath_memo(indexes)
     seen: dict[str, set[int]] = {}
     if len(frame) and "sweep" in frame.columns and "job_num" in frame.columns:
         nums = frame["job_num"]

@@ -28,6 +28,7 @@ from hydra_ledger.load.tables import (
     combine,
     from_numpy,
     missing_by_sweep,
+    realpath_memo,
     started_jobs,
     sweep_candidates,
 )
@@ -60,7 +61,7 @@ class Settled:
         if self.sweeps is not None:
             seen, candidates, memo = self.sweeps
             return missing_by_sweep(self.indexes, seen, self.include_debug, memo, candidates)
-        memo = {}
+        memo = realpath_memo(self.indexes)
         return missing_by_sweep(self.indexes, started_jobs(self.table, memo) or {}, self.include_debug, memo)
 
 
@@ -74,7 +75,7 @@ def settled(paths: Sequence[str], *, include_debug: bool = False, progress: Prog
     codes = derive_statuses(table, now, None)
     if np.isin(codes, _IN_DOUBT).any() and "slurm.job_id" in table.column_names and shutil.which("sacct"):
         return None
-    memo: dict[str, str] = {}
+    memo = realpath_memo(indexes)
     started = started_jobs(table, memo)
     if started is None:
         return None

@@ -69,6 +69,21 @@ def realpath(path: str, memo: dict[str, str]) -> str:
     return real
 
 
+def realpath_memo(indexes: Sequence[RootIndex]) -> dict[str, str]:
+    """A memo for :func:`realpath` that knows the indexes' plain dirs (sweeps among them): the walk
+    steps into no symlink, so each is where its name says below its root's real path, with no
+    lstat of its own (1,000 sweeps: 1,000 lstats fewer for every view)."""
+    memo: dict[str, str] = {}
+    for index in indexes:
+        root = str(Path(index.root))
+        real_root = os.path.realpath(root)
+        memo[root] = real_root
+        for rel in index.dirs:
+            if rel:
+                memo[os.path.join(root, rel)] = os.path.join(real_root, rel)
+    return memo
+
+
 def sweep_candidates(indexes: Sequence[RootIndex], started: dict[str, set[int]],
                      memo: dict[str, str]) -> list[tuple[Path, dict[str, Any]]]:
     """The sweep records the plain loader would consult: the loaded jobs' sweeps, and sweeps
