@@ -288,3 +288,50 @@ def test_sweeps_below_a_symlinked_root_keep_their_missing_jobs(in_zoo, tmp_path)
         assert counts["b"] == {"COMPLETED": 2, "MISSING": 1}, root
         _, missing = load_frame_and_missing([root])
         assert [len(jobs) for jobs in missing.values()] == [1], root
+
+
+def test_kernels_give_what_pyarrow_compute_gives():
+    """Each Arrow function the quick paths call through hydra_ledger.load.kernels, with the
+    options they pass, against pyarrow.compute's wrapper of it (defaults included)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from hydra_ledger.load import kernels
+
+    texts = pa.chunked_array([["RUNNING", None, "COMPLETED"], ["RUNNING", "FAILED"]])
+    flags = pa.chunked_array([[True, None, False], [False, True]])
+    numbers = pa.chunked_array([[3.0, None, float("nan")], [1.0, 3.0]])
+    table = pa.table({"t": texts, "f": flags})
+    rows = pa.array([4, 0, 2], pa.int64())
+    pairs = [
+        (kernels.and_(flags, flags), pc.and_(flags, flags)),
+        (kernels.and_kleene(flags, flags), pc.and_kleene(flags, flags)),
+        (kernels.or_kleene(flags, flags), pc.or_kleene(flags, flags)),
+        (kernels.invert(flags), pc.invert(flags)),
+        (kernels.is_null(numbers), pc.is_null(numbers)),
+        (kernels.is_valid(texts), pc.is_valid(texts)),
+        (kernels.is_nan(numbers), pc.is_nan(numbers)),
+        (kernels.any(kernels.is_nan(numbers)), pc.any(pc.is_nan(numbers))),
+        (kernels.indices_nonzero(flags), pc.indices_nonzero(flags)),
+        (kernels.not_equal(texts, texts), pc.not_equal(texts, texts)),
+        (kernels.unique(texts), pc.unique(texts)),
+        (kernels.dictionary_encode(texts.combine_chunks()), texts.combine_chunks().dictionary_encode()),
+        (kernels.take(texts, rows), texts.take(rows)),
+        (kernels.cast(flags, pa.int8()), flags.cast(pa.int8())),
+        (kernels.filter(table, flags), table.filter(flags)),
+        (kernels.drop_null(table), table.drop_null()),
+        (kernels.sort_indices(numbers, options=kernels.SortOptions([("", "descending")])),
+         pc.sort_indices(numbers, sort_keys=[("", "descending")])),
+        (kernels.count_distinct(numbers, options=kernels.CountOptions("all")),
+         pc.count_distinct(numbers, mode="all")),
+        (kernels.starts_with(texts, options=kernels.MatchSubstringOptions("RUN")),
+         pc.starts_with(texts, pattern="RUN")),
+        (kernels.match_substring_regex(texts, options=kernels.MatchSubstringOptions("^FAILED$")),
+         pc.match_substring_regex(texts, pattern="^FAILED$")),
+        (kernels.is_in(texts, options=kernels.SetLookupOptions(pa.array(["FAILED"]))),
+         pc.is_in(texts, pa.array(["FAILED"]))),
+    ]
+    for ours, theirs in pairs:
+        assert ours.equals(theirs), (ours, theirs)
+    with pytest.raises(pa.ArrowKeyError, match="no_such_function"):
+        kernels.no_such_function(texts)

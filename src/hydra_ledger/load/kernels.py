@@ -33,12 +33,7 @@ except ImportError:  # a pyarrow that moved them: its public module has them all
         call_function,
     )
 
-__all__ = ["CountOptions", "MatchSubstringOptions", "SetLookupOptions", "SortOptions", "call", "cast"]
-
-
-def call(name: str, *args: Any, options: Any = None) -> Any:
-    """Arrow's compute function ``name`` on ``args``, with its default options unless given."""
-    return call_function(name, list(args), options)
+__all__ = ["CountOptions", "MatchSubstringOptions", "SetLookupOptions", "SortOptions", "cast"]
 
 
 def cast(values: Any, target: pa.DataType) -> Any:
