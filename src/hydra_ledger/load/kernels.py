@@ -15,23 +15,16 @@ from typing import Any
 import pyarrow as pa
 
 try:
-    from pyarrow._compute import (
-        CastOptions,
-        CountOptions,
-        MatchSubstringOptions,
-        SetLookupOptions,
-        SortOptions,
-        call_function,
-    )
-except ImportError:  # a pyarrow that moved them: its public module has them all
-    from pyarrow.compute import (
-        CastOptions,
-        CountOptions,
-        MatchSubstringOptions,
-        SetLookupOptions,
-        SortOptions,
-        call_function,
-    )
+    from pyarrow import _compute as _arrow
+except ImportError:  # a pyarrow that moved it: its public module has all these too
+    from pyarrow import compute as _arrow
+
+call_function = _arrow.call_function
+CastOptions = _arrow.CastOptions
+CountOptions = _arrow.CountOptions
+MatchSubstringOptions = _arrow.MatchSubstringOptions
+SetLookupOptions = _arrow.SetLookupOptions
+SortOptions = _arrow.SortOptions
 
 __all__ = ["CountOptions", "MatchSubstringOptions", "SetLookupOptions", "SortOptions", "cast"]
 
