@@ -225,3 +225,24 @@ def test_several_paths_and_a_job_dir(recorded):
     assert frame["job_num"].tolist() == [0, 2]
     with pytest.raises(FileNotFoundError, match=re.escape(f"hydra-ledger: no such file or directory: {recorded}/9")):
         hydra_ledger.load_runs(recorded / "9")
+
+
+def test_json_columns_give_each_row_its_own_values():
+    """Rows repeating a list, a dict or nested values are parsed once but share no object: a row's
+    value changed in place leaves the others as they were (hydra_ledger.load.frame.decode)."""
+    import pyarrow as pa
+
+    from hydra_ledger.load.encode import JSON_TYPE
+    from hydra_ledger.load.frame import decode
+
+    texts = ['[1, 2]', '{"a": 1}', '[[1], {"b": 2}]', '{"c": [3]}', '3.5', None, '"text"']
+    rows = [texts[i % len(texts)] for i in range(3 * len(texts))]
+    values = decode(pa.chunked_array([pa.array(rows, JSON_TYPE)]))
+    assert values == [None if t is None else json.loads(t) for t in rows]
+    mutable = [v for v in values if isinstance(v, (list, dict))]
+    assert len({id(v) for v in mutable}) == len(mutable)  # no two rows share a list or dict
+    nested = [v[0] for v in values if isinstance(v, list) and isinstance(v[0], list)]
+    nested += [v["c"] for v in values if isinstance(v, dict) and "c" in v]
+    assert len({id(v) for v in nested}) == len(nested)  # nor a list inside one
+    values[0].append(9)
+    assert values[len(texts)] == [1, 2]

@@ -261,22 +261,25 @@ def decode(column: pa.ChunkedArray, kinds: set[type] | None = None) -> list[Any]
     if kinds is not None:
         kinds.update(type(v) for v in unique if v is not None)
     # mutable values: each row gets its own copy, flat ones by a shallow copy (in C), nested
-    # ones parsed again; one pass over the rows, whatever the number of distinct texts
-    copiers = np.array([_copier(value) for value in unique] + [None], dtype=object)  # the last: a missing row's
+    # ones parsed again; one pass over the rows, whatever the number of distinct texts. Each
+    # row's copier goes by its place in _COPIERS: numbers compare in C, objects one by one.
+    copiers = np.array([_COPIERS.index(_copier(value)) for value in unique] + [0], np.int8)  # last: a missing row's
     row_copiers = copiers[indices]
     out: list[Any] = values.tolist()
     for copier in (list, dict):  # list.copy or dict.copy (as list(v) and dict(v) did), mapped in C
-        rows = np.flatnonzero(row_copiers == copier)
+        rows = np.flatnonzero(row_copiers == _COPIERS.index(copier))
         if len(rows) == len(out):
             out = list(map(copier.copy, out))
         elif len(rows):
             for row, value in zip(rows.tolist(), map(copier.copy, values[rows].tolist())):
                 out[row] = value
-    for row in np.flatnonzero(row_copiers == loads).tolist():
+    for row in np.flatnonzero(row_copiers == _COPIERS.index(loads)).tolist():
         out[row] = loads(texts[indices[row]])
     return out
 
 
+# What :func:`_copier` answers, numbered: None (immutable, shared), list, dict, parse again.
+_COPIERS: tuple[Any, ...] = (None, list, dict, loads)
 
 
 def _copier(value: Any) -> Any:
