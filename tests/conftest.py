@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -16,6 +17,12 @@ APPS = Path(__file__).parent / "apps"
 # tests/extras need optional dependencies (torch and lightning): scripts/test runs them in their
 # own environment, with HYDRA_LEDGER_TEST_EXTRAS=1.
 collect_ignore = [] if os.environ.get("HYDRA_LEDGER_TEST_EXTRAS") else ["extras"]
+
+# The Ctrl-C tests send SIGINT to the apps they start. A shell without job control starts a
+# background command with SIGINT ignored, and an ignored signal stays ignored across exec: the
+# apps would never see it. A handled one is reset to the default at exec, so they get that.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def git(repo: Path, *args: str) -> str:
