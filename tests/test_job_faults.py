@@ -291,3 +291,41 @@ def test_a_job_holding_the_gil_is_running_though_its_heartbeat_is_stale(app, tmp
             proc.communicate()
     assert returncode == 0, output
     assert hydra_ledger.load_runs(out)["status"].tolist() == ["COMPLETED"]
+
+
+# -- a Ctrl-C while the heartbeat thread starts ---------------------------------------------------
+
+
+INTERRUPT_AT_HEARTBEAT = '''\
+"""app.py, with Ctrl-C arriving while the ledger starts its heartbeat thread (as a real one can:
+Thread.start waits for the new thread, and a signal's KeyboardInterrupt is raised there)."""
+import os
+import runpy
+import signal
+import threading
+
+start = threading.Thread.start
+
+
+def start_interrupted(self):
+    if self.name == "hydra-ledger-heartbeat":
+        os.kill(os.getpid(), signal.SIGINT)
+    start(self)
+
+
+threading.Thread.start = start_interrupted
+runpy.run_path("app.py", run_name="__main__")
+'''
+
+
+def test_ctrl_c_while_the_heartbeat_thread_starts_is_recorded(app, run_app):
+    """The heartbeat thread is then never started: stopping it must not try to join it (a
+    RuntimeError that left the record RUNNING, loaded as DIED, for a job that was interrupted)."""
+    (app / "interrupt_at_heartbeat.py").write_text(INTERRUPT_AT_HEARTBEAT)
+    result = run_app(app, "hydra.run.dir=out", "sleep=0", script="interrupt_at_heartbeat.py")
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    assert "cannot join thread" not in output
+    rec = record(app / "out")
+    assert (rec["status"], rec["error"]["type"]) == ("INTERRUPTED", "KeyboardInterrupt"), output
+    assert hydra_ledger.load_runs(app / "out", stale_after=0.0)["status"].tolist() == ["INTERRUPTED"]

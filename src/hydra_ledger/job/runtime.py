@@ -133,8 +133,11 @@ class ActiveRun:
             self.sampler = ResourceSampler()
         except Exception as exc:  # noqa: BLE001
             self._warn_once(f"cannot sample the job's resources: {exc}", "resources", unrecorded=False)
-        self._thread = threading.Thread(target=self._heartbeat_loop, name="hydra-ledger-heartbeat", daemon=True)
-        self._thread.start()
+        thread = threading.Thread(target=self._heartbeat_loop, name="hydra-ledger-heartbeat", daemon=True)
+        # kept once started only: a Ctrl-C inside start() (which waits for the new thread) leaves a
+        # thread that cannot be joined, and stop_heartbeat() would fail, leaving the record RUNNING
+        thread.start()
+        self._thread = thread
 
     def _heartbeat_loop(self) -> None:
         while not self._stop.wait(self.heartbeat_s):
