@@ -172,7 +172,7 @@ def render_text(paths: Any, record: dict[str, Any], extra: dict[str, Any], colou
     the config's control characters itself, but leaves bidi overrides and the like)."""
     import yaml
 
-    from hydra_ledger.load.rows import sweep_dir_of
+    from hydra_ledger.record.rows import sweep_dir_of
 
     out: list[str] = []
 

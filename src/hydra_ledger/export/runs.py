@@ -17,12 +17,12 @@ from typing import Any
 
 from hydra_ledger.load import read_records
 from hydra_ledger.load.roots import default_roots
-from hydra_ledger.load.rows import sweep_dir_of
 from hydra_ledger.load.runs import resolve_run
 from hydra_ledger.load.status import derive_status
 from hydra_ledger.record.files import metric_entries
 from hydra_ledger.record.flatten import flatten
 from hydra_ledger.record.paths import RunPaths
+from hydra_ledger.record.rows import sweep_dir_of
 from hydra_ledger.record.sidecars import annotate
 
 Scalar = str | int | float | bool

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from hydra_ledger.load.roots import default_roots
-from hydra_ledger.load.rows import BASE_COLUMNS, GROUPS
 from hydra_ledger.record.files import MAX_METRICS_BYTES, read_regular_file
 from hydra_ledger.record.paths import RunPaths
+from hydra_ledger.record.rows import BASE_COLUMNS, GROUPS
 from hydra_ledger.record.schema import (
     STATUSES,
     LedgerLoadWarning,

@@ -79,7 +79,7 @@ def column_order(table: pa.Table, keep: np.ndarray | None, layouts: list[list[st
                  states: dict[int, dict[str, Any]], pending: list[dict[str, Any]]) -> list[str]:
     """The column order of the frame: base, then groups, each in first-seen order."""
     from hydra_ledger.load import _order_columns
-    from hydra_ledger.load.rows import BASE_COLUMNS
+    from hydra_ledger.record.rows import BASE_COLUMNS
 
     names: dict[str, None] = dict.fromkeys(BASE_COLUMNS)
     if table.num_rows:

@@ -50,7 +50,7 @@ log = logging.getLogger(__name__)
 INDEX_FORMAT = 1
 META_KEY = b"hydra-ledger-index"
 # The modules whose code decides the rows: an index made by other code is rebuilt.
-_CODE = ("load/index.py", "load/encode.py", "load/walk.py", "load/rows.py", "load/__init__.py", "record/flatten.py",
+_CODE = ("load/index.py", "load/encode.py", "load/walk.py", "record/rows.py", "load/__init__.py", "record/flatten.py",
          "record/sidecars.py", "record/schema.py", "record/files.py", "record/paths.py", "load/status.py")
 
 

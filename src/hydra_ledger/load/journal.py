@@ -118,9 +118,9 @@ def collect(roots: Sequence[str | os.PathLike[str]], include_debug: bool = False
     import time
 
     from hydra_ledger.load import read_records, slurm
-    from hydra_ledger.load.rows import sweep_dir_of
     from hydra_ledger.load.status import derive_status
     from hydra_ledger.record import sidecars
+    from hydra_ledger.record.rows import sweep_dir_of
     from hydra_ledger.record.sweep_jobs import missing_jobs
 
     now = time.time()

@@ -18,10 +18,10 @@ import pyarrow as pa
 from hydra_ledger.load import _order_columns, _value_key, kernels
 from hydra_ledger.load.encode import JSON_TYPE, LAYOUT
 from hydra_ledger.load.quick import settled
-from hydra_ledger.load.rows import BASE_COLUMNS
 from hydra_ledger.load.swept import fold, is_config, override_keys, swept_columns
 from hydra_ledger.load.tables import as_numpy, start_order, timestamps
 from hydra_ledger.record.files import loads
+from hydra_ledger.record.rows import BASE_COLUMNS
 from hydra_ledger.record.schema import STATUSES
 
 if TYPE_CHECKING:

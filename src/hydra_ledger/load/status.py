@@ -17,18 +17,11 @@ from hydra_ledger.record.process_identity import liveness
 from hydra_ledger.record.schema import (
     DEFAULT_HEARTBEAT_S,
     NOT_REQUEUED,
-    STATUSES,
     RecordError,
     read_heartbeat,
     read_record,
+    recorded_status,
 )
-
-_KNOWN = frozenset(STATUSES)
-
-
-def recorded_status(status: Any) -> str:
-    """The status a record states, or DIED for one this version does not know (hand-edited, foreign)."""
-    return status if status in _KNOWN else "DIED"
 
 
 def heartbeat_of(record: Mapping[str, Any]) -> float:

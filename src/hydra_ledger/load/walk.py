@@ -14,11 +14,11 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from hydra_ledger.load.rows import record_to_row
 from hydra_ledger.load.status import heartbeat_of
 from hydra_ledger.record import files as _files
 from hydra_ledger.record.files import MAX_SIDECAR_BYTES, read_regular_file, unreadable_problem
 from hydra_ledger.record.paths import HYDRA_DIR, LEDGER_DIR, RunPaths, SweepPaths
+from hydra_ledger.record.rows import record_to_row
 from hydra_ledger.record.schema import SWEEP_SCHEMA, RecordError, parse_record, side_file_message, unreadable
 
 log = logging.getLogger(__name__)

@@ -32,6 +32,12 @@ DEFAULT_HEARTBEAT_S = 10.0
 FINAL_STATUSES = frozenset(STATUSES) - {"RUNNING", "PENDING"}
 # Final statuses that mean the job did not produce its result: listed and counted as problems.
 PROBLEM_STATUSES = tuple(s for s in STATUSES if s not in ("PENDING", "RUNNING", "COMPLETED"))
+_KNOWN_STATUSES = frozenset(STATUSES)
+
+
+def recorded_status(status: Any) -> str:
+    """The status a record states, or DIED for one this version does not know (hand-edited, foreign)."""
+    return status if status in _KNOWN_STATUSES else "DIED"
 
 
 class JobInfo(TypedDict):

@@ -165,7 +165,7 @@ def untracked_objects(job_dir: Path, record: Mapping[str, Any], subject: str,
                       fix: str) -> tuple[dict[str, str], Path | None]:
     """The untracked files a job of a sweep stored by content ({path: sha256}), and the sweep's
     object store where they are now; RerunError naming the store when some are not there."""
-    from hydra_ledger.load.rows import sweep_dir_of  # the package imports pandas: only when needed
+    from hydra_ledger.record.rows import sweep_dir_of  # the package imports pandas: only when needed
 
     objects = (record.get("git") or {}).get("untracked_objects")
     if not isinstance(objects, dict) or not objects:

@@ -9,9 +9,9 @@ from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
-from hydra_ledger.load.status import recorded_status
 from hydra_ledger.record.flatten import flatten
 from hydra_ledger.record.paths import LEDGER_DIR, RunPaths
+from hydra_ledger.record.schema import recorded_status
 from hydra_ledger.record.sidecars import annotate
 
 BASE_COLUMNS = ["run_id", "path", "sweep", "job_num", "status", "started_at", "ended_at", "duration_s", "overrides"]
