@@ -269,12 +269,24 @@ def read_job(root: str, rel: str, ledger: Iterable[str], now: float,
         record = parse_record(record_file, data)
     except RecordError as exc:
         return ";".join(parts), True, exc
-    row = record_to_row(record, job_dir, ledger_names=names)
+    row = record_to_row(record, job_dir, ledger_names=names, date_fallback=pandas_reads_date)
     if unread:
         row.setdefault("#warn", []).extend(unread)
     if row["status"] == "RUNNING":  # derived again at each load, from its heartbeat then
         row["#hb"] = heartbeat_of(record)
     return ";".join(parts), racy, row
+
+
+def pandas_reads_date(value: str) -> bool:
+    """Whether pandas' ISO 8601 parser (the frame's) reads a date Python's refused (e.g. a ``Z``
+    suffix on Python 3.10)."""
+    import pandas as pd
+
+    try:
+        pd.to_datetime([value], utc=True, format="ISO8601")
+    except (ValueError, TypeError, OverflowError):
+        return False
+    return True
 
 
 def _read_file(path: str) -> tuple[os.stat_result, bytes]:

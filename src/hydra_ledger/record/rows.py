@@ -5,7 +5,7 @@ import datetime as _dt
 import math
 import os
 import reprlib
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,14 +24,14 @@ _NAMES: dict[str, dict[Any, str]] = {}
 _NAMES_MAX = 100_000
 
 
-def record_to_row(record: Mapping[str, Any], job_dir: str,
-                  ledger_names: Collection[str] | None = None) -> dict[str, Any]:
+def record_to_row(record: Mapping[str, Any], job_dir: str, ledger_names: Collection[str] | None = None,
+                  date_fallback: Callable[[str], bool] | None = None) -> dict[str, Any]:
     """One row as indexed: base columns, then ``cfg.``, ``choice.``, ``summary.`` ... prefixed groups.
 
     ``job_dir``: absolute, a plain string (this runs once per record on a cold load, where
     pathlib's parsing cost a third of it). A RUNNING status stays RUNNING here: it is derived
     from the heartbeat at each load. ``ledger_names``: the file names in the run's
-    ``.ledger/`` if known (sidecars are read only if there).
+    ``.ledger/`` if known (sidecars are read only if there). ``date_fallback``: see :func:`is_timestamp`.
     """
     job = record.get("job") or {}
     status = record.get("status")
@@ -48,7 +48,7 @@ def record_to_row(record: Mapping[str, Any], job_dir: str,
     }
     problems = []
     for name in ("started_at", "ended_at"):
-        if row[name] is not None and not is_timestamp(row[name]):
+        if row[name] is not None and not is_timestamp(row[name], date_fallback):
             problems.append(f"field {name!r} is not a date ({_short(row[name])})")
             row[name] = None
     duration = row["duration_s"]
@@ -95,20 +95,19 @@ def signal_names(signals: list[Any]) -> str:
 _FIRST_YEAR, _LAST_YEAR = 1678, 2261
 
 
-def is_timestamp(value: Any) -> bool:
-    """Whether a record's time field is an ISO 8601 date the frame's datetime columns can hold."""
+def is_timestamp(value: Any, fallback: Callable[[str], bool] | None = None) -> bool:
+    """Whether a record's time field is an ISO 8601 date the frame's datetime columns can hold.
+
+    ``fallback`` judges what Python's ``fromisoformat`` refuses: the loader passes pandas' ISO
+    8601 parser (the frame's, which takes more forms); a job, which wrote its dates with Python,
+    needs none (and may not import pandas).
+    """
     if not isinstance(value, str):
         return False
     try:
         parsed = _dt.datetime.fromisoformat(value)
     except ValueError:
-        import pandas as pd  # what fromisoformat refuses, pandas' ISO 8601 parser may take (the frame's)
-
-        try:
-            pd.to_datetime([value], utc=True, format="ISO8601")
-        except (ValueError, TypeError, OverflowError):
-            return False
-        return True
+        return fallback is not None and fallback(value)
     return _FIRST_YEAR <= parsed.year <= _LAST_YEAR
 
 
