@@ -34,6 +34,7 @@ from hydra_ledger.record.files import (
 from hydra_ledger.record.flatten import flatten
 from hydra_ledger.record.paths import RunPaths
 from hydra_ledger.record.redact import Redactor
+from hydra_ledger.record.row_journal import append_final_row
 from hydra_ledger.record.schema import FINAL_STATUSES
 
 log = logging.getLogger(__name__)
@@ -93,6 +94,9 @@ class ActiveRun:
                 if not (no_space(exc) and self._save_in_place()):
                     self._warn_once(f"cannot write {self.paths.record}: {exc}", "record")
                     return
+            else:
+                if final:  # the sweep's row journal: a first load of the sweep need not read this record
+                    append_final_row(self.paths, self.record, data)
             mark_changed(self.paths.job_dir)  # tells loaders' indexes to look at this sweep again
 
     def _save_in_place(self) -> bool:

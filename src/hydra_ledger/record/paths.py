@@ -124,6 +124,8 @@ class SweepPaths:
     GIT_STATE = "git.json"
     GIT_PATCH = "git.patch"
     PACKAGES = RunPaths.PACKAGES  # hard-linked into each job's .ledger/ that has the same packages
+    # Each job's final row, appended as it ends (hydra_ledger.record.row_journal): a first load's shortcut.
+    ROWS = "rows.jsonl"
 
     def __init__(self, sweep_dir: str | os.PathLike[str]) -> None:
         self.sweep_dir = Path(sweep_dir)
@@ -140,6 +142,10 @@ class SweepPaths:
     @property
     def packages(self) -> Path:
         return self.ledger_dir / self.PACKAGES
+
+    @property
+    def rows(self) -> Path:
+        return self.ledger_dir / self.ROWS
 
     @property
     def git_state(self) -> Path:

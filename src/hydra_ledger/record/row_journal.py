@@ -1,0 +1,149 @@
+"""A sweep's row journal (``.ledger/rows.jsonl`` of the sweep dir): each job of a multirun
+appends its final row there, so that a first load reads one file per sweep, not every record.
+
+``run.json`` stays the truth. A line names its job dir (relative to the sweep dir) and the
+signature (size, mtime, inode) of the very ``run.json`` its row was made from; the loader takes
+the row only while that file is unchanged and no tag or note sidecar exists beside it, and reads
+the record otherwise (a copied tree has new inodes: its records are read). A broken line, or one
+of another row format, is skipped the same way. Writing a line never fails the job.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+from hydra_ledger.record.files import MAX_RECORD_BYTES, dump_record, loads, read_regular_file
+from hydra_ledger.record.paths import HYDRA_DIR, LEDGER_DIR, RunPaths, SweepPaths
+from hydra_ledger.record.rows import is_timestamp
+from hydra_ledger.record.schema import FINAL_STATUSES
+
+log = logging.getLogger(__name__)
+
+# Bumped whenever record_to_row's output changes: lines of another format are not used.
+ROW_FORMAT = 1
+# A journal larger than this is not read (a sweep of 10,000 jobs writes ~40 MB).
+MAX_JOURNAL_BYTES = 16 * MAX_RECORD_BYTES
+# Subdirs of a job dir that never hold job records (the walk's SKIP_DIRS among them).
+_NOT_WALKED = frozenset({LEDGER_DIR, HYDRA_DIR, ".submitit", ".git", "__pycache__", "node_modules", ".venv"})
+
+
+def stat_signature(stat: os.stat_result) -> str:
+    """What tells a file changed: its size, mtime and inode (a copy has a new inode)."""
+    return f"{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ino}"
+
+
+class JournalRow(NamedTuple):
+    """One job's line: its record's signature, its row (``path``/``sweep`` to be filled in), where
+    the job recorded its sweep and output dirs, and its dir's mtime and subdirs when written."""
+
+    record_sig: str
+    row: dict[str, Any]
+    place: dict[str, Any]
+    dir_mtime_ns: int
+    subdirs: list[str]
+
+
+def append_final_row(paths: RunPaths, record: Mapping[str, Any], data: bytes) -> None:
+    """Append the row of ``data`` (the final run.json just written) to its sweep's journal.
+
+    Only for a multirun job whose sweep dir already has its ``.ledger/``; never raises.
+    """
+    job = record.get("job")
+    if not isinstance(job, Mapping) or job.get("mode") != "MULTIRUN":
+        return
+    sweep, output = job.get("sweep_dir"), job.get("output_dir")
+    if not isinstance(sweep, str) or not isinstance(output, str):
+        return
+    try:
+        name = os.path.relpath(output, sweep)
+        if name.startswith("..") or name == ".":
+            return
+        line = journal_line(str(paths.job_dir), name, data)
+        if line is None:
+            return
+        # O_CREAT, not mkdir: a sweep dir without its .ledger/ (no sweep record) gets no journal
+        fd = os.open(SweepPaths(sweep).rows, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line)  # one write on an O_APPEND file: lines of parallel jobs stay whole
+        finally:
+            os.close(fd)
+    except Exception as exc:  # noqa: BLE001 - the journal only saves a later load time: never the job's failure
+        log.debug("hydra-ledger: no journal line for %s: %s", paths.job_dir, exc)
+
+
+def journal_line(job_dir: str, name: str, data: bytes) -> bytes | None:
+    """The journal line of a job dir's final record ``data`` (as on disk now), or None when the
+    loader should read the record itself (it does not parse cleanly, or its row has warnings)."""
+    from hydra_ledger.record.rows import record_to_row
+    from hydra_ledger.record.schema import parse_record
+
+    record_file = os.path.join(job_dir, LEDGER_DIR, RunPaths.RECORD)
+    stat = os.stat(record_file)
+    record = parse_record(record_file, data)
+    row = record_to_row(record, job_dir, ledger_names=())
+    if "#warn" in row or row["status"] not in FINAL_STATUSES:
+        return None
+    row["path"] = row["sweep"] = None  # where the job is now: filled in at load
+    job = record.get("job") or {}
+    dir_stat = os.stat(job_dir)
+    line = {"v": ROW_FORMAT, "job": name, "sig": stat_signature(stat),
+            "place": {"sweep_dir": job.get("sweep_dir"), "output_dir": job.get("output_dir")},
+            "dir": [dir_stat.st_mtime_ns, subdirs_of(job_dir)], "row": row}
+    return dump_record(line) + b"\n"
+
+
+def subdirs_of(job_dir: str) -> list[str]:
+    """The subdirs of a job dir that may hold records (not ``.ledger``, ``.hydra`` and the like)."""
+    names = []
+    for entry in os.scandir(job_dir):
+        if entry.name not in _NOT_WALKED:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    names.append(entry.name)
+            except OSError:
+                continue
+    return names
+
+
+def read_journal(sweep_dir: str) -> dict[str, JournalRow]:
+    """The usable lines of a sweep dir's journal by job dir name (the last line of a job wins:
+    a requeued job appends again); none when it is absent, unreadable, oversized or not a file.
+    A line is usable when well formed and its row is one a record could give (a final status,
+    dates and duration as :func:`~hydra_ledger.record.rows.record_to_row` leaves them)."""
+    try:
+        data = read_regular_file(os.path.join(sweep_dir, LEDGER_DIR, SweepPaths.ROWS), MAX_JOURNAL_BYTES)[1]
+    except OSError:  # NotARegularFile included
+        return {}
+    entries: dict[str, JournalRow] = {}
+    for raw in data.splitlines():
+        try:
+            line = loads(raw)
+            if line.get("v") != ROW_FORMAT:
+                continue
+            name, sig, row, place, (mtime_ns, subdirs) = (line["job"], line["sig"], line["row"], line["place"],
+                                                          line["dir"])
+            if not (type(name) is str and type(sig) is str and type(row) is dict and type(place) is dict
+                    and type(mtime_ns) is int and type(subdirs) is list and all(type(s) is str for s in subdirs)
+                    and _row_as_made(row)):
+                continue
+        except (ValueError, TypeError, KeyError, AttributeError, RecursionError, UnicodeDecodeError):
+            continue  # a torn or foreign line: that job's record is read instead
+        entries[name] = JournalRow(sig, row, place, mtime_ns, subdirs)
+    return entries
+
+
+
+def _row_as_made(row: dict[str, Any]) -> bool:
+    """Whether a journal's row has what record_to_row gives a final record: a row edited into
+    something else (a status the loader does not know, a date the frame cannot hold) is not used."""
+    if "path" not in row or "sweep" not in row or "#warn" in row or "#hb" in row:
+        return False
+    if row.get("status") not in FINAL_STATUSES:
+        return False
+    started, ended, duration = row.get("started_at"), row.get("ended_at"), row.get("duration_s")
+    return ((started is None or is_timestamp(started)) and (ended is None or is_timestamp(ended))
+            and (duration is None or (type(duration) in (int, float) and math.isfinite(duration))))
+
