@@ -4,7 +4,7 @@ Each clone gets its own run id, config values, overrides, summary and Hydra file
 (``.hydra/config.yaml``, ``overrides.yaml``), written with the project's own record writer,
 so the loader and the naive baselines read what real jobs leave on disk. Jobs are grouped
 100 per sweep dir, each sweep with its ``.ledger/sweep.json`` listing its jobs, as a
-launcher writes it.
+launcher writes it, and its row journal (``.ledger/rows.jsonl``), as the jobs append it.
 
 Run: python bench/make_runs.py ROOT --runs 100000          (a new root)
      python bench/make_runs.py ROOT --runs 1000 --add      (1,000 more jobs in new sweeps)
@@ -25,6 +25,7 @@ from _common import make_repo, run_app
 from hydra_ledger.job.callback import new_id
 from hydra_ledger.record.files import write_json_atomic
 from hydra_ledger.record.paths import RunPaths, SweepPaths
+from hydra_ledger.record.row_journal import append_final_row
 from hydra_ledger.record.schema import SWEEP_SCHEMA, read_record
 
 JOBS_PER_SWEEP = 100
@@ -73,6 +74,9 @@ def make_runs(root: Path, count: int, seed: int = 0, first_sweep: int = 0, rando
             record["summary"] = {"val_loss": rng.random(), "train_loss": rng.random(), "accuracy": rng.random(),
                                  "epochs": rng.randint(1, 10), "best_step": rng.randint(0, 1000)}
             write_json_atomic(RunPaths(job_dir).record, record)
+            # the job's line in its sweep's row journal, as a job appends it at its end
+            SweepPaths(sweep_dir).ledger_dir.mkdir(parents=True, exist_ok=True)
+            append_final_row(RunPaths(job_dir), record, RunPaths(job_dir).record.read_bytes())
             jobs.append({"num": num, "overrides": overrides})
             if num == JOBS_PER_SWEEP - 1 or i == count - 1:
                 write_json_atomic(SweepPaths(sweep_dir).record,

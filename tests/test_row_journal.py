@@ -1,4 +1,5 @@
-"""A sweep's row journal: each job appends its final row."""
+"""A sweep's row journal: each job appends its final row; a first load takes the rows it can trust
+from it and reads every other record, giving the very frame it gives without the journal."""
 from __future__ import annotations
 
 import json
@@ -6,11 +7,17 @@ import os
 import shutil
 import subprocess
 import sys
+import time
+import warnings
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from conftest import APPS, app_env, commit_all, init_repo
 
+import hydra_ledger
+from hydra_ledger.cli import main as cli_main
+from hydra_ledger.load import walk
 from hydra_ledger.record.row_journal import stat_signature
 from hydra_ledger.record.rows import record_to_row
 from hydra_ledger.record.schema import read_record
@@ -41,6 +48,32 @@ def lines(sweep_dir: Path) -> list[dict]:
     return [json.loads(line) for line in journal(sweep_dir).read_bytes().splitlines()]
 
 
+def journaled(root: Path) -> list[str]:
+    """The job dirs a first walk of ``root`` takes from journals (their records unread)."""
+    scan = walk.walk(str(root), {}, {}, set(), time.time_ns())
+    return sorted(rel for rel, *_ in scan.journaled)
+
+
+def cold_load(root: Path, cache: Path) -> pd.DataFrame:
+    """A first load (no index yet) of ``root``, failing on any warning."""
+    os.environ["HYDRA_LEDGER_CACHE"] = str(cache)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        return hydra_ledger.load_runs(root)
+
+
+def without_journals(root: Path, cache: Path) -> pd.DataFrame:
+    """The first load of ``root`` with every journal under it set aside (then put back)."""
+    found = list(root.rglob("rows.jsonl")) if root.is_dir() else []
+    for path in found:
+        path.rename(path.with_suffix(".off"))
+    try:
+        return cold_load(root, cache)
+    finally:
+        for path in found:
+            path.with_suffix(".off").rename(path)
+
+
 def test_each_job_of_a_sweep_appends_the_row_of_its_final_record(sweep):
     entries = {line["job"]: line for line in lines(sweep)}
     assert sorted(entries) == ["0", "1", "2"]
@@ -64,6 +97,93 @@ def test_a_single_run_writes_no_journal(tmp_path):
     assert not list(app.rglob("rows.jsonl"))
 
 
+def test_a_first_load_takes_the_rows_from_the_journal_and_gives_the_same_frame(sweep, tmp_path):
+    assert journaled(sweep) == ["0", "1", "2"]
+    assert journaled(sweep.parent) == ["a/0", "a/1", "a/2"]
+    for root in (sweep, sweep.parent):
+        frame = cold_load(root, tmp_path / f"with-{root.name}")
+        pd.testing.assert_frame_equal(frame, without_journals(root, tmp_path / f"without-{root.name}"))
+    assert list(frame["status"]) == ["COMPLETED", "FAILED", "COMPLETED"]
+    assert list(frame["path"]) == [str(sweep / n) for n in ("0", "1", "2")]
+
+
+def test_a_record_changed_after_its_line_is_read_instead(sweep, tmp_path):
+    record_file = sweep / "2" / ".ledger" / "run.json"
+    record = json.loads(record_file.read_text())
+    record["summary"]["loss"] = 123.0
+    record_file.write_text(json.dumps(record))
+    assert journaled(sweep) == ["0", "1"]
+    frame = cold_load(sweep, tmp_path / "c1")
+    assert frame["summary.loss"].iloc[2] == 123.0
+    pd.testing.assert_frame_equal(frame, without_journals(sweep, tmp_path / "c2"))
+
+
+def test_tags_and_notes_added_after_the_line_are_loaded(sweep, tmp_path, capsys):
+    assert cli_main(["tag", str(sweep / "0"), "best"]) == 0
+    assert cli_main(["note", str(sweep / "1"), "diverged"]) == 0
+    assert journaled(sweep) == ["2"]
+    frame = cold_load(sweep, tmp_path / "c1")
+    assert list(frame["tags"].iloc[0]) == ["best"] and frame["note"].iloc[1] == "diverged"
+    pd.testing.assert_frame_equal(frame, without_journals(sweep, tmp_path / "c2"))
+
+
+def test_torn_foreign_and_edited_lines_are_skipped_and_their_records_read(sweep, tmp_path):
+    entries = lines(sweep)
+    edited = {**entries[0], "row": {**entries[0]["row"], "status": "SUCCEEDED"}}  # no status a record gives
+    other_format = {**entries[1], "v": 999}
+    text = journal(sweep).read_bytes()
+    journal(sweep).write_bytes(b"\n".join([
+        json.dumps(edited).encode(), json.dumps(other_format).encode(), b"not json", b"[1, 2]", b"{}",
+        text.splitlines()[2][:40],  # a torn line: the job was killed while appending
+    ]))
+    assert journaled(sweep) == []
+    pd.testing.assert_frame_equal(cold_load(sweep, tmp_path / "c1"), without_journals(sweep, tmp_path / "c2"))
+
+
+def test_a_journal_that_is_a_fifo_is_not_read(sweep, tmp_path):
+    journal(sweep).unlink()
+    os.mkfifo(journal(sweep))  # reading it would block forever
+    assert journaled(sweep) == []
+    assert len(cold_load(sweep, tmp_path / "c1")) == 3
+
+
+def test_a_moved_sweep_loads_with_the_paths_where_it_is_now(sweep, tmp_path):
+    moved = sweep.parent / "moved"
+    sweep.rename(moved)  # the same files (inodes): the lines stand
+    assert journaled(moved) == ["0", "1", "2"]
+    frame = cold_load(moved, tmp_path / "c1")
+    assert list(frame["path"]) == [str(moved / n) for n in ("0", "1", "2")]
+    assert set(frame["sweep"]) == {str(moved)}
+    pd.testing.assert_frame_equal(frame, without_journals(moved, tmp_path / "c2"))
+
+
+def test_a_copied_sweep_has_its_records_read(sweep, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(sweep, copy)  # new inodes: a copy may be partial, or edited on the way
+    assert journaled(copy) == []
+    pd.testing.assert_frame_equal(cold_load(copy, tmp_path / "c1"), without_journals(copy, tmp_path / "c2"))
+
+
+def test_a_record_below_a_journaled_job_dir_is_found(sweep, tmp_path):
+    nested = sweep / "0" / "inner" / "run"
+    shutil.copytree(sweep / "1", nested)
+    frame = cold_load(sweep, tmp_path / "c1")
+    assert str(nested) in set(frame["path"])
+    pd.testing.assert_frame_equal(frame, without_journals(sweep, tmp_path / "c2"))
+
+
+def test_a_job_that_dies_has_no_line_and_loads_as_died(sweep, tmp_path):
+    record_file = sweep / "2" / ".ledger" / "run.json"
+    record = json.loads(record_file.read_text())
+    record.update(status="RUNNING", ended_at=None, duration_s=None)  # as a job killed before its end leaves it
+    record_file.write_text(json.dumps(record))
+    journal(sweep).write_bytes(b"".join(line for line in journal(sweep).read_bytes().splitlines(keepends=True)
+                                        if b'"job":"2"' not in line))
+    (sweep / "2" / ".ledger" / "heartbeat").write_text(f"{time.time() - 3600:.3f}\n")  # an hour without a beat
+    frame = cold_load(sweep, tmp_path / "c1")
+    assert list(frame["status"]) == ["COMPLETED", "FAILED", "DIED"]
+
+
 def test_a_journal_that_cannot_be_written_never_fails_the_jobs(tmp_path):
     app = tmp_path / "repo"
     shutil.copytree(APPS / "ledger_app", app)
@@ -76,3 +196,15 @@ def test_a_journal_that_cannot_be_written_never_fails_the_jobs(tmp_path):
     assert "rows.jsonl" not in proc.stderr
     for job in ("0", "1"):
         assert read_record(app / "multirun" / "a" / job / ".ledger" / "run.json")["status"] == "COMPLETED"
+
+
+def test_a_new_sweep_under_an_indexed_root_is_taken_from_its_journal(sweep, tmp_path):
+    runs = sweep.parent
+    cold_load(runs, tmp_path / "index")  # the index of multirun/, holding sweep a
+    proc = subprocess.run([sys.executable, "app.py", "-m", LEDGER, "hydra.sweep.dir=multirun/b", "x=4,5"],
+                          cwd=runs.parent, env=app_env(), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert journaled(runs / "b") == ["0", "1"]
+    frame = cold_load(runs, tmp_path / "index")  # a load after new jobs: the index, and sweep b's journal
+    assert list(frame["cfg.x"]) == [1, 2, 3, 4, 5]
+    pd.testing.assert_frame_equal(frame, without_journals(runs, tmp_path / "c2"))

@@ -43,6 +43,7 @@ from hydra_ledger.load import kernels, walk
 from hydra_ledger.load.encode import INTERNAL, LAYOUT, RACY, REL, SIG, concat, encode_rows, no_gc
 from hydra_ledger.record.files import replacing
 from hydra_ledger.record.paths import LEDGER_DIR, RunPaths
+from hydra_ledger.record.row_journal import stat_signature
 from hydra_ledger.record.schema import RecordError
 
 log = logging.getLogger(__name__)
@@ -220,9 +221,10 @@ def update(root: str, prior: RootIndex | None, now: float,
         scan, chunks, ordered = walk.cold_scan(root, now, progress)
     else:
         scan = walk.walk(root, prior.dirs, known, untrusted, int(now * 1e9))
-        chunks = walk.read_jobs(root, scan.to_read, now, progress) if scan.to_read else []
+        chunks = walk.read_jobs(root, scan.to_read, now, progress, scan.journaled) \
+            if scan.to_read or scan.journaled else []
         ordered = False
-    dropped = {rel for rel, _ in scan.to_read} | scan.not_jobs
+    dropped = {rel for rel, _ in scan.to_read} | {item[0] for item in scan.journaled} | scan.not_jobs
     if scan.gone:
         dropped.update(rel for rel in known if _under(rel, scan.gone))
     layouts = list(prior.layouts)
@@ -353,7 +355,7 @@ def _stat_sig(root: str, rel: str) -> str:
     from hydra_ledger.record.paths import SweepPaths
 
     try:
-        return walk.signature(os.stat(os.path.join(root, rel, LEDGER_DIR, SweepPaths.RECORD)))
+        return stat_signature(os.stat(os.path.join(root, rel, LEDGER_DIR, SweepPaths.RECORD)))
     except OSError:
         return ""
 

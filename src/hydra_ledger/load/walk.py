@@ -4,7 +4,8 @@ One pass collects everything the loader needs from the tree: job dirs (a ``.ledg
 the sidecars present beside each record (``tags.json``, ``notes.jsonl``: read only where they
 exist), and sweep records (``.ledger/sweep.json``). Given the previous state, it re-reads only
 what may have changed (see :mod:`hydra_ledger.load.index` for the rules); parsing is spread over
-worker processes when there are many records.
+worker processes when there are many records. A new job dir whose sweep's row journal holds the
+row of its very record (:mod:`hydra_ledger.record.row_journal`) is taken from there, unread.
 """
 from __future__ import annotations
 
@@ -12,13 +13,15 @@ import logging
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from stat import S_ISREG
 from typing import Any
 
 from hydra_ledger.load.status import heartbeat_of
 from hydra_ledger.record import files as _files
 from hydra_ledger.record.files import MAX_SIDECAR_BYTES, read_regular_file, unreadable_problem
 from hydra_ledger.record.paths import HYDRA_DIR, LEDGER_DIR, RunPaths, SweepPaths
-from hydra_ledger.record.rows import record_to_row
+from hydra_ledger.record.row_journal import JournalRow, read_journal, stat_signature, subdirs_of
+from hydra_ledger.record.rows import record_to_row, sweep_dir_of
 from hydra_ledger.record.schema import SWEEP_SCHEMA, RecordError, parse_record, side_file_message, unreadable
 
 log = logging.getLogger(__name__)
@@ -79,10 +82,13 @@ class Scan:
     now_jobs: set[str] = field(default_factory=set)  # known plain dirs that now hold a record
     frontier: list[str] = field(default_factory=list)  # dirs not walked (below the depth asked)
     sweeps: dict[str, list[Any]] = field(default_factory=dict)  # sweep records read already (read_sweep)
+    # new job dirs whose rows their sweep's journal gave: (rel, signature, racy, row), as read_job's
+    journaled: list[tuple[str, str, bool, dict[str, Any]]] = field(default_factory=list)
 
     def merge(self, other: Scan) -> None:
         self.dirs.update(other.dirs)
         self.to_read += other.to_read
+        self.journaled += other.journaled
         self.gone |= other.gone
         self.not_jobs |= other.not_jobs
         self.now_jobs |= other.now_jobs
@@ -90,7 +96,7 @@ class Scan:
 
     @property
     def changed(self) -> bool:
-        return bool(self.to_read or self.gone or self.not_jobs or self.now_jobs)
+        return bool(self.to_read or self.journaled or self.gone or self.not_jobs or self.now_jobs)
 
 
 def _scandir(path: str) -> tuple[list[str], list[str] | None, bool]:
@@ -136,7 +142,7 @@ def job_signature(job_dir: str, ledger: Iterable[str]) -> tuple[str, int]:
         except OSError:
             parts.append(f"{name}=?")
             continue
-        parts.append(f"{name}={signature(stat)}")
+        parts.append(f"{name}={stat_signature(stat)}")
         newest = max(newest, stat.st_mtime_ns)
     return ";".join(parts), newest
 
@@ -149,7 +155,9 @@ def walk(root: str, previous: Mapping[str, DirState], known: Mapping[str, str], 
     holds; ``untrusted``: job dirs examined even under an unchanged parent (RUNNING, racy,
     broken). A plain dir whose mtime is unchanged (and was not racy) has the same entries:
     its job dirs stand as indexed, its plain subdirs are checked the same way. A changed or
-    new dir is listed again and each job dir in it has its record's signature compared.
+    new dir is listed again and each job dir in it has its record's signature compared; a new
+    job dir of a sweep with a journal gets its row from it (``scan.journaled``) when the line is
+    of its record as it is now, and is read otherwise (``scan.to_read``).
     ``start``: the dirs to walk from; ``depth``: go no deeper (the dirs left are in ``scan.frontier``).
     """
     scan = Scan()
@@ -202,8 +210,54 @@ def walk(root: str, previous: Mapping[str, DirState], known: Mapping[str, str], 
             before = [join(rel, n) for n in (old.subdirs if old is not None else ())]
             before += [j for j in known_children.get(rel, ()) if j != rel]
             scan.gone.update(child for child in before if child.rpartition("/")[2] not in present)
-        stack.extend((join(rel, name), True) for name in subdirs)
+        journal = read_journal(path) if not record and ledger is not None and SweepPaths.ROWS in ledger else None
+        if not journal:
+            stack.extend((join(rel, name), True) for name in subdirs)
+            continue
+        limit_ns = now_ns - RACY_NS
+        for name in subdirs:
+            child = join(rel, name)
+            entry = journal.get(name)
+            taken = None
+            if entry is not None and child not in known and child not in previous and child not in untrusted:
+                taken = _journaled_job(os.path.join(path, name), entry, limit_ns)
+            if taken is None:
+                stack.append((child, True))
+                continue
+            sig, racy, row, below = taken
+            scan.journaled.append((child, sig, racy, row))
+            stack.extend((join(child, sub), True) for sub in below)
     return scan
+
+
+def _journaled_job(job_dir: str, entry: JournalRow,
+                   limit_ns: int) -> tuple[str, bool, dict[str, Any], list[str]] | None:
+    """``(signature, racy, row, subdirs)`` of a new job dir from its sweep's journal, or None to
+    read its record: the line must be of the very run.json there, with no tag or note sidecar.
+
+    Four stats instead of listing the job dir and its ``.ledger/`` and reading and parsing the
+    record; the subdirs (walked as ever) are the line's while the job dir's mtime is.
+    """
+    ledger_dir = f"{job_dir}{os.sep}{LEDGER_DIR}{os.sep}"  # joined by hand: os.path.join costs as much as a stat
+    try:
+        stat = os.stat(ledger_dir + RunPaths.RECORD)
+        if stat_signature(stat) != entry.record_sig or not S_ISREG(stat.st_mode):
+            return None
+        for name in SIDECARS:
+            try:
+                os.lstat(ledger_dir + name)
+            except FileNotFoundError:
+                continue
+            return None  # a tag or note (or something unreadable in its place): the record is read with it
+        dir_mtime_ns = os.stat(job_dir).st_mtime_ns
+        fresh = dir_mtime_ns == entry.dir_mtime_ns and dir_mtime_ns < limit_ns
+        subdirs = entry.subdirs if fresh else subdirs_of(job_dir)
+    except OSError:
+        return None
+    row = entry.row
+    row["path"] = job_dir
+    row["sweep"] = sweep_dir_of(job_dir, entry.place)
+    return f"{RunPaths.RECORD}={entry.record_sig}", stat.st_mtime_ns >= limit_ns, row, subdirs
 
 
 # -- reading records ------------------------------------------------------------------------
@@ -226,10 +280,6 @@ def missing_record_problem(record_file: str | os.PathLike[str], now: float) -> s
     return STARTING_RECORD if now - created < STARTING_GRACE_S else MISSING_RECORD
 
 
-def signature(stat: os.stat_result) -> str:
-    return f"{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ino}"
-
-
 def read_job(root: str, rel: str, ledger: Iterable[str], now: float,
              record_file: str | None = None) -> tuple[str, bool, dict[str, Any] | RecordError]:
     """``(signature, racy, row or error)`` of one job dir; the signature covers the record and its sidecars.
@@ -249,7 +299,7 @@ def read_job(root: str, rel: str, ledger: Iterable[str], now: float,
         if not os.path.lexists(record_file):  # not even a dangling symlink: never written
             return "", True, RecordError(record_file, missing_record_problem(record_file, now), MISSING_RECORD_HINT)
         return "", True, unreadable(record_file, exc)
-    parts = [f"{RunPaths.RECORD}={signature(stat)}"]
+    parts = [f"{RunPaths.RECORD}={stat_signature(stat)}"]
     racy = stat.st_mtime_ns >= limit
     unread = []
     for name in SIDECARS:
@@ -259,7 +309,7 @@ def read_job(root: str, rel: str, ledger: Iterable[str], now: float,
             except OSError:
                 parts.append(f"{name}=?")
                 continue
-            parts.append(f"{name}={signature(side)}")
+            parts.append(f"{name}={stat_signature(side)}")
             racy = racy or side.st_mtime_ns >= limit
             problem = unreadable_problem(side, MAX_SIDECAR_BYTES)
             if problem:  # a FIFO would block the read forever: the sidecar is left out, with a warning
@@ -303,7 +353,7 @@ def read_sweep(root: str, rel: str) -> list[Any]:
         stat, data = _read_file(str(path))
     except OSError as exc:
         return ["", None, str(unreadable(path, exc))]
-    sig = signature(stat)
+    sig = stat_signature(stat)
     try:
         record = parse_record(path, data, SWEEP_SCHEMA)
     except RecordError as exc:
@@ -322,8 +372,10 @@ def _read_chunk(root: str, jobs: list[tuple[str, list[str]]], now: float) -> Any
     return encode_rows([(rel, *read_job(root, rel, ledger, now)) for rel, ledger in jobs])
 
 
-def read_jobs(root: str, jobs: list[tuple[str, list[str]]], now: float, progress: Progress | None = None) -> list[Any]:
-    """Encoded chunks for ``jobs``, read in worker processes when there are many and cores to use.
+def read_jobs(root: str, jobs: list[tuple[str, list[str]]], now: float, progress: Progress | None = None,
+              journaled: list[tuple[str, str, bool, dict[str, Any]]] | None = None) -> list[Any]:
+    """Encoded chunks for ``jobs``, read in worker processes when there are many and cores to use,
+    and for the ``journaled`` rows (:attr:`Scan.journaled`), which need no reading.
 
     Workers send back Arrow tables, not rows: a chunk of 10k rows pickles as a few buffers.
     ``progress`` is told of the chunks as they come back (see :data:`Progress`).
@@ -332,7 +384,9 @@ def read_jobs(root: str, jobs: list[tuple[str, list[str]]], now: float, progress
 
     workers = _pool_size()
     if len(jobs) < PARALLEL_MIN or workers < 2:
-        return [encode_rows([(rel, *read_job(root, rel, ledger, now)) for rel, ledger in jobs])]
+        return [encode_rows([*(journaled or ()), *((rel, *read_job(root, rel, ledger, now)) for rel, ledger in jobs)])]
+    if journaled:
+        return [encode_rows(journaled), *read_jobs(root, jobs, now, progress)]
     size = max(500, -(-len(jobs) // (workers * 4)))
     chunks = [jobs[i:i + size] for i in range(0, len(jobs), size)]
     try:
@@ -354,9 +408,10 @@ def _walk_and_read(root: str, units: list[str], now: float) -> tuple[Scan, Any]:
     from hydra_ledger.load.encode import encode_rows
 
     scan = walk(root, {}, {}, set(), int(now * 1e9), start=list(reversed(units)))
-    scan.to_read.sort(key=lambda item: walk_key(item[0]))  # units are whole sub-trees: rows come in walk order
-    chunk = encode_rows([(rel, *read_job(root, rel, ledger, now)) for rel, ledger in scan.to_read])
-    scan.to_read = []
+    items = [*scan.journaled, *((rel, *read_job(root, rel, ledger, now)) for rel, ledger in scan.to_read)]
+    items.sort(key=lambda item: walk_key(item[0]))  # units are whole sub-trees: rows come in walk order
+    chunk = encode_rows(items)
+    scan.to_read, scan.journaled = [], []
     scan.sweeps = {rel: read_sweep(root, rel) for rel, state in scan.dirs.items() if state.sweep}
     return scan, chunk
 
@@ -380,9 +435,9 @@ def cold_scan(root: str, now: float, progress: Progress | None = None) -> tuple[
     # Units are sub-trees, none inside another: in walk order, so are their rows one after the other.
     units = sorted(scan.frontier, key=walk_key)
     scan.frontier = []
-    ordered = not scan.to_read  # jobs above the units would have to be merged in
-    chunks = read_jobs(root, scan.to_read, now, progress) if scan.to_read else []
-    scan.to_read = []
+    ordered = not scan.to_read and not scan.journaled  # jobs above the units would have to be merged in
+    chunks = read_jobs(root, scan.to_read, now, progress, scan.journaled) if scan.to_read or scan.journaled else []
+    scan.to_read, scan.journaled = [], []
     if not units:
         return scan, chunks, False
     if workers < 2 or len(units) < 2:
