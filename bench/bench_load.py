@@ -8,9 +8,12 @@ figures are medians over ``--repeats``. Cases:
   warm:       the index is there and nothing changed;
   new-jobs:   1,000 new jobs (10 new sweeps) since the index was made;
   cold:       no index yet, the files in the page cache;
+  cold-records: the same with the sweeps' row journals set aside (as runs recorded before the
+              journals give): every record read;
   cold-nocache: no index, page cache dropped too (``--drop-caches``; root only:
               ``echo 3 > /proc/sys/vm/drop_caches``), against the floor of merely reading
-              every record once after the same drop (``read-floor``);
+              every record once after the same drop (``read-floor``); ``cold-nocache-records``
+              with the journals set aside;
   naive-csafe: glob .hydra/config.yaml and parse it (and overrides.yaml) with PyYAML's
               CSafeLoader, pandas.json_normalize (``--naive``; ``naive-safe`` with the
               pure-Python loader below 20k runs);
@@ -20,12 +23,14 @@ figures are medians over ``--repeats``. Cases:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from _common import median
@@ -99,6 +104,19 @@ def run_loader(name: str, root: Path, cache: Path | str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+@contextlib.contextmanager
+def journals_aside(root: Path) -> Iterator[None]:
+    """The sweeps' row journals renamed away meanwhile: a load reads every record."""
+    journals = list(root.glob("*/.ledger/rows.jsonl"))
+    for path in journals:
+        path.rename(path.with_suffix(".aside"))
+    try:
+        yield
+    finally:
+        for path in journals:
+            path.with_suffix(".aside").rename(path)
+
+
 def drop_caches() -> None:
     subprocess.run(["sync"], check=True)
     Path("/proc/sys/vm/drop_caches").write_text("3\n")
@@ -130,6 +148,9 @@ def main() -> None:
 
         for _ in range(args.repeats):
             shutil.rmtree(cache, ignore_errors=True)
+            with journals_aside(root):
+                measure("cold-records", "load_runs")
+            shutil.rmtree(cache, ignore_errors=True)
             measure("cold", "load_runs")
             measure("warm", "load_runs")
             measure("warm-narrow", "load_runs-narrow")
@@ -150,6 +171,10 @@ def main() -> None:
                 shutil.rmtree(cache, ignore_errors=True)
                 drop_caches()
                 measure("cold-nocache", "load_runs")
+                shutil.rmtree(cache, ignore_errors=True)
+                with journals_aside(root):
+                    drop_caches()
+                    measure("cold-nocache-records", "load_runs")
         if args.mlflow_python:
             for _ in range(max(1, args.repeats // 2)):
                 out = subprocess.run([args.mlflow_python, str(HERE / "bench_mlflow.py"), "--runs", str(args.runs),
@@ -173,8 +198,10 @@ def main() -> None:
         if other in base:
             print(f"  {other} / warm: {base[other] / base['warm']:.1f}x   "
                   f"{other} / cold: {base[other] / base['cold']:.1f}x")
+    print(f"  cold / cold-records: {base['cold'] / base['cold-records']:.2f}x")
     if "cold-nocache" in base:
-        print(f"  cold-nocache / read-floor: {base['cold-nocache'] / base['read-floor']:.2f}x")
+        print(f"  cold-nocache / read-floor: {base['cold-nocache'] / base['read-floor']:.2f}x   "
+              f"cold-nocache / cold-nocache-records: {base['cold-nocache'] / base['cold-nocache-records']:.2f}x")
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
 

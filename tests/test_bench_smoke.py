@@ -16,15 +16,19 @@ def test_bench_load_runs_at_a_small_size(tmp_path):
     assert made.returncode == 0, made.stderr
     assert len(list(root.glob("sweep_*/*/.ledger/run.json"))) == 2000
     assert len(list(root.glob("sweep_*/.ledger/sweep.json"))) == 20
+    journals = list(root.glob("sweep_*/.ledger/rows.jsonl"))  # the lines the jobs would have appended
+    assert len(journals) == 20 and {len(j.read_bytes().splitlines()) for j in journals} == {100}
     proc = subprocess.run([sys.executable, "bench_load.py", "--runs", "2000", "--root", str(root), "--repeats", "1",
                            "--new", "100", "--naive"], cwd=BENCH, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[0].startswith("job dirs: 2000, repeats: 1")
     cases = {line.split()[0]: line.split() for line in lines[2:] if not line.startswith(" ") and ":" not in line}
-    assert set(cases) == {"cold", "warm", "warm-narrow", "naive-csafe", "naive-safe", "new-jobs"}
-    assert [cases[c][5] for c in ("cold", "warm", "naive-csafe", "new-jobs")] == ["2000", "2000", "2000", "2100"]
+    assert set(cases) == {"cold-records", "cold", "warm", "warm-narrow", "naive-csafe", "naive-safe", "new-jobs"}
+    assert [cases[c][5] for c in ("cold-records", "cold", "warm", "naive-csafe", "new-jobs")] == [
+        "2000", "2000", "2000", "2000", "2100"]
     assert len(list(root.glob("sweep_*"))) == 20  # the jobs added for the new-jobs case are gone again
+    assert sorted(root.glob("sweep_*/.ledger/rows.jsonl")) == sorted(journals)  # set aside, then put back
 
 
 def test_bench_resources_at_a_small_size():
