@@ -355,7 +355,7 @@ def _stat_sig(root: str, rel: str) -> str:
     from hydra_ledger.record.paths import SweepPaths
 
     try:
-        return stat_signature(os.stat(os.path.join(root, rel, LEDGER_DIR, SweepPaths.RECORD)))
+        return stat_signature(os.stat(f"{walk.under(root, rel)}{os.sep}{LEDGER_DIR}{os.sep}{SweepPaths.RECORD}"))
     except OSError:
         return ""
 

@@ -16,6 +16,7 @@ import pyarrow as pa
 from hydra_ledger.load import kernels
 from hydra_ledger.load.encode import LAYOUT, concat
 from hydra_ledger.load.index import RootIndex
+from hydra_ledger.load.walk import under
 from hydra_ledger.record.schema import RecordError
 
 
@@ -80,7 +81,7 @@ def realpath_memo(indexes: Sequence[RootIndex]) -> dict[str, str]:
         memo[root] = real_root
         for rel in index.dirs:
             if rel:
-                memo[os.path.join(root, rel)] = os.path.join(real_root, rel)
+                memo[under(root, rel)] = under(real_root, rel)
     return memo
 
 
@@ -99,7 +100,7 @@ def sweep_candidates(indexes: Sequence[RootIndex], started: dict[str, set[int]],
     for index in indexes:
         root = str(Path(index.root))
         for rel, (_sig, nums, error) in index.sweeps.items():
-            where = os.path.join(root, rel) if rel else root  # strings: a Path per sweep cost more than the rest
+            where = under(root, rel)  # strings: a Path per sweep cost more than the rest
             key = realpath(where, memo)
             if key in started or rel.count("/") < 2:
                 if error is None and nums is not None and set(nums) <= started.get(key, set()):

@@ -45,6 +45,14 @@ def join(rel: str, name: str) -> str:
     return f"{rel}/{name}" if rel else name
 
 
+def under(root: str, rel: str) -> str:
+    """``os.path.join(root, rel)`` of a walk's rel path (empty for the root itself), at a fifth of
+    its cost: run per sweep dir at every load (1,000 of them here)."""
+    if not rel:
+        return root
+    return f"{root}{rel}" if root.endswith(os.sep) else f"{root}{os.sep}{rel}"
+
+
 def parent_of(rel: str) -> str:
     return rel.rpartition("/")[0]
 
@@ -171,7 +179,7 @@ def walk(root: str, previous: Mapping[str, DirState], known: Mapping[str, str], 
         if depth is not None and rel.count("/") + bool(rel) > depth:
             scan.frontier.append(rel)
             continue
-        path = os.path.join(root, rel) if rel else root
+        path = under(root, rel)
         old = previous.get(rel)
         if check and old is not None:
             try:
@@ -220,7 +228,7 @@ def walk(root: str, previous: Mapping[str, DirState], known: Mapping[str, str], 
             entry = journal.get(name)
             taken = None
             if entry is not None and child not in known and child not in previous and child not in untrusted:
-                taken = _journaled_job(os.path.join(path, name), entry, limit_ns)
+                taken = _journaled_job(under(path, name), entry, limit_ns)
             if taken is None:
                 stack.append((child, True))
                 continue
@@ -287,7 +295,7 @@ def read_job(root: str, rel: str, ledger: Iterable[str], now: float,
     Paths stay plain strings and the file is read with ``os`` calls: this runs once per record
     on a cold load, where pathlib and buffered file objects cost as much as the parsing.
     """
-    job_dir = os.path.join(root, rel) if rel else root
+    job_dir = under(root, rel)
     ledger_dir = os.path.join(job_dir, LEDGER_DIR)
     if record_file is None:
         record_file = os.path.join(ledger_dir, RunPaths.RECORD)
@@ -348,7 +356,7 @@ def _read_file(path: str) -> tuple[os.stat_result, bytes]:
 def read_sweep(root: str, rel: str) -> list[Any]:
     """``[signature, job nums or None, error or None]`` of a sweep dir's record: what tells
     whether it can have PENDING jobs (None: read it to know); the record is read when needed."""
-    path = SweepPaths(os.path.join(root, rel) if rel else root).record
+    path = SweepPaths(under(root, rel)).record
     try:
         stat, data = _read_file(str(path))
     except OSError as exc:
