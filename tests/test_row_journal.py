@@ -3,6 +3,7 @@ from it and reads every other record, giving the very frame it gives without the
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -18,7 +19,7 @@ from conftest import APPS, app_env, commit_all, init_repo
 import hydra_ledger
 from hydra_ledger.cli import main as cli_main
 from hydra_ledger.load import walk
-from hydra_ledger.record.row_journal import stat_signature
+from hydra_ledger.record.row_journal import journal_line, stat_signature
 from hydra_ledger.record.rows import record_to_row
 from hydra_ledger.record.schema import read_record
 
@@ -208,3 +209,22 @@ def test_a_new_sweep_under_an_indexed_root_is_taken_from_its_journal(sweep, tmp_
     frame = cold_load(runs, tmp_path / "index")  # a load after new jobs: the index, and sweep b's journal
     assert list(frame["cfg.x"]) == [1, 2, 3, 4, 5]
     pd.testing.assert_frame_equal(frame, without_journals(runs, tmp_path / "c2"))
+
+
+def test_rows_of_any_json_values_come_back_from_the_journal_as_from_the_record(sweep, tmp_path):
+    """NaN and infinities, integers beyond 64 bits, -0.0, text in any script, nested lists: the
+    journal's row is the record's, value for value and type for type."""
+    record_file = sweep / "0" / ".ledger" / "run.json"
+    record = json.loads(record_file.read_text())
+    record["summary"].update(nan=math.nan, inf=-math.inf, big=2**70, zero=-0.0, text="日本 → 🚀",
+                             nested=[[1, {"a": None}]])
+    record_file.write_text(json.dumps(record))
+    data = record_file.read_bytes()
+    journal(sweep).write_bytes(journal_line(str(sweep / "0"), "0", data))  # the line the job would append
+    assert journaled(sweep) == ["0"]
+    frame = cold_load(sweep, tmp_path / "c1")
+    pd.testing.assert_frame_equal(frame, without_journals(sweep, tmp_path / "c2"))
+    row = frame.iloc[0]
+    assert math.isnan(row["summary.nan"]) and row["summary.inf"] == -math.inf and row["summary.big"] == 2**70
+    assert math.copysign(1, row["summary.zero"]) == -1 and row["summary.text"] == "日本 → 🚀"
+    assert row["summary.nested"] == [[1, {"a": None}]]
