@@ -52,7 +52,8 @@ INDEX_FORMAT = 1
 META_KEY = b"hydra-ledger-index"
 # The modules whose code decides the rows: an index made by other code is rebuilt.
 _CODE = ("load/index.py", "load/encode.py", "load/walk.py", "record/rows.py", "load/__init__.py", "record/flatten.py",
-         "record/sidecars.py", "record/schema.py", "record/files.py", "record/paths.py", "load/status.py")
+         "record/sidecars.py", "record/schema.py", "record/files.py", "record/paths.py", "load/status.py",
+         "record/row_journal.py")
 
 
 class IndexWarning(LedgerWarning):

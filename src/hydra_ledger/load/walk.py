@@ -19,7 +19,7 @@ from typing import Any
 from hydra_ledger.load.status import heartbeat_of
 from hydra_ledger.record import files as _files
 from hydra_ledger.record.files import MAX_SIDECAR_BYTES, read_regular_file, unreadable_problem
-from hydra_ledger.record.paths import HYDRA_DIR, LEDGER_DIR, RunPaths, SweepPaths
+from hydra_ledger.record.paths import LEDGER_DIR, NO_RECORDS_BELOW, RunPaths, SweepPaths
 from hydra_ledger.record.row_journal import JournalRow, read_journal, stat_signature, subdirs_of
 from hydra_ledger.record.rows import record_to_row, sweep_dir_of
 from hydra_ledger.record.schema import SWEEP_SCHEMA, RecordError, parse_record, side_file_message, unreadable
@@ -30,8 +30,6 @@ log = logging.getLogger(__name__)
 # bar with it): called as ``progress(results, total)``, it yields the results as they come.
 Progress = Callable[[Iterable[Any], int], Iterable[Any]]
 
-# Directories never holding job records (the same as the plain walk's).
-SKIP_DIRS = frozenset({LEDGER_DIR, HYDRA_DIR, ".submitit", ".git", "__pycache__", "node_modules", ".venv"})
 # Modification times this close to the moment they were read may hide a later change made in
 # the same clock tick (NFS and some filesystems keep whole seconds; FAT two): such a dir or
 # record is looked at again by the next load, like git's "racily clean" index entries.
@@ -129,7 +127,7 @@ def _scandir(path: str) -> tuple[list[str], list[str] | None, bool]:
             # neither a run's nor a sweep's record: a job killed before its first write, or a
             # partial copy; read_job reports it, naming the dir, rather than it vanishing silently
             record = record or not (set(ledger) & {RunPaths.RECORD, SweepPaths.RECORD})
-        elif name not in SKIP_DIRS:
+        elif name not in NO_RECORDS_BELOW:
             try:
                 if entry.is_dir(follow_symlinks=False):
                     subdirs.append(name)

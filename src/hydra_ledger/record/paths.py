@@ -14,6 +14,10 @@ LEDGER_DIR = ".ledger"
 HYDRA_DIR = ".hydra"
 
 
+# Directories that never hold job records: the walk does not enter them.
+NO_RECORDS_BELOW = frozenset({LEDGER_DIR, HYDRA_DIR, ".submitit", ".git", "__pycache__", "node_modules", ".venv"})
+
+
 class RunPaths:
     """Owns the paths of one job's ledger files; nobody else joins these names."""
 

@@ -5,10 +5,13 @@ appends its final row there, so that a first load reads one file per sweep, not 
 signature (size, mtime, inode) of the very ``run.json`` its row was made from; the loader takes
 the row only while that file is unchanged and no tag or note sidecar exists beside it, and reads
 the record otherwise (a copied tree has new inodes: its records are read). A broken line, or one
-of another row format, is skipped the same way. Writing a line never fails the job.
+made by other code than the loader's (:func:`row_format`), is skipped the same way. Writing a
+line never fails the job.
 """
 from __future__ import annotations
 
+import functools
+import hashlib
 import logging
 import math
 import os
@@ -16,18 +19,33 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from hydra_ledger.record.files import MAX_RECORD_BYTES, dump_record, loads, read_regular_file
-from hydra_ledger.record.paths import HYDRA_DIR, LEDGER_DIR, RunPaths, SweepPaths
-from hydra_ledger.record.rows import is_timestamp
-from hydra_ledger.record.schema import FINAL_STATUSES
+from hydra_ledger.record.paths import LEDGER_DIR, NO_RECORDS_BELOW, RunPaths, SweepPaths
+from hydra_ledger.record.rows import is_timestamp, record_to_row
+from hydra_ledger.record.schema import FINAL_STATUSES, parse_record
 
 log = logging.getLogger(__name__)
 
-# Bumped whenever record_to_row's output changes: lines of another format are not used.
-ROW_FORMAT = 1
-# A journal larger than this is not read (a sweep of 10,000 jobs writes ~40 MB).
-MAX_JOURNAL_BYTES = 16 * MAX_RECORD_BYTES
-# Subdirs of a job dir that never hold job records (the walk's SKIP_DIRS among them).
-_NOT_WALKED = frozenset({LEDGER_DIR, HYDRA_DIR, ".submitit", ".git", "__pycache__", "node_modules", ".venv"})
+# A journal larger than this is not read (a sweep of 10,000 jobs writes ~26 MB here): its records are.
+MAX_JOURNAL_BYTES = 4 * MAX_RECORD_BYTES
+# The modules (of this package) whose code decides a row: see row_format.
+_ROW_CODE = ("rows.py", "flatten.py", "schema.py", "sidecars.py", "files.py", "row_journal.py")
+
+
+@functools.cache
+def row_format() -> str | None:
+    """A fingerprint of the code that makes rows, written in each line: a loader uses only the
+    lines made by the very code it would read the records with (rows may gain columns from one
+    version to the next), with no version number to forget to bump. None when that code cannot
+    be read (then no line is written or used)."""
+    digest = hashlib.blake2b(digest_size=8)
+    here = os.path.dirname(os.path.abspath(__file__))
+    try:
+        for name in _ROW_CODE:
+            with open(os.path.join(here, name), "rb") as file:
+                digest.update(file.read())
+    except OSError:
+        return None
+    return digest.hexdigest()
 
 
 def stat_signature(stat: os.stat_result) -> str:
@@ -76,10 +94,10 @@ def append_final_row(paths: RunPaths, record: Mapping[str, Any], data: bytes) ->
 
 def journal_line(job_dir: str, name: str, data: bytes) -> bytes | None:
     """The journal line of a job dir's final record ``data`` (as on disk now), or None when the
-    loader should read the record itself (it does not parse cleanly, or its row has warnings)."""
-    from hydra_ledger.record.rows import record_to_row
-    from hydra_ledger.record.schema import parse_record
-
+    loader should read the record itself (its row is not final or has warnings)."""
+    version = row_format()
+    if version is None:
+        return None
     record_file = os.path.join(job_dir, LEDGER_DIR, RunPaths.RECORD)
     stat = os.stat(record_file)
     record = parse_record(record_file, data)
@@ -89,7 +107,7 @@ def journal_line(job_dir: str, name: str, data: bytes) -> bytes | None:
     row["path"] = row["sweep"] = None  # where the job is now: filled in at load
     job = record.get("job") or {}
     dir_stat = os.stat(job_dir)
-    line = {"v": ROW_FORMAT, "job": name, "sig": stat_signature(stat),
+    line = {"v": version, "job": name, "sig": stat_signature(stat),
             "place": {"sweep_dir": job.get("sweep_dir"), "output_dir": job.get("output_dir")},
             "dir": [dir_stat.st_mtime_ns, subdirs_of(job_dir)], "row": row}
     return dump_record(line) + b"\n"
@@ -99,7 +117,7 @@ def subdirs_of(job_dir: str) -> list[str]:
     """The subdirs of a job dir that may hold records (not ``.ledger``, ``.hydra`` and the like)."""
     names = []
     for entry in os.scandir(job_dir):
-        if entry.name not in _NOT_WALKED:
+        if entry.name not in NO_RECORDS_BELOW:
             try:
                 if entry.is_dir(follow_symlinks=False):
                     names.append(entry.name)
@@ -113,7 +131,10 @@ def read_journal(sweep_dir: str) -> dict[str, JournalRow]:
     a requeued job appends again); none when it is absent, unreadable, oversized or not a file.
     A line is usable when well formed and its row is one a record could give (a final status,
     dates and duration as :func:`~hydra_ledger.record.rows.record_to_row` leaves them)."""
+    version = row_format()
     try:
+        if version is None:
+            return {}
         data = read_regular_file(os.path.join(sweep_dir, LEDGER_DIR, SweepPaths.ROWS), MAX_JOURNAL_BYTES)[1]
     except OSError:  # NotARegularFile included
         return {}
@@ -121,7 +142,7 @@ def read_journal(sweep_dir: str) -> dict[str, JournalRow]:
     for raw in data.splitlines():
         try:
             line = loads(raw)
-            if line.get("v") != ROW_FORMAT:
+            if line.get("v") != version:
                 continue
             name, sig, row, place, (mtime_ns, subdirs) = (line["job"], line["sig"], line["row"], line["place"],
                                                           line["dir"])
@@ -133,7 +154,6 @@ def read_journal(sweep_dir: str) -> dict[str, JournalRow]:
             continue  # a torn or foreign line: that job's record is read instead
         entries[name] = JournalRow(sig, row, place, mtime_ns, subdirs)
     return entries
-
 
 
 def _row_as_made(row: dict[str, Any]) -> bool:
