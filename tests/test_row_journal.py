@@ -6,15 +6,12 @@ import json
 import math
 import os
 import shutil
-import subprocess
-import sys
 import time
 import warnings
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import APPS, app_env, commit_all, init_repo
 
 import hydra_ledger
 from hydra_ledger.cli import main as cli_main
@@ -27,15 +24,10 @@ LEDGER = "hydra/callbacks=ledger"
 
 
 @pytest.fixture
-def sweep(tmp_path, monkeypatch) -> Path:
+def sweep(make_app, run_app, tmp_path, monkeypatch) -> Path:
     """``multirun/a`` of a fresh repo: a recorded three-job sweep whose job 1 fails, its journal as written."""
-    app = tmp_path / "repo"
-    shutil.copytree(APPS / "ledger_app", app)
-    init_repo(app)
-    commit_all(app)
-    proc = subprocess.run([sys.executable, "app.py", "-m", LEDGER, "hydra.sweep.dir=multirun/a", "x=1,2,3",
-                           "fail_on=[2]", "log_summary=true"],
-                          cwd=app, env=app_env(), capture_output=True, text=True, timeout=120)
+    app = make_app("ledger_app")
+    proc = run_app(app, "-m", LEDGER, "hydra.sweep.dir=multirun/a", "x=1,2,3", "fail_on=[2]", "log_summary=true")
     assert proc.returncode == 1, proc.stderr
     monkeypatch.setenv("HYDRA_LEDGER_CACHE", str(tmp_path / "cache"))
     return app / "multirun" / "a"
@@ -87,13 +79,9 @@ def test_each_job_of_a_sweep_appends_the_row_of_its_final_record(sweep):
     assert [entries[n]["row"]["status"] for n in ("0", "1", "2")] == ["COMPLETED", "FAILED", "COMPLETED"]
 
 
-def test_a_single_run_writes_no_journal(tmp_path):
-    app = tmp_path / "repo"
-    shutil.copytree(APPS / "ledger_app", app)
-    init_repo(app)
-    commit_all(app)
-    proc = subprocess.run([sys.executable, "app.py", LEDGER, "hydra.run.dir=outputs/one"], cwd=app, env=app_env(),
-                          capture_output=True, text=True, timeout=120)
+def test_a_single_run_writes_no_journal(make_app, run_app):
+    app = make_app("ledger_app")
+    proc = run_app(app, LEDGER, "hydra.run.dir=outputs/one")
     assert proc.returncode == 0, proc.stderr
     assert not list(app.rglob("rows.jsonl"))
 
@@ -185,25 +173,20 @@ def test_a_job_that_dies_has_no_line_and_loads_as_died(sweep, tmp_path):
     assert list(frame["status"]) == ["COMPLETED", "FAILED", "DIED"]
 
 
-def test_a_journal_that_cannot_be_written_never_fails_the_jobs(tmp_path):
-    app = tmp_path / "repo"
-    shutil.copytree(APPS / "ledger_app", app)
-    init_repo(app)
-    commit_all(app)
+def test_a_journal_that_cannot_be_written_never_fails_the_jobs(make_app, run_app):
+    app = make_app("ledger_app")
     (app / "multirun" / "a" / ".ledger" / "rows.jsonl").mkdir(parents=True)  # a directory in its place
-    proc = subprocess.run([sys.executable, "app.py", "-m", LEDGER, "hydra.sweep.dir=multirun/a", "x=1,2"],
-                          cwd=app, env=app_env(), capture_output=True, text=True, timeout=120)
+    proc = run_app(app, "-m", LEDGER, "hydra.sweep.dir=multirun/a", "x=1,2")
     assert proc.returncode == 0, proc.stderr
     assert "rows.jsonl" not in proc.stderr
     for job in ("0", "1"):
         assert read_record(app / "multirun" / "a" / job / ".ledger" / "run.json")["status"] == "COMPLETED"
 
 
-def test_a_new_sweep_under_an_indexed_root_is_taken_from_its_journal(sweep, tmp_path):
+def test_a_new_sweep_under_an_indexed_root_is_taken_from_its_journal(sweep, run_app, tmp_path):
     runs = sweep.parent
     cold_load(runs, tmp_path / "index")  # the index of multirun/, holding sweep a
-    proc = subprocess.run([sys.executable, "app.py", "-m", LEDGER, "hydra.sweep.dir=multirun/b", "x=4,5"],
-                          cwd=runs.parent, env=app_env(), capture_output=True, text=True, timeout=120)
+    proc = run_app(runs.parent, "-m", LEDGER, "hydra.sweep.dir=multirun/b", "x=4,5")
     assert proc.returncode == 0, proc.stderr
     assert journaled(runs / "b") == ["0", "1"]
     frame = cold_load(runs, tmp_path / "index")  # a load after new jobs: the index, and sweep b's journal
