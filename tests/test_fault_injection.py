@@ -227,3 +227,37 @@ def test_loaders_never_see_half_written_records(make_app):
     frame, warned = _load(root)
     assert not warned
     assert sorted(Counter(frame["status"].astype(str)).items()) == [("COMPLETED", 23), ("FAILED", 3)]
+
+
+# Run in its own process: an audit hook cannot be removed once added.
+_APPEARING_RECORD = """
+import os, shutil, sys, time
+from hydra_ledger.load import walk
+
+job_dir, recorded = sys.argv[1], sys.argv[2]
+record_file = os.path.join(job_dir, ".ledger", "run.json")
+target = os.path.join(job_dir, "later.json")
+os.symlink(target, record_file)  # run.json there, its content not yet: an open fails, lexists is true
+opens = []
+
+def written_after_the_first_open(event, args):
+    if event == "open" and args and args[0] == record_file:
+        opens.append(1)
+        if len(opens) == 2:  # a second look finds the record: the job's first write has landed
+            shutil.copyfile(recorded, target)
+
+sys.addaudithook(written_after_the_first_open)
+result = walk.read_job(job_dir, "", [".ledger", "run.json"], time.time())[2]
+print(type(result).__name__, result.get("status") if isinstance(result, dict) else result)
+"""
+
+
+def test_a_record_that_appears_as_it_is_opened_is_read_not_reported_unreadable(one_run, tmp_path):
+    """A job's first write can land between the loader's failed open of its run.json and its
+    check whether the file exists: the record is read then, not reported as unreadable."""
+    job_dir = tmp_path / "job"
+    (job_dir / ".ledger").mkdir(parents=True)
+    proc = subprocess.run([sys.executable, "-c", _APPEARING_RECORD, str(job_dir),
+                           str(one_run / ".ledger" / "run.json")], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "dict COMPLETED"

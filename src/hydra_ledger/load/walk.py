@@ -304,7 +304,12 @@ def read_job(root: str, rel: str, ledger: Iterable[str], now: float,
     except OSError as exc:
         if not os.path.lexists(record_file):  # not even a dangling symlink: never written
             return "", True, RecordError(record_file, missing_record_problem(record_file, now), MISSING_RECORD_HINT)
-        return "", True, unreadable(record_file, exc)
+        if not isinstance(exc, FileNotFoundError):
+            return "", True, unreadable(record_file, exc)
+        try:  # absent when opened, there now: the job's first write landed in between
+            stat, data = _read_file(record_file)
+        except OSError as again:  # a dangling symlink, say
+            return "", True, unreadable(record_file, again)
     parts = [f"{RunPaths.RECORD}={stat_signature(stat)}"]
     racy = stat.st_mtime_ns >= limit
     unread = []
