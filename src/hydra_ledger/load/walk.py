@@ -216,17 +216,20 @@ def walk(root: str, previous: Mapping[str, DirState], known: Mapping[str, str], 
             before = [join(rel, n) for n in (old.subdirs if old is not None else ())]
             before += [j for j in known_children.get(rel, ()) if j != rel]
             scan.gone.update(child for child in before if child.rpartition("/")[2] not in present)
-        journal = read_journal(path) if not record and ledger is not None and SweepPaths.ROWS in ledger else None
-        if not journal:
+        if record or ledger is None or SweepPaths.ROWS not in ledger:
             stack.extend((join(rel, name), True) for name in subdirs)
             continue
+        journal = None  # read once a new job dir needs it: a re-listed sweep of indexed jobs never does
         limit_ns = now_ns - RACY_NS
         for name in subdirs:
             child = join(rel, name)
-            entry = journal.get(name)
             taken = None
-            if entry is not None and child not in known and child not in previous and child not in untrusted:
-                taken = _journaled_job(under(path, name), entry, limit_ns)
+            if child not in known and child not in previous and child not in untrusted:
+                if journal is None:
+                    journal = read_journal(path)
+                entry = journal.get(name)
+                if entry is not None:
+                    taken = _journaled_job(under(path, name), entry, limit_ns)
             if taken is None:
                 stack.append((child, True))
                 continue
