@@ -169,3 +169,31 @@ def test_show_of_a_run_id_in_an_indexed_root_does_not_import_pandas(make_app, ru
     assert "hydra_ledger" in imported
     assert "pandas" not in imported
     assert "pyarrow.compute" not in imported  # 50-90 ms: see hydra_ledger.load.kernels
+
+
+def blas_after(*argv: str, cwd: Path, env: dict[str, str] | None = None) -> tuple[str, int]:
+    """``OPENBLAS_NUM_THREADS`` as ``hydra-ledger ARGV`` left it (run from its console entry
+    point), and the threads of that process once numpy is imported after the command."""
+    code = ("import atexit, os, sys\n"
+            "def report():\n    import numpy\n"
+            "    setting, threads = os.environ.get('OPENBLAS_NUM_THREADS'), len(os.listdir('/proc/self/task'))\n"
+            "    sys.stderr.write(f'{setting!r} {threads}')\n"
+            "atexit.register(report)\nsys.argv[0] = 'hydra-ledger'\n"
+            "from hydra_ledger.cli import console_main\nconsole_main()")
+    clean = {k: v for k, v in os.environ.items()  # what OpenBLAS reads, in its order
+             if k not in ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS")}
+    proc = subprocess.run([sys.executable, "-c", code, *argv], cwd=cwd, capture_output=True, text=True,
+                          timeout=120, env={**clean, **(env or {})})
+    assert proc.returncode == 0, proc.stderr
+    setting, threads = proc.stderr.split()[-2:]
+    return setting, int(threads)
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task") or len(os.sched_getaffinity(0)) < 2,
+                    reason="counts the threads of a process in /proc; OpenBLAS starts none on one core")
+def test_commands_keep_numpy_to_one_blas_thread_and_leave_a_launched_program_the_users_setting(tmp_path):
+    """OpenBLAS starts a thread per core when numpy is imported: ~0.1 s of CPU per command."""
+    assert blas_after("--version", cwd=tmp_path) == ("'1'", 1)
+    assert blas_after("--version", cwd=tmp_path, env={"OPENBLAS_NUM_THREADS": "2"}) == ("'2'", 2)
+    setting, threads = blas_after("rerun", "--help", cwd=tmp_path)  # rerun and resume start the user's program
+    assert setting == "None" and threads > 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import pkgutil
 import sys
 from collections.abc import Sequence
@@ -138,5 +139,20 @@ def _glued(argv: list[str]) -> list[str]:
     return out
 
 
+# Commands that start the user's own program: it gets the user's environment, unchanged.
+_LAUNCHERS = frozenset({"rerun", "resume"})
+
+
+def _one_blas_thread(arguments: Sequence[str]) -> None:
+    """Have numpy's OpenBLAS start no thread pool: importing it starts a thread per core, which
+    costs a command about 0.1 s of CPU here (a third of ``ls``'s) and no command does linear
+    algebra. A value the user set stands; the commands in ``_LAUNCHERS`` are left alone."""
+    command = next((a for a in arguments if not a.startswith("-")), None)  # as main() finds it
+    if command not in _LAUNCHERS:
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+
 def console_main() -> None:
+    """``hydra-ledger`` and ``python -m hydra_ledger``: a process of its own, whose environment this may set."""
+    _one_blas_thread(sys.argv[1:])
     sys.exit(main())
