@@ -79,7 +79,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; return the exit code (0 ok, 1 error, 2 usage)."""
     arguments = _glued(list(sys.argv[1:] if argv is None else argv))
-    command = next((a for a in arguments if not a.startswith("-")), None)  # the top level has no valued options
+    command = _command_name(arguments)
     parser = build_parser(command if command in command_names() else None)
     args = parser.parse_args(arguments)
     if not getattr(args, "func", None):
@@ -139,6 +139,11 @@ def _glued(argv: list[str]) -> list[str]:
     return out
 
 
+def _command_name(arguments: Sequence[str]) -> str | None:
+    """The command typed: the first argument that is not an option (the top level has no valued options)."""
+    return next((a for a in arguments if not a.startswith("-")), None)
+
+
 # Commands that start the user's own program: it gets the user's environment, unchanged.
 _LAUNCHERS = frozenset({"rerun", "resume"})
 
@@ -147,8 +152,7 @@ def _one_blas_thread(arguments: Sequence[str]) -> None:
     """Have numpy's OpenBLAS start no thread pool: importing it starts a thread per core, which
     costs a command about 0.1 s of CPU here (a third of ``ls``'s) and no command does linear
     algebra. A value the user set stands; the commands in ``_LAUNCHERS`` are left alone."""
-    command = next((a for a in arguments if not a.startswith("-")), None)  # as main() finds it
-    if command not in _LAUNCHERS:
+    if _command_name(arguments) not in _LAUNCHERS:
         os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 
