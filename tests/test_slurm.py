@@ -151,8 +151,10 @@ def test_scancel_of_a_running_job_is_died_then_cancelled_by_sacct(sweep):
     job_id = run.wait("the job to run", lambda: (run.record(0) or {}).get("slurm", {}).get("job_id"))
     subprocess.run(["scancel", str(job_id)], check=True)
     run.wait("Slurm to end the job", lambda: sacct_state(job_id).startswith("CANCELLED"), timeout=60)
-    # submitit bypasses SIGTERM and Slurm SIGKILLs after KillWait: the record stays RUNNING
-    rec = run.record(0)
+    # submitit bypasses SIGTERM and Slurm SIGKILLs after KillWait: the record stays RUNNING.
+    # sacct may say CANCELLED before the job has even received the SIGTERM: wait for its note.
+    rec = run.wait("the SIGTERM noted in the record", lambda: (r := run.record(0)) and "signals" in r and r,
+                   timeout=30)
     assert rec["status"] == "RUNNING"
     assert [s["signal"] for s in rec["signals"]][:1] == ["SIGTERM"]  # noted, then killed
     beat = run.dir / "0" / ".ledger" / "heartbeat"  # the process lives until KillWait's SIGKILL
