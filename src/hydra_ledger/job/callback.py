@@ -367,6 +367,7 @@ class LedgerCallback(Callback):
         # Ctrl-C meanwhile leaves a record (DIED / INTERRUPTED), not nothing.
         run = runtime.ActiveRun(paths, record, self.heartbeat_s)
         run.redactor = redactor
+        run.task_code = getattr(task_function, "__code__", None)
         runtime.activate(run)
         # submitit's SIGUSR2 handler (preemption / time-out): record the case, then let it act
         signals.install_usr2_wrapper()
@@ -401,7 +402,7 @@ class LedgerCallback(Callback):
         run = runtime.active_run()
         if not self.enabled or run is None:
             return
-        status, error = _outcome(run.record, job_return)
+        status, error = _outcome(run, job_return)
         try:
             from hydra_ledger.job.artifacts import record_artifacts
 
@@ -526,7 +527,7 @@ class LedgerCallback(Callback):
         return f"LedgerCallback(enabled={self.enabled}, heartbeat_s={self.heartbeat_s})"
 
 
-def _outcome(record: dict[str, Any], job_return: JobReturn) -> tuple[str, dict[str, Any] | None]:
+def _outcome(run: runtime.ActiveRun, job_return: JobReturn) -> tuple[str, dict[str, Any] | None]:
     """The final status and error of a job from Hydra's JobReturn."""
     if job_return.status == JobStatus.COMPLETED:
         return "COMPLETED", None
@@ -534,10 +535,10 @@ def _outcome(record: dict[str, Any], job_return: JobReturn) -> tuple[str, dict[s
     if isinstance(exc, (KeyboardInterrupt, SystemExit)):
         # Hydra >= 1.4 reports these as FAILED (hydra-ecosystem/hydra#3262); 1.3 calls no end
         # hook and the runtime's exit hooks record them the same way.
-        return "INTERRUPTED", runtime.error_info(exc)
+        return runtime.interrupted_outcome(run, exc)
     if isinstance(exc, BaseException):
         # TIMEOUT when submitit gave up after its time-out signal (UncompletedJobError)
-        return signals.failure_status(record, exc), runtime.error_info(exc)
+        return signals.failure_status(run.record, exc), runtime.error_info(exc)
     return "FAILED", {"type": "Unknown", "message": repr(exc), "traceback": ""}
 
 

@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from types import CodeType, TracebackType
 from typing import Any
 
 from hydra_ledger.job.source_files import format_exception
@@ -62,10 +63,46 @@ def error_info(exc: BaseException) -> dict[str, str]:
     }
 
 
+def interrupted_outcome(run: ActiveRun, exc: BaseException) -> tuple[str, dict[str, str]]:
+    """Status and error of a job that ends with ``exc`` (Ctrl-C, an exit) instead of its task's outcome.
+
+    INTERRUPTED, unless the Ctrl-C came after the task had raised, while Hydra was storing the
+    task's exception: the run then failed by itself, and its traceback is the one worth keeping
+    (the SIGINT stays noted in the record's ``signals``).
+    """
+    failure = _task_failure_interrupted(exc, run.task_code)
+    if failure is not None:
+        from hydra_ledger.job.signals import failure_status
+
+        return failure_status(run.record, failure), error_info(failure)
+    return "INTERRUPTED", error_info(exc)
+
+
+def _task_failure_interrupted(exc: BaseException, task_code: CodeType | None) -> Exception | None:
+    """The task's own exception, when ``exc`` is a KeyboardInterrupt raised outside the task while
+    that exception was being handled; else None (e.g. Ctrl-C inside the task's own except block)."""
+    failure = exc.__context__
+    if task_code is None or not isinstance(exc, KeyboardInterrupt) or not isinstance(failure, Exception):
+        return None
+    if _runs_through(exc.__traceback__, task_code) or not _runs_through(failure.__traceback__, task_code):
+        return None
+    return failure
+
+
+def _runs_through(tb: TracebackType | None, code: CodeType) -> bool:
+    """Whether a frame of traceback ``tb`` runs ``code``."""
+    while tb is not None:
+        if tb.tb_frame.f_code is code:
+            return True
+        tb = tb.tb_next
+    return False
+
+
 class ActiveRun:
     """The record of the job running in this process, and the heartbeat that keeps it alive."""
 
     redactor: Redactor | None = None  # the job's; summary and metrics are redacted when written
+    task_code: CodeType | None = None  # the task function's code: did a Ctrl-C stop the task, or come after?
 
     def __init__(self, paths: RunPaths, record: dict[str, Any], heartbeat_s: float) -> None:
         self.paths = paths
@@ -361,8 +398,10 @@ def _install_exit_hooks() -> None:
 def _excepthook(exc_type: type[BaseException], exc: BaseException, tb: Any) -> None:
     run = active_run()
     if run is not None and not run.finished:
-        status = "INTERRUPTED" if issubclass(exc_type, KeyboardInterrupt) else "FAILED"
-        run.finish(status, error_info(exc))
+        if issubclass(exc_type, KeyboardInterrupt):
+            run.finish(*interrupted_outcome(run, exc))
+        else:
+            run.finish("FAILED", error_info(exc))
     (_previous_excepthook or sys.__excepthook__)(exc_type, exc, tb)
 
 

@@ -35,7 +35,11 @@ def arm_signal(point: str, signum: int) -> None:
     """Send ``signum`` to this process once, when the ledger's final-status code reaches ``point``:
     a Python function name (``write_atomic``, ``notify_all``: inside Event.set), ``c:<name>`` for a
     C function (``c:write``: the temp file is open and still empty), or ``random:<ms>``: a timer
-    started when the ledger's finish() begins fires after a random delay of up to <ms>."""
+    started when the ledger's finish() begins fires after a random delay of up to <ms>.
+    ``<caller>:<name>``: when a function named ``<caller>`` (leading underscores aside) calls
+    ``<name>``: ``run_job:return_value`` once the task has returned or raised, as Hydra's run_job
+    (``_run_job`` in 1.4) stores its outcome before any end hook; ``main:clean_up`` in the task's
+    own except block."""
     armed = [True]
 
     def profile(frame, event, arg):
@@ -49,10 +53,14 @@ def arm_signal(point: str, signum: int) -> None:
                 threading.Timer(delay, os.kill, (os.getpid(), signum)).start()
             return
         if point.startswith("c:"):
-            hit = event == "c_call" and getattr(arg, "__name__", None) == point[2:]
+            hit = event == "c_call" and getattr(arg, "__name__", None) == point[2:] and _inside_ledger_finish(frame)
+        elif ":" in point:
+            caller, name = point.split(":")
+            hit = event == "call" and frame.f_code.co_name == name and frame.f_back is not None \
+                and frame.f_back.f_code.co_name.lstrip("_") == caller
         else:
-            hit = event == "call" and frame.f_code.co_name == point
-        if hit and _inside_ledger_finish(frame):
+            hit = event == "call" and frame.f_code.co_name == point and _inside_ledger_finish(frame)
+        if hit:
             armed[0] = False
             sys.setprofile(None)
             os.kill(os.getpid(), signum)
@@ -97,8 +105,16 @@ def main(cfg: DictConfig):
     if os.environ.get("FAULT_SIGNAL_AT"):
         arm_signal(os.environ["FAULT_SIGNAL_AT"], getattr(signal, os.environ.get("FAULT_SIGNAL", "SIGTERM")))
     if cfg.fail:
-        raise ValueError(f"x={cfg.x} is bad")
+        try:
+            raise ValueError(f"x={cfg.x} is bad")
+        except ValueError:
+            clean_up()  # as a task that saves a checkpoint before it fails does
+            raise
     return {"x": cfg.x}
+
+
+def clean_up() -> None:
+    """The task's own handling of its failure (a point where FAULT_SIGNAL_AT can strike)."""
 
 
 if __name__ == "__main__":
