@@ -72,8 +72,8 @@ class Job:
 
     def reached(self) -> str | None:
         """Where the job stopped: None when Hydra never started it, else the phase it was in or
-        last finished ("end": the ledger's end hook returned). A job whose task did not finish
-        is in "body" even when Hydra >= 1.4 ran the end hooks after a KeyboardInterrupt."""
+        last finished ("end": the ledger's end hook returned). When Hydra >= 1.4 ran the end hooks
+        after a KeyboardInterrupt, a job is in "body" if its task did not finish, else in "done"."""
         have = {phase for phase in PHASES if (self.dir / f"phase.{phase}").exists()}
         if "start" not in have:
             return None

@@ -2,7 +2,8 @@
 
 ``start``: Hydra started the job, the ledger's on_job_start has not run yet; ``body``: the
 task began; ``done``: the task is about to return or raise; ``end``: the ledger's on_job_end
-has returned (Hydra calls end hooks in reverse order, and this callback is listed first).
+has returned (Hydra calls end hooks in reverse order, and this callback is listed first) on a job
+no signal stopped before it.
 """
 from __future__ import annotations
 
@@ -25,4 +26,7 @@ class PhaseMarker(Callback):
         mark(config.hydra.runtime.output_dir, "start")
 
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
-        mark(config.hydra.runtime.output_dir, "end")
+        # Hydra >= 1.4 runs the end hooks after a Ctrl-C too, handing them the KeyboardInterrupt:
+        # the signal then came before the ledger's end hook, which is not "end"
+        if not isinstance(getattr(job_return, "_return_value", None), (KeyboardInterrupt, SystemExit)):
+            mark(config.hydra.runtime.output_dir, "end")
