@@ -38,7 +38,20 @@ def journal(sweep_dir: Path) -> Path:
 
 
 def lines(sweep_dir: Path) -> list[dict]:
-    return [json.loads(line) for line in journal(sweep_dir).read_bytes().splitlines()]
+    """The journal's lines, each with its row as a mapping (a line holds the row's values, then,
+    after a tab, its column names)."""
+    found = []
+    for raw in journal(sweep_dir).read_bytes().splitlines():
+        head, names = raw.split(b"\t")
+        line = json.loads(head)
+        found.append({**line, "row": dict(zip(json.loads(names), line["row"], strict=True))})
+    return found
+
+
+def line_bytes(line: dict, names: list[str] | None = None) -> bytes:
+    """``line`` (as :func:`lines` gives it) as the journal holds it; ``names``: other column names."""
+    head = json.dumps({**line, "row": list(line["row"].values())}).encode()
+    return head + b"\t" + json.dumps(list(line["row"]) if names is None else names).encode()
 
 
 def journaled(root: Path) -> list[str]:
@@ -120,9 +133,15 @@ def test_torn_foreign_and_edited_lines_are_skipped_and_their_records_read(sweep,
     entries = lines(sweep)
     edited = {**entries[0], "row": {**entries[0]["row"], "status": "SUCCEEDED"}}  # no status a record gives
     other_format = {**entries[1], "v": 999}
+    names = list(entries[2]["row"])
     text = journal(sweep).read_bytes()
     journal(sweep).write_bytes(b"\n".join([
-        json.dumps(edited).encode(), json.dumps(other_format).encode(), b"not json", b"[1, 2]", b"{}",
+        line_bytes(edited), line_bytes(other_format), b"not json", b"[1, 2]", b"{}", b"{}\t[]",
+        line_bytes(entries[2], [names[1], *names[1:]]),  # a name twice: two columns of one name
+        line_bytes(entries[2], names[:-1]),  # a value more than names
+        line_bytes({**entries[2], "row": {k: v for k, v in entries[2]["row"].items() if k != "status"}}),
+        line_bytes({**entries[2], "row": {**entries[2]["row"], "#warn": ["a warning"]}}),  # warned at every load
+        line_bytes(entries[2]).partition(b"\t")[0],  # no names
         text.splitlines()[2][:40],  # a torn line: the job was killed while appending
     ]))
     assert journaled(sweep) == []

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,21 +87,34 @@ class Chunk:
 
 
 def encode_rows(items: list[tuple[str, str, bool, Any]]) -> Chunk:
-    """``(rel, signature, racy, row or RecordError)`` items -> a :class:`Chunk`."""
-    rows, rels, sigs, racy, hbs, layout_ids = [], [], [], [], [], []
+    """``(rel, signature, racy, row or RecordError)`` items -> a :class:`Chunk`; a row is a mapping
+    (from a record) or a journal's ``(names, values)`` (no warnings, no heartbeat)."""
+    rows: list[Collection[Any]] = []
+    rels: list[str] = []
+    sigs: list[str] = []
+    racy: list[bool] = []
+    hbs: list[float | None] = []
+    layout_ids: list[int] = []
     layouts: dict[tuple[str, ...], int] = {}
     broken: dict[str, list[Any]] = {}
     warned: dict[str, list[str]] = {}
+    last_keys, layout = None, 0
     for rel, sig, is_racy, row in items:
         if isinstance(row, RecordError):
             broken[rel] = [sig, str(row.path), row.problem, str(row).partition(" — ")[2]]
             continue
-        if WARN in row:
-            warned[rel] = row.pop(WARN)
-        hbs.append(row.pop(HB, None))
-        keys = tuple(row)
-        layout_ids.append(layouts.setdefault(keys, len(layouts)))
-        rows.append(row)
+        if type(row) is tuple:
+            keys, values = row
+            hbs.append(None)
+        else:
+            if WARN in row:
+                warned[rel] = row.pop(WARN)
+            hbs.append(row.pop(HB, None))
+            keys, values = tuple(row), row.values()
+        if keys is not last_keys:  # a journal's rows share one tuple of names: hashed once
+            last_keys, layout = keys, layouts.setdefault(keys, len(layouts))
+        layout_ids.append(layout)
+        rows.append(values)
         rels.append(rel)
         sigs.append(sig)
         racy.append(is_racy)
@@ -114,16 +128,17 @@ def encode_rows(items: list[tuple[str, str, bool, Any]]) -> Chunk:
     return Chunk(table, [list(keys) for keys in layouts], broken, warned)
 
 
-def _transpose(rows: list[dict[str, Any]], layout_ids: list[int], layouts: dict[tuple[str, ...], int],
+def _transpose(rows: list[Collection[Any]], layout_ids: list[int], layouts: dict[tuple[str, ...], int],
                names: dict[str, None]) -> dict[str, list[Any]]:
-    """Rows -> columns; rows sharing a key layout are transposed at once (``zip(*...)``, in C)."""
+    """Rows (their values, in their layout's order) -> columns; rows sharing a key layout are
+    transposed at once (``zip(*...)``, in C)."""
     if len(layouts) == 1:
         keys = next(iter(layouts))
-        return dict(zip(keys, map(list, zip(*(row.values() for row in rows))))) if rows else {}
+        return dict(zip(keys, map(list, zip(*rows)))) if rows else {}
     columns: dict[str, list[Any]] = {name: [None] * len(rows) for name in names}
     for keys, layout in layouts.items():
         positions = [i for i, lid in enumerate(layout_ids) if lid == layout]
-        for name, values in zip(keys, zip(*(rows[i].values() for i in positions))):
+        for name, values in zip(keys, zip(*(rows[i] for i in positions))):
             column = columns[name]
             for i, value in zip(positions, values):
                 column[i] = value

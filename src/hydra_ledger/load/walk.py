@@ -20,7 +20,7 @@ from hydra_ledger.load.status import heartbeat_of
 from hydra_ledger.record import files as _files
 from hydra_ledger.record.files import MAX_SIDECAR_BYTES, read_regular_file, unreadable_problem
 from hydra_ledger.record.paths import LEDGER_DIR, NO_RECORDS_BELOW, RunPaths, SweepPaths
-from hydra_ledger.record.row_journal import JournalRow, read_journal, stat_signature, subdirs_of
+from hydra_ledger.record.row_journal import JournalRow, KeyedValues, read_journal, stat_signature, subdirs_of
 from hydra_ledger.record.rows import record_to_row, sweep_dir_of
 from hydra_ledger.record.schema import SWEEP_SCHEMA, RecordError, parse_record, side_file_message, unreadable
 
@@ -89,7 +89,7 @@ class Scan:
     frontier: list[str] = field(default_factory=list)  # dirs not walked (below the depth asked)
     sweeps: dict[str, list[Any]] = field(default_factory=dict)  # sweep records read already (read_sweep)
     # new job dirs whose rows their sweep's journal gave: (rel, signature, racy, row), as read_job's
-    journaled: list[tuple[str, str, bool, dict[str, Any]]] = field(default_factory=list)
+    journaled: list[tuple[str, str, bool, KeyedValues]] = field(default_factory=list)
 
     def merge(self, other: Scan) -> None:
         self.dirs.update(other.dirs)
@@ -240,7 +240,7 @@ def walk(root: str, previous: Mapping[str, DirState], known: Mapping[str, str], 
 
 
 def _journaled_job(job_dir: str, entry: JournalRow,
-                   limit_ns: int) -> tuple[str, bool, dict[str, Any], list[str]] | None:
+                   limit_ns: int) -> tuple[str, bool, KeyedValues, list[str]] | None:
     """``(signature, racy, row, subdirs)`` of a new job dir from its sweep's journal, or None to
     read its record: the line must be of the very run.json there, with no tag or note sidecar.
 
@@ -263,10 +263,10 @@ def _journaled_job(job_dir: str, entry: JournalRow,
         subdirs = entry.subdirs if fresh else subdirs_of(job_dir)
     except OSError:
         return None
-    row = entry.row
-    row["path"] = job_dir
-    row["sweep"] = sweep_dir_of(job_dir, entry.place)
-    return f"{RunPaths.RECORD}={entry.record_sig}", stat.st_mtime_ns >= limit_ns, row, subdirs
+    keys, values = entry.keys, entry.values
+    values[keys.path] = job_dir
+    values[keys.sweep] = sweep_dir_of(job_dir, entry.place)
+    return f"{RunPaths.RECORD}={entry.record_sig}", stat.st_mtime_ns >= limit_ns, (keys.names, values), subdirs
 
 
 # -- reading records ------------------------------------------------------------------------
@@ -387,7 +387,7 @@ def _read_chunk(root: str, jobs: list[tuple[str, list[str]]], now: float) -> Any
 
 
 def read_jobs(root: str, jobs: list[tuple[str, list[str]]], now: float, progress: Progress | None = None,
-              journaled: list[tuple[str, str, bool, dict[str, Any]]] | None = None) -> list[Any]:
+              journaled: list[tuple[str, str, bool, KeyedValues]] | None = None) -> list[Any]:
     """Encoded chunks for ``jobs``, read in worker processes when there are many and cores to use,
     and for the ``journaled`` rows (:attr:`Scan.journaled`), which need no reading.
 

@@ -2,7 +2,8 @@
 appends its final row there, so that a first load reads one file per sweep, not every record.
 
 ``run.json`` stays the truth. A line names its job dir (relative to the sweep dir) and the
-signature (size, mtime, inode) of the very ``run.json`` its row was made from; the loader takes
+signature (size, mtime, inode) of the very ``run.json`` its row was made from, and holds the row's
+values, then, after a tab, the row's column names; the loader takes
 the row only while that file is unchanged and no tag or note sidecar exists beside it, and reads
 the record otherwise (a copied tree has new inodes: its records are read). A broken line, or one
 made by other code than the loader's (:func:`row_format`), is skipped the same way. Writing a
@@ -53,12 +54,33 @@ def stat_signature(stat: os.stat_result) -> str:
     return f"{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ino}"
 
 
+# A row as a journal gives it: its column names (one tuple shared by the lines that list the same
+# ones) and its values, in that order. Parsing a list of values and leaving the names to be read
+# once per sweep costs half of parsing the row as a mapping, and no dict is ever made of it.
+KeyedValues = tuple[tuple[str, ...], list[Any]]
+
+
+class RowKeys(NamedTuple):
+    """The column names of journal rows, and where among them the fields the loader fills in
+    (``path``, ``sweep``) or checks (status, dates, duration) are."""
+
+    names: tuple[str, ...]
+    path: int
+    sweep: int
+    status: int
+    started_at: int | None
+    ended_at: int | None
+    duration_s: int | None
+
+
 class JournalRow(NamedTuple):
-    """One job's line: its record's signature, its row (``path``/``sweep`` to be filled in), where
-    the job recorded its sweep and output dirs, and its dir's mtime and subdirs when written."""
+    """One job's line: its record's signature, its row's names and values (``path``/``sweep`` to be
+    filled in), where the job recorded its sweep and output dirs, and its dir's mtime and subdirs
+    when written."""
 
     record_sig: str
-    row: dict[str, Any]
+    keys: RowKeys
+    values: list[Any]
     place: dict[str, Any]
     dir_mtime_ns: int
     subdirs: list[str]
@@ -109,8 +131,9 @@ def journal_line(job_dir: str, name: str, data: bytes) -> bytes | None:
     dir_stat = os.stat(job_dir)
     line = {"v": version, "job": name, "sig": stat_signature(stat),
             "place": {"sweep_dir": job.get("sweep_dir"), "output_dir": job.get("output_dir")},
-            "dir": [dir_stat.st_mtime_ns, subdirs_of(job_dir)], "row": row}
-    return dump_record(line) + b"\n"
+            "dir": [dir_stat.st_mtime_ns, subdirs_of(job_dir)], "row": list(row.values())}
+    # the names after a tab (JSON escapes any tab in a text): a reader parses them once per sweep
+    return dump_record(line) + b"\t" + dump_record(list(row)) + b"\n"
 
 
 def subdirs_of(job_dir: str) -> list[str]:
@@ -139,31 +162,55 @@ def read_journal(sweep_dir: str) -> dict[str, JournalRow]:
     except OSError:  # NotARegularFile included
         return {}
     entries: dict[str, JournalRow] = {}
+    seen: dict[bytes, RowKeys | None] = {}
+    last_names, keys = b"", None
     for raw in data.splitlines():
+        head, _, names = raw.partition(b"\t")
+        if names != last_names:  # the lines of a sweep mostly list the same names: compared, not parsed
+            if names not in seen:
+                seen[names] = _row_keys(names)
+            last_names, keys = names, seen[names]
+        if keys is None:
+            continue
         try:
-            line = loads(raw)
+            line = loads(head)
             if line.get("v") != version:
                 continue
-            name, sig, row, place, (mtime_ns, subdirs) = (line["job"], line["sig"], line["row"], line["place"],
-                                                          line["dir"])
-            if not (type(name) is str and type(sig) is str and type(row) is dict and type(place) is dict
+            name, sig, values, place, (mtime_ns, subdirs) = (line["job"], line["sig"], line["row"], line["place"],
+                                                             line["dir"])
+            if not (type(name) is str and type(sig) is str and type(values) is list and type(place) is dict
                     and type(mtime_ns) is int and type(subdirs) is list and all(type(s) is str for s in subdirs)
-                    and _row_as_made(row)):
+                    and len(values) == len(keys.names) and _row_as_made(keys, values)):
                 continue
         except (ValueError, TypeError, KeyError, AttributeError, RecursionError, UnicodeDecodeError):
             continue  # a torn or foreign line: that job's record is read instead
-        entries[name] = JournalRow(sig, row, place, mtime_ns, subdirs)
+        entries[name] = JournalRow(sig, keys, values, place, mtime_ns, subdirs)
     return entries
 
 
-def _row_as_made(row: dict[str, Any]) -> bool:
+def _row_keys(names: bytes) -> RowKeys | None:
+    """The column names a line lists, or None when they are not a row's (not a list of distinct
+    texts with ``path``, ``sweep`` and ``status``, or with the keys of a row that loads with warnings)."""
+    try:
+        listed = loads(names)
+    except (ValueError, RecursionError, UnicodeDecodeError):
+        return None
+    if type(listed) is not list or not all(type(n) is str for n in listed) or len(set(listed)) != len(listed):
+        return None
+    if "#warn" in listed or "#hb" in listed or not {"path", "sweep", "status"} <= set(listed):
+        return None
+    where = {n: i for i, n in enumerate(listed)}
+    return RowKeys(tuple(listed), where["path"], where["sweep"], where["status"], where.get("started_at"),
+                   where.get("ended_at"), where.get("duration_s"))
+
+
+def _row_as_made(keys: RowKeys, values: list[Any]) -> bool:
     """Whether a journal's row has what record_to_row gives a final record: a row edited into
     something else (a status the loader does not know, a date the frame cannot hold) is not used."""
-    if "path" not in row or "sweep" not in row or "#warn" in row or "#hb" in row:
+    if values[keys.status] not in FINAL_STATUSES:
         return False
-    if row.get("status") not in FINAL_STATUSES:
-        return False
-    started, ended, duration = row.get("started_at"), row.get("ended_at"), row.get("duration_s")
+    started = None if keys.started_at is None else values[keys.started_at]
+    ended = None if keys.ended_at is None else values[keys.ended_at]
+    duration = None if keys.duration_s is None else values[keys.duration_s]
     return ((started is None or is_timestamp(started)) and (ended is None or is_timestamp(ended))
             and (duration is None or (type(duration) in (int, float) and math.isfinite(duration))))
-
