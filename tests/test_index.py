@@ -8,11 +8,13 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import warnings
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 from conftest import APPS, app_env, commit_all, init_repo, start_app
 
@@ -155,6 +157,15 @@ def test_unwritable_cache_loads_from_memory_and_the_root_is_never_written(repo, 
     assert {p: p.stat().st_mtime_ns for p in [root, *root.rglob("*")]} == before
     monkeypatch.setenv("HYDRA_LEDGER_CACHE", "off")
     assert hydra_ledger.load_runs(root)["cfg.x"].tolist() == [1, 2, 3]
+
+
+def test_the_index_is_on_disk_whole_when_load_runs_returns(repo):
+    """The index is written while the frame is built, in a thread that is done when the load returns."""
+    root = repo / "multirun"
+    frame = hydra_ledger.load_runs(root)
+    assert not [t.name for t in threading.enumerate() if t is not threading.main_thread()]
+    with pa.memory_map(str(index_file(root))) as source:
+        assert pa.ipc.open_file(source).read_all().num_rows == len(frame) == 3
 
 
 def test_concurrent_loaders_while_a_job_writes(repo, tmp_path):

@@ -11,7 +11,7 @@ import os
 import sys
 import time
 import warnings
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -220,13 +220,15 @@ def load_table(
     from hydra_ledger.load.frame import build, never_started
     from hydra_ledger.load.index import report_broken
 
-    indexes = _index.load_roots(roots, now, cache, progress)
-    report_broken(indexes, errors)
-    needed = [*optional, "tags"] if tags else list(optional)
-    needed += [k if k.startswith("cfg.") else f"cfg.{k}" for k in (backfill or {})]
-    frame = build(indexes, now=now, stale_after=stale_after, include_debug=include_debug, status=wanted,
-                  columns=columns, where=where, needed=needed, usage=slurm_usage)
-    lost = never_started(indexes, frame, include_debug) if missing else {}
+    writes: list[Callable[[], None]] = []
+    indexes = _index.load_roots(roots, now, cache, progress, writes)
+    with _index.writing_meanwhile(writes):  # the indexes go to disk while the frame is built
+        report_broken(indexes, errors)
+        needed = [*optional, "tags"] if tags else list(optional)
+        needed += [k if k.startswith("cfg.") else f"cfg.{k}" for k in (backfill or {})]
+        frame = build(indexes, now=now, stale_after=stale_after, include_debug=include_debug, status=wanted,
+                      columns=columns, where=where, needed=needed, usage=slurm_usage)
+        lost = never_started(indexes, frame, include_debug) if missing else {}
     if backfill:
         for key, value in backfill.items():
             column = key if key.startswith("cfg.") else f"cfg.{key}"

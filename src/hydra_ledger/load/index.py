@@ -24,12 +24,15 @@ The per-job files stay the truth; the index is a cache that deleting changes no 
 """
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import logging
 import os
+import threading
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -362,8 +365,9 @@ def _stat_sig(root: str, rel: str) -> str:
 
 
 def load_root(root: str, *, rebuild: bool = False, now: float | None = None,
-              progress: walk.Progress | None = None) -> RootIndex:
-    """The up-to-date index of ``root`` (absolute), read from and written back to the cache."""
+              progress: walk.Progress | None = None, writes: list[Callable[[], None]] | None = None) -> RootIndex:
+    """The up-to-date index of ``root`` (absolute), read from and written back to the cache;
+    ``writes``: where to leave the write instead of doing it (see :func:`writing_meanwhile`)."""
     now = time.time() if now is None else now
     path = cache_file(root)
     fingerprint = code_fingerprint()
@@ -371,8 +375,39 @@ def load_root(root: str, *, rebuild: bool = False, now: float | None = None,
     with no_gc():
         index, changed = update(root, prior, now, progress)
     if path is not None and (changed or prior is None):
-        write_index(path, index, fingerprint)
+        if writes is None:
+            write_index(path, index, fingerprint)
+        else:
+            writes.append(functools.partial(write_index, path, index, fingerprint))
     return index
+
+
+@contextlib.contextmanager
+def writing_meanwhile(writes: list[Callable[[], None]]) -> Iterator[None]:
+    """Do ``writes`` (index writes left by :func:`load_roots`) in a thread while the block runs,
+    e.g. while the frame is built: Arrow writes without holding the GIL, and after a first load's
+    worker processes the other core is idle. All done when the block ends; a write's unexpected
+    error is raised then. Started only after the loading, which may fork worker processes."""
+    if not writes:
+        yield
+        return
+    failed: list[BaseException] = []
+
+    def write_all() -> None:
+        try:
+            for write in writes:
+                write()
+        except BaseException as exc:  # noqa: BLE001 - raised in the loading thread below
+            failed.append(exc)
+
+    thread = threading.Thread(target=write_all, name="hydra-ledger-index-writer")
+    thread.start()
+    try:
+        yield
+    finally:
+        thread.join()
+    if failed:
+        raise failed[0]
 
 
 def load_file(record_file: str, now: float) -> RootIndex:
@@ -387,8 +422,10 @@ def load_file(record_file: str, now: float) -> RootIndex:
 
 
 def load_roots(paths: Sequence[str | os.PathLike[str]], now: float, cache: str = "auto",
-               progress: walk.Progress | None = None) -> list[RootIndex]:
-    """The up-to-date index of each path (a record file given directly is just read)."""
+               progress: walk.Progress | None = None,
+               writes: list[Callable[[], None]] | None = None) -> list[RootIndex]:
+    """The up-to-date index of each path (a record file given directly is just read); ``writes``:
+    see :func:`load_root`."""
     out = []
     for given in paths:
         path = Path(given)
@@ -399,5 +436,6 @@ def load_roots(paths: Sequence[str | os.PathLike[str]], now: float, cache: str =
         elif cache == "off":
             out.append(update(os.path.abspath(path), None, now, progress)[0])
         else:
-            out.append(load_root(os.path.abspath(path), rebuild=cache == "rebuild", progress=progress))
+            out.append(load_root(os.path.abspath(path), rebuild=cache == "rebuild", progress=progress,
+                                 writes=writes))
     return out
