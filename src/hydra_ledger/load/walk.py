@@ -88,7 +88,7 @@ class Scan:
     now_jobs: set[str] = field(default_factory=set)  # known plain dirs that now hold a record
     frontier: list[str] = field(default_factory=list)  # dirs not walked (below the depth asked)
     sweeps: dict[str, list[Any]] = field(default_factory=dict)  # sweep records read already (read_sweep)
-    # new job dirs whose rows their sweep's journal gave: (rel, signature, racy, row), as read_job's
+    # new job dirs whose rows their sweep's journal gave: (rel, signature, racy, (names, values))
     journaled: list[tuple[str, str, bool, KeyedValues]] = field(default_factory=list)
 
     def merge(self, other: Scan) -> None:
