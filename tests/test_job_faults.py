@@ -199,33 +199,31 @@ def test_sigterm_at_random_moments_of_the_end_hook_never_loses_the_status(app, t
         assert temps == []
 
 
-def test_ctrl_c_once_the_task_raised_keeps_its_failure(app):
-    """Ctrl-C lands after the task raised, while Hydra stores its exception (before any end hook):
-    the run failed by itself, so it is FAILED with the task's traceback and the SIGINT noted; the
-    process still ends by Ctrl-C, as it would without the ledger."""
-    out = app / "out"
-    proc = start_app(app, "hydra.run.dir=out", "fail=true",
-                     env={"FAULT_SIGNAL_AT": "run_job:return_value", "FAULT_SIGNAL": "SIGINT"})
+def failing_run_ctrl_c_at(app: Path, point: str) -> tuple[dict, str]:
+    """A run whose task raises, sent Ctrl-C at ``point`` (see FAULT_SIGNAL_AT in the fault app):
+    (its record, its output), once the process has ended by Ctrl-C, as it would without the ledger."""
+    proc = start_app(app, "hydra.run.dir=out", "fail=true", env={"FAULT_SIGNAL_AT": point, "FAULT_SIGNAL": "SIGINT"})
     returncode, output = finish(proc, timeout=60)
     assert returncode == -signal.SIGINT, output
-    rec = record(out)
+    rec = record(app / "out")
+    assert [s["signal"] for s in rec["signals"]] == ["SIGINT"], output
+    return rec, output
+
+
+def test_ctrl_c_once_the_task_raised_keeps_its_failure(app):
+    """Ctrl-C lands after the task raised, while Hydra stores its exception (before any end hook):
+    the run failed by itself, so it is FAILED with the task's traceback, the SIGINT noted."""
+    rec, output = failing_run_ctrl_c_at(app, "run_job:return_value")
     assert (rec["status"], rec["error"]["type"]) == ("FAILED", "ValueError"), output
     assert "x=1 is bad" in rec["error"]["traceback"]
-    assert [s["signal"] for s in rec["signals"]] == ["SIGINT"]
-    assert hydra_ledger.load_runs(out, cache="off")["status"].tolist() == ["FAILED"]
+    assert hydra_ledger.load_runs(app / "out", cache="off")["status"].tolist() == ["FAILED"]
 
 
 def test_ctrl_c_while_the_task_handles_its_failure_interrupts_it(app):
     """Ctrl-C inside the task's own except block (it cleans up before re-raising) stops the task
     itself: INTERRUPTED, even though an exception was being handled."""
-    out = app / "out"
-    proc = start_app(app, "hydra.run.dir=out", "fail=true",
-                     env={"FAULT_SIGNAL_AT": "main:clean_up", "FAULT_SIGNAL": "SIGINT"})
-    returncode, output = finish(proc, timeout=60)
-    assert returncode == -signal.SIGINT, output
-    rec = record(out)
+    rec, output = failing_run_ctrl_c_at(app, "main:clean_up")
     assert (rec["status"], rec["error"]["type"]) == ("INTERRUPTED", "KeyboardInterrupt"), output
-    assert [s["signal"] for s in rec["signals"]] == ["SIGINT"]
 
 
 # -- a signal the app catches, then completes ----------------------------------------------------
