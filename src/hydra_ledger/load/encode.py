@@ -70,8 +70,9 @@ def encode_values(values: list[Any], name: str) -> pa.Array:
         arrow = {bool: pa.bool_(), int: pa.int64(), float: pa.float64(), str: pa.string()}.get(kind)
         if arrow is not None:
             try:
-                if kind is str and values.count(values[0]) == len(values):
-                    # one text all along (most config values within a sweep): converted once, not per row
+                if kind is str and values[0] == values[-1] and values.count(values[0]) == len(values):
+                    # one text all along (most config values within a sweep): converted once, not per row;
+                    # the ends compared first spare the count a column of ids
                     return pa.repeat(pa.scalar(values[0], arrow), len(values))
                 return pa.array(values, arrow)
             except (pa.ArrowException, OverflowError, UnicodeEncodeError):
