@@ -362,6 +362,12 @@ class LedgerCallback(Callback):
         if multirun and optuna_study.is_optuna(hc):
             fields["optuna"] = {"trial": optuna_study.trial_number(self._study(sweep_dir), job_num)}
         record.update(fields)
+        # The sweep's git state, when a quick check shows it still true and no untracked files
+        # need copying, goes into the first record: one write fewer per job.
+        reused = self._reused_git(paths, hc, task_function, sweep_dir, sweep_git.QUICK_CHECK_PATHS)
+        git_known = not self.git or (reused is not None and not reused[0].get("untracked"))
+        if git_known:
+            record["git"] = self._capture_git(paths, hc, task_function, optional_files, reused=reused)
         # The RUNNING record goes to disk now, before the slow part (git status and diff, copies
         # of untracked files, input hashing, packages: seconds on a big repo or input): a kill or
         # Ctrl-C meanwhile leaves a record (DIED / INTERRUPTED), not nothing.
@@ -371,19 +377,8 @@ class LedgerCallback(Callback):
         runtime.activate(run)
         # submitit's SIGUSR2 handler (preemption / time-out): record the case, then let it act
         signals.install_usr2_wrapper()
-        # a sweep's jobs keep their untracked files once, by content, in the sweep's object store
-        store = SweepPaths(sweep_dir).objects if sweep_dir is not None else None
-        git_info = self._capture_git(paths, hc, task_function, optional_files, store, sweep_dir)
-        inputs = None
-        if self.inputs:
-            from hydra_ledger.job.inputs import record_inputs
-
-            inputs = record_inputs(config, self.inputs)
-        with run._lock:
-            record["git"] = git_info
-            if inputs is not None:
-                record["inputs"], record["input_hashing"] = inputs
-            run.save()
+        if not git_known or self.inputs:
+            self._record_slow_part(run, config, task_function, optional_files, sweep_dir, None if git_known else reused)
         if self.packages and optional_files:
             try:
                 self._write_packages(paths, sweep_dir)
@@ -483,15 +478,47 @@ class LedgerCallback(Callback):
             return self.sweep_dir
         return str(Path(hc.runtime.cwd, str(hc.sweep.dir)).resolve())
 
+    def _record_slow_part(self, run: runtime.ActiveRun, config: DictConfig, task_function: Any,
+                          optional_files: bool, sweep_dir: str | None,
+                          reused: tuple[dict[str, Any], bytes | None] | None) -> None:
+        """The git state (unless already recorded) and the inputs' fingerprints, into the record."""
+        hc = config.hydra
+        git_info = None
+        if "git" not in run.record:
+            if reused is None:
+                reused = self._reused_git(run.paths, hc, task_function, sweep_dir)
+            # a sweep's jobs keep their untracked files once, by content, in the sweep's object store
+            store = SweepPaths(sweep_dir).objects if sweep_dir is not None else None
+            git_info = self._capture_git(run.paths, hc, task_function, optional_files, store, reused)
+        inputs = None
+        if self.inputs:
+            from hydra_ledger.job.inputs import record_inputs
+
+            inputs = record_inputs(config, self.inputs)
+        with run._lock:
+            if git_info is not None:
+                run.record["git"] = git_info
+            if inputs is not None:
+                run.record["inputs"], run.record["input_hashing"] = inputs
+            run.save()
+
+    def _reused_git(self, paths: RunPaths, hc: DictConfig, task_function: Any, sweep_dir: str | None,
+                    max_paths: int | None = None) -> tuple[dict[str, Any], bytes | None] | None:
+        """A job of a sweep: the launching process's git state, if still true (hydra_ledger.job.sweep_git)."""
+        if not self.git or sweep_dir is None:
+            return None
+        start = _script_dir(task_function) or str(hc.runtime.cwd)
+        return sweep_git.reuse_sweep_git(sweep_dir, self.sweep_id, start, str(hc.runtime.cwd), str(paths.job_dir),
+                                         max_paths)
+
     def _capture_git(self, paths: RunPaths, hc: DictConfig, task_function: Any, optional_files: bool = True,
-                     store: Path | None = None, sweep_dir: str | None = None) -> dict[str, Any]:
+                     store: Path | None = None,
+                     reused: tuple[dict[str, Any], bytes | None] | None = None) -> dict[str, Any]:
+        """The job's git state (``reused`` from the sweep, else from git) with its patch and
+        untracked files saved where there is room."""
         if not self.git:
             return {"state": "disabled"}
         start = _script_dir(task_function) or str(hc.runtime.cwd)
-        reused = None
-        if sweep_dir is not None:  # a job of a sweep: the launching process's capture, if still true
-            reused = sweep_git.reuse_sweep_git(sweep_dir, self.sweep_id, start, str(hc.runtime.cwd),
-                                               str(paths.job_dir))
         try:
             info, patch = reused or capture_git(start, self.patch_max_bytes, _output_roots(hc, paths.job_dir, start))
         except Exception as exc:  # noqa: BLE001

@@ -20,6 +20,7 @@ within seconds when the sweep dir is on another file system than the repository.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import time
@@ -162,11 +163,42 @@ def _watched(root: str, git_dir: str, common_dir: str, tracked: list[str], untra
     return meta + _dirs([*tracked, *untracked]) + tracked
 
 
-# The state read by this process: (path, sweep id) -> (state, patch); one sweep at a time.
-_loaded: dict[tuple[str, str], tuple[dict[str, Any], bytes | None] | None] = {}
+# Up to this many watched paths, a job checks the fingerprint before its first record is written
+# (a few milliseconds at most), and that record already holds the git state.
+QUICK_CHECK_PATHS = 5000
 
 
-def _load(sweep_dir: str, sweep_id: str) -> tuple[dict[str, Any], bytes | None] | None:
+@dataclasses.dataclass(frozen=True)
+class _SweepState:
+    """A sweep's stored git state, made ready for the per-job check: absolute paths, expected stats."""
+
+    info: dict[str, Any]
+    patch: bytes | None
+    start: str
+    cwd: str
+    paths: list[str]
+    stats: list[tuple[int, ...] | None]
+
+    def unchanged(self) -> bool:
+        """Whether every watched path has the ``lstat`` facts it had (stops at the first change)."""
+        lstat = os.lstat
+        for path, expected in zip(self.paths, self.stats):
+            try:
+                st = lstat(path)
+            except OSError:
+                if expected is not None:
+                    return False
+                continue
+            if expected is None or (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino, st.st_mode) != expected:
+                return False
+        return True
+
+
+# The state read by this process: (path, sweep id) -> state; one sweep at a time.
+_loaded: dict[tuple[str, str], _SweepState | None] = {}
+
+
+def _load(sweep_dir: str, sweep_id: str) -> _SweepState | None:
     key = (sweep_dir, sweep_id)
     if key not in _loaded:
         _loaded.clear()
@@ -179,27 +211,33 @@ def _load(sweep_dir: str, sweep_id: str) -> tuple[dict[str, Any], bytes | None] 
         if not isinstance(state, dict) or state.get("version") != STATE_VERSION or state.get("sweep_id") != sweep_id:
             return None
         patch = read_regular_file(paths.git_patch, _MAX_STATE_BYTES)[1] if state.get("patch") else None
-        _loaded[key] = (state, patch)
+        if len(state["paths"]) != len(state["stats"]):
+            raise ValueError(f"{paths.git_state}: {len(state['paths'])} paths but {len(state['stats'])} stats")
+        _loaded[key] = _SweepState(
+            info=state["info"], patch=patch, start=state["start"], cwd=state["cwd"],
+            paths=[os.path.join(state["root"], p) for p in state["paths"]],
+            stats=[None if s is None else tuple(s) for s in state["stats"]],
+        )
     return _loaded[key]
 
 
-def reuse_sweep_git(sweep_dir: str, sweep_id: str | None, start: str, cwd: str,
-                    job_dir: str) -> tuple[dict[str, Any], bytes | None] | None:
+def reuse_sweep_git(sweep_dir: str, sweep_id: str | None, start: str, cwd: str, job_dir: str,
+                    max_paths: int | None = None) -> tuple[dict[str, Any], bytes | None] | None:
     """Job process: ``(git_info, patch)`` as the launching process captured them, when this job
     runs the same code from the same place, in an output dir within the sweep's, and the tree
-    is unchanged since; else None (the job runs git itself)."""
+    is unchanged since; else None (the job runs git itself). With ``max_paths``, also None
+    (nothing checked) when the state watches more paths than that."""
     if sweep_id is None:
         return None
     try:
-        loaded = _load(sweep_dir, sweep_id)
-        if loaded is None:
+        state = _load(sweep_dir, sweep_id)
+        if state is None or (max_paths is not None and len(state.paths) > max_paths):
             return None
-        state, patch = loaded
-        if state["start"] != start or state["cwd"] != cwd or not job_dir.startswith(sweep_dir.rstrip(os.sep) + os.sep):
+        if state.start != start or state.cwd != cwd or not job_dir.startswith(sweep_dir.rstrip(os.sep) + os.sep):
             return None  # another script, launch dir, or an output dir whose untracked files were not excluded
-        if fingerprint(state["root"], state["paths"]) != state["stats"]:
+        if not state.unchanged():
             return None
-        return dict(state["info"]), patch
+        return dict(state.info), state.patch
     except Exception as exc:  # noqa: BLE001 - e.g. a state file damaged by hand: the job runs git
         log.debug("hydra-ledger: sweep git state not used (%s: %s)", type(exc).__name__, exc)
         return None
