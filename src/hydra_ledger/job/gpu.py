@@ -9,9 +9,13 @@ reports device-wide figures: another process on a shared GPU counts too.
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 UNAVAILABLE = "unavailable"
+_NOT_INSTALLED = "NVML not installed: pip install nvidia-ml-py"
+# The import path on which pynvml was looked for in vain: not searched again (once per job of a sweep) until it changes.
+_nvml_missing_on: list[str] | None = None
 
 
 class GpuSampler:
@@ -28,10 +32,15 @@ class GpuSampler:
         if visible is not None and visible.strip() in ("", "-1", "NoDevFiles"):
             self.reason = f"no GPU visible (CUDA_VISIBLE_DEVICES={visible!r})"
             return
+        global _nvml_missing_on
+        if _nvml_missing_on == sys.path:
+            self.reason = _NOT_INSTALLED
+            return
         try:
             import pynvml  # type: ignore[import-not-found,unused-ignore]  # nvidia-ml-py: optional
         except ImportError:
-            self.reason = "NVML not installed: pip install nvidia-ml-py"
+            _nvml_missing_on = list(sys.path)
+            self.reason = _NOT_INSTALLED
             return
         try:
             pynvml.nvmlInit()

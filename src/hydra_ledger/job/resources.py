@@ -14,12 +14,10 @@ import os
 import resource
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 from hydra_ledger.job import gpu
 
-_PROC = Path("/proc")
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 _PAGE = resource.getpagesize()
 # The time series is bounded: after every SERIES_BLOCK lines written, only every 2nd, then
@@ -28,10 +26,16 @@ SERIES_BLOCK = 1000
 SERIES_MAX = 10_000
 
 
+def _read(path: str) -> bytes:
+    """A /proc file's bytes (plain ``open``: each job reads several, and ``Path`` costs more than the read)."""
+    with open(path, "rb") as f:
+        return f.read()
+
+
 def _stat(pid: int | str) -> tuple[float, int] | None:
     """(CPU seconds of the process and its waited-for children, RSS bytes) from /proc/<pid>/stat."""
     try:
-        text = (_PROC / str(pid) / "stat").read_bytes()
+        text = _read(f"/proc/{pid}/stat")
     except OSError:
         return None
     fields = text[text.rfind(b")") + 2:].split()  # the command name may hold spaces and ')'
@@ -44,12 +48,12 @@ def _children(pid: int | str) -> list[str]:
     """The children of every thread of ``pid`` (``/proc/<pid>/task/<tid>/children``)."""
     out: list[str] = []
     try:
-        tasks = os.listdir(_PROC / str(pid) / "task")
+        tasks = os.listdir(f"/proc/{pid}/task")
     except OSError:
         return out
     for tid in tasks:
         try:
-            out += (_PROC / str(pid) / "task" / tid / "children").read_text().split()
+            out += _read(f"/proc/{pid}/task/{tid}/children").decode().split()
         except OSError:
             continue
     return out
@@ -58,19 +62,18 @@ def _children(pid: int | str) -> list[str]:
 def _high_water_mark(pid: int) -> int | None:
     """The process's peak RSS in bytes (``VmHWM``), or None."""
     try:
-        for line in (_PROC / str(pid) / "status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
+        text = _read(f"/proc/{pid}/status")
+        start = text.index(b"\nVmHWM:") + len(b"\nVmHWM:")
+        return int(text[start:text.index(b"\n", start)].split()[0]) * 1024
     except (OSError, ValueError, IndexError):
         return None
-    return None
 
 
 def _reset_high_water_mark(pid: int) -> bool:
     """Reset the process's VmHWM to its current RSS (Linux >= 4.0: ``5`` into clear_refs)."""
     try:
-        with open(_PROC / str(pid) / "clear_refs", "w") as f:
-            f.write("5")
+        with open(f"/proc/{pid}/clear_refs", "wb") as f:
+            f.write(b"5")
     except OSError:
         return False
     return True
@@ -81,15 +84,17 @@ class ResourceSampler:
 
     def __init__(self, pid: int | None = None, gpus: gpu.GpuSampler | None = None) -> None:
         self.pid = os.getpid() if pid is None else pid
-        self.linux = _stat(self.pid) is not None
-        self.hwm_exact = self.linux and _reset_high_water_mark(self.pid)
+        self.linux = True
+        self.hwm_exact = _reset_high_water_mark(self.pid)
         self.started = time.monotonic()
         self._lock = threading.Lock()
         self.samples = 0
         self.peak_rss = 0
         self.peak_processes = 1
         self.last_rss = 0
-        self._cpu0 = self._tree()[0]
+        cpu0, _, found = self._tree()
+        self.linux = found > 0  # no /proc (or not this process's): getrusage from now on
+        self._cpu0 = cpu0 if self.linux else self._tree()[0]
         self.cpu_s = 0.0
         self.gpus = gpus if gpus is not None else gpu.GpuSampler()
         self._written = 0
