@@ -49,7 +49,16 @@ def boot_id() -> str | None:
 
 def identity(pid: int | None = None) -> dict[str, Any]:
     """What a job records at its start to be recognised later: ``pid_start`` and ``boot_id``."""
-    return {"pid_start": start_ticks(os.getpid() if pid is None else pid), "boot_id": boot_id()}
+    if pid is None:
+        pid = os.getpid()
+        if pid not in _own_start:  # read once per process: every job of a sweep records it
+            _own_start.clear()
+            _own_start[pid] = start_ticks(pid)
+        return {"pid_start": _own_start[pid], "boot_id": boot_id()}
+    return {"pid_start": start_ticks(pid), "boot_id": boot_id()}
+
+
+_own_start: dict[int, int | None] = {}  # this process's pid -> its start time (a forked child has another pid)
 
 
 def liveness(attempt: Mapping[str, Any]) -> Liveness:
