@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -56,6 +57,22 @@ def test_each_job_of_a_sweep_in_one_process_has_its_own_peak(make_app, run_app):
     assert big["peak_rss_bytes"] >= 200 * MB
     assert small["peak_rss_bytes"] < big["peak_rss_bytes"] - 150 * MB
     assert 0.2 <= small["cpu_s"] < 1.5
+
+
+def test_every_job_of_a_sweep_in_one_process_has_its_heartbeat(make_app, run_app):
+    """The process's one heartbeat thread beats for each job in turn while it runs, and for
+    none once it has ended."""
+    app = make_app("resources_app")
+    proc = run_app(app, "-m", "mb=10", "burn_s=0.1", "hold_s=1.0,1.1,1.2", "hydra.sweep.dir=multi",
+                   "hydra.callbacks.ledger.heartbeat_s=0.05", timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    for job in range(3):
+        rec = record(app / f"multi/{job}")
+        assert rec["resources"]["samples"] >= 3, job
+        beat = float((app / f"multi/{job}/.ledger/heartbeat").read_text())
+        started, ended = (datetime.fromisoformat(rec[k]).timestamp() for k in ("started_at", "ended_at"))
+        # the beat's time is written to the millisecond, rounded
+        assert started + 0.05 <= beat <= ended + 0.001, (job, started, beat, ended)
 
 
 def test_resources_load_as_columns_and_show_in_the_cli(make_app, run_app):

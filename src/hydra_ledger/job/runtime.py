@@ -21,6 +21,7 @@ from pathlib import Path
 from types import CodeType, TracebackType
 from typing import Any
 
+from hydra_ledger.job import heartbeat
 from hydra_ledger.job.source_files import format_exception
 from hydra_ledger.record.changes import mark_changed
 from hydra_ledger.record.files import (
@@ -110,8 +111,6 @@ class ActiveRun:
         self.pid = os.getpid()
         self.heartbeat_s = heartbeat_s
         self._lock = threading.RLock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._warned: set[str] = set()
         self.sampler: Any = None  # a ResourceSampler once the heartbeat runs (in the job process only)
 
@@ -174,16 +173,10 @@ class ActiveRun:
             self.sampler = ResourceSampler()
         except Exception as exc:  # noqa: BLE001
             self._warn_once(f"cannot sample the job's resources: {exc}", "resources", unrecorded=False)
-        thread = threading.Thread(target=self._heartbeat_loop, name="hydra-ledger-heartbeat", daemon=True)
-        # kept once started only: a Ctrl-C inside start() (which waits for the new thread) leaves a
-        # thread that cannot be joined, and stop_heartbeat() would fail, leaving the record RUNNING
-        thread.start()
-        self._thread = thread
-
-    def _heartbeat_loop(self) -> None:
-        while not self._stop.wait(self.heartbeat_s):
-            self.beat()
-            self.sample_resources()
+        # the process's heartbeat thread (hydra_ledger.job.heartbeat); its lock is not reentrant,
+        # so a signal handler must not reach it while this thread holds it
+        with signals_deferred():
+            heartbeat.serve(self)
 
     def sample_resources(self) -> None:
         """One resource sample (heartbeat thread, and once at the end), a bounded line of
@@ -209,12 +202,11 @@ class ActiveRun:
             self._warn_once(f"cannot summarise the job's resources: {exc}", "resources", unrecorded=False)
 
     def stop_heartbeat(self) -> None:
-        # Event.set() takes the event's own (non-reentrant) lock: a signal handler that called it
-        # again on this thread would deadlock, hence the deferral of signals around it.
+        """No heartbeat from now on; a beat in progress ends first (up to 2 s). The heartbeat
+        thread's lock is not reentrant: a signal handler that stopped it again on this thread
+        would deadlock, hence the deferral of signals around it."""
         with signals_deferred():
-            self._stop.set()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout=2)
+            heartbeat.release(self)
 
     # -- updating ------------------------------------------------------------------------
     def update_summary(self, values: Mapping[str, Any]) -> None:
