@@ -1,17 +1,21 @@
 """Per-job cost of the ledger: the same 200-job basic-launcher sweep with and without it.
 
-Run: python bench/bench_overhead.py [--jobs 200] [--rounds 5] [--floor] [--paired] [--baseline <source tree>]
+Run: python bench/bench_overhead.py [--jobs 200] [--rounds 5] [--floor] [--explicit] [--paired]
+                                    [--baseline <source tree>]
 The variants run alternately (their order rotates from round to round) in one repo of ~200
 tracked files: plain Hydra, Hydra with `hydra/callbacks=ledger` from this source tree, with
---floor a callback that does nothing (the part of the cost any callback has), and with
---baseline the ledger from another source tree (e.g. a `git worktree` of an earlier commit), each
-put first on PYTHONPATH. Every round is printed with the load average before it; the figure is
-(median sweep time with ledger - median without) / jobs, in wall time and in CPU time (user +
-system of the app and the processes it ran, such as git): on a shared machine the CPU time
-moves less. With --paired, each variant instead runs at the same time as a plain Hydra sweep (one
-per core) and the figure is the median of the paired differences. By default the sweeps' output dirs
-are git-ignored, as in most Hydra projects; with --outputs-untracked they are not, and every
-job's `git status` then also lists the files of all earlier runs in the repo.
+--floor a callback that does nothing (the part of the cost any callback has), with --explicit
+the same enabled by the explicit node `hydra.callbacks.ledger._target_` in the primary config
+(Hydra composes a config group option for every job, twice in a basic sweep, and an explicit
+node costs it less), and with --baseline the ledger from another source tree (e.g. a `git
+worktree` of an earlier commit), each put first on PYTHONPATH. Every round is printed with the
+load average before it; the figure is (median sweep time with ledger - median without) / jobs,
+in wall time and in CPU time (user + system of the app and the processes it ran, such as git):
+on a shared machine the CPU time moves less. With --paired, each variant instead runs at the
+same time as a plain Hydra sweep (one per core) and the figure is the median of the paired
+differences. By default the sweeps' output dirs are git-ignored, as in most Hydra projects; with
+--outputs-untracked they are not, and every job's `git status` then also lists the files of all
+earlier runs in the repo.
 """
 from __future__ import annotations
 
@@ -20,7 +24,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from _common import HERE, make_repo, median, run_app_timed
+from _common import HERE, git, make_repo, median, run_app_timed
 
 
 def _pythonpath(tree: Path) -> dict[str, str]:
@@ -40,6 +44,8 @@ def main() -> None:
     parser.add_argument("--paired", action="store_true",
                         help="run each variant at the same time as plain Hydra (one per core) and report the "
                              "median of the paired differences: both see the same slow and fast moments")
+    parser.add_argument("--explicit", action="store_true",
+                        help="also measure the callbacks enabled by an explicit node in the primary config")
     parser.add_argument("--outputs-untracked", action="store_true", help="do not git-ignore the output dirs")
     args = parser.parse_args()
     this_tree = _pythonpath(HERE.parent)
@@ -49,6 +55,10 @@ def main() -> None:
     if args.baseline is not None:
         variants["before"] = (_pythonpath(args.baseline), ("hydra/callbacks=ledger",))
     variants["ledger"] = (this_tree, ("hydra/callbacks=ledger",))
+    if args.explicit:
+        if args.floor:
+            variants["do-nothing-node"] = (this_tree, ("--config-name", "explicit_do_nothing"))
+        variants["ledger-node"] = (this_tree, ("--config-name", "explicit_ledger"))
     times: dict[str, list[float]] = {name: [] for name in variants}
     cpu: dict[str, list[float]] = {name: [] for name in variants}
     names = list(variants)
@@ -57,6 +67,8 @@ def main() -> None:
           + (f", before: {args.baseline}" if args.baseline else ""), flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         repo = make_repo(Path(tmp) / "repo")
+        if args.explicit:
+            _add_explicit_configs(repo)
         if not args.outputs_untracked:
             (repo / ".git" / "info" / "exclude").write_text("multirun/\n")
         sweep = [f"seed=range(0,{args.jobs})"]
@@ -74,19 +86,30 @@ def main() -> None:
             print(f"round {i + 1}: load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; " + ", ".join(
                 f"{name} {times[name][-1] / args.jobs * 1000:.1f} ms/job (cpu {cpu[name][-1] / args.jobs * 1000:.1f})"
                 for name in names), flush=True)
-        _check_recorded(repo, [n for n in names if n not in ("plain", "do-nothing")], args.jobs)
+        _check_recorded(repo, [n for n in names if n != "plain" and not n.startswith("do-nothing")], args.jobs)
     print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     for kind, values in (("wall", times), ("cpu", cpu)):
         plain = median(values["plain"]) / args.jobs * 1000
         for name in names:
             per_job = median(values[name]) / args.jobs * 1000
-            line = f"{kind:>4} {name:>7}: median {median(values[name]):.2f} s ({per_job:.1f} ms/job)"
+            line = f"{kind:>4} {name:>15}: median {median(values[name]):.2f} s ({per_job:.1f} ms/job)"
             if name != "plain":
                 line += f"; cost over plain Hydra: {per_job - plain:.1f} ms/job ({(per_job / plain - 1) * 100:.0f}%)"
-            if "do-nothing" in values and name not in ("plain", "do-nothing"):
-                floor = median(values["do-nothing"]) / args.jobs * 1000
-                line += f", over a do-nothing callback: {per_job - floor:.1f} ms/job"
+            floor_name = "do-nothing-node" if name.endswith("-node") else "do-nothing"
+            if floor_name in values and name != "plain" and not name.startswith("do-nothing"):
+                floor = median(values[floor_name]) / args.jobs * 1000
+                line += f", over a do-nothing callback enabled alike: {per_job - floor:.1f} ms/job"
             print(line)
+
+
+def _add_explicit_configs(repo: Path) -> None:
+    """Primary configs that enable a callback by an explicit node: the app's config and that node."""
+    app_config = (repo / "config.yaml").read_text()
+    for name, node, target in (("explicit_ledger", "ledger", "hydra_ledger.LedgerCallback"),
+                               ("explicit_do_nothing", "do_nothing", "hydra.experimental.callback.Callback")):
+        (repo / f"{name}.yaml").write_text(f"{app_config}hydra:\n  callbacks:\n    {node}:\n      _target_: {target}\n")
+    git(repo, "add", "-A")
+    git(repo, "-c", "user.email=b@example.com", "-c", "user.name=bench", "commit", "-q", "-m", "explicit configs")
 
 
 def _check_recorded(repo: Path, names: list[str], jobs: int) -> None:
@@ -123,7 +146,7 @@ def _paired(repo: Path, sweep: list[str], variants: dict[str, tuple[dict[str, st
             parts.append(f"{name} {wall / args.jobs * 1000:.1f} vs plain {plain_wall / args.jobs * 1000:.1f} ms/job "
                          f"({diffs[name][-1]:+.1f}; cpu {cpu_diffs[name][-1]:+.1f})")
         print(f"round {i + 1}: load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; " + ", ".join(parts), flush=True)
-    _check_recorded(repo, [name for name in others if name != "do-nothing"], args.jobs)
+    _check_recorded(repo, [name for name in others if not name.startswith("do-nothing")], args.jobs)
     print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     for name in others:
         print(f"{name:>10}: cost over plain Hydra run beside it, median of {args.rounds} pairs: "
