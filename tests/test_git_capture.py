@@ -211,6 +211,40 @@ def test_sweep_jobs_reuse_the_sweeps_git_state_until_a_tracked_file_changes(make
     assert _status_calls(calls) == 2
 
 
+@pytest.mark.parametrize("launcher", list(SWEEP_LAUNCHERS), ids=list(SWEEP_LAUNCHERS))
+def test_an_edit_after_quiet_jobs_is_seen_by_the_next_job(make_app, run_app, tmp_path, launcher):
+    """A process running several jobs watches the tree's directories from its second job on:
+    the jobs before the edit reuse the sweep's state, the job after it sees the edit."""
+    app = make_app("sweep_git")
+    env, calls = _logged_git(tmp_path)
+    proc = run_app(app, "-m", "x=0,1,2,3,4,5", "edit_on=4", "hydra.sweep.dir=sweep",
+                   "hydra.sweeper.max_batch_size=1", *SWEEP_LAUNCHERS[launcher], env=env)
+    assert proc.returncode == 0, proc.stderr
+    dirty = [record(app / "sweep" / str(n))["git"]["dirty"] for n in range(6)]
+    assert dirty == [False] * 5 + [True]
+    assert "+edited by job x=4\n" in (app / "sweep" / "5" / ".ledger" / "git.patch").read_text()
+    assert _status_calls(calls) == 2
+
+
+@pytest.mark.parametrize("launcher", list(SWEEP_LAUNCHERS), ids=list(SWEEP_LAUNCHERS))
+def test_sweep_jobs_writing_an_ignored_file_beside_tracked_ones_reuse_the_state(make_app, run_app, tmp_path,
+                                                                                 launcher):
+    """Every job appends to a git-ignored file in the tree's root: the watched directory sees a
+    change at each job, yet no watched path changed, so no job runs git."""
+    app = make_app("sweep_git")
+    with open(app / ".git" / "info" / "exclude", "a") as exclude:
+        exclude.write("scratch.log\n")
+    (app / "scratch.log").write_text("")
+    time.sleep(0.2)  # past the file system's clock tick of these changes
+    env, calls = _logged_git(tmp_path)
+    proc = run_app(app, "-m", "x=0,1,2,3,4", "log_scratch=true", "hydra.sweep.dir=sweep",
+                   "hydra.sweeper.max_batch_size=1", *SWEEP_LAUNCHERS[launcher], env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert (app / "scratch.log").read_text().count("job x=") == 5
+    assert [record(app / "sweep" / str(n))["git"]["dirty"] for n in range(5)] == [False] * 5
+    assert _status_calls(calls) == 1
+
+
 def test_sweep_of_a_dirty_tree_gives_each_job_the_patch_of_its_own_code(make_app, run_app, tmp_path):
     """Dirty when the sweep starts: the jobs before the edit get the sweep's patch, the job after
     it a patch with both changes; each patch restores the tree that job ran."""

@@ -8,7 +8,9 @@ of the later jobs. The launching process therefore keeps, beside the git state, 
 of everything that state depends on: ``lstat`` of every tracked file, of the directories that
 hold tracked or untracked files (a file added or removed changes its directory), and of git's
 own HEAD, index, refs, config and info/exclude. A job reuses the state only when the
-fingerprint it takes is the same, else it runs git itself, as a single run does.
+fingerprint it takes is the same, else it runs git itself, as a single run does. A process
+that runs several jobs watches those paths' directories from its second job on
+(hydra_ledger.job.tree_watch, local file systems): a job after a quiet watch takes no fingerprint.
 
 Stored as ``<sweep>/.ledger/git.json`` (and the patch of a dirty tree as ``git.patch``) and read
 once per process. Left out (each job runs git, as before): repositories with submodules (a
@@ -20,15 +22,16 @@ within seconds when the sweep dir is on another file system than the repository.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import os
+import stat
 import time
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from hydra_ledger.job import tree_watch
 from hydra_ledger.job.capture.git import UNTRACKED_LIMIT, _git, capture_git, find_repo_root
 from hydra_ledger.record.files import read_regular_file, temp_name, write_atomic
 from hydra_ledger.record.paths import SweepPaths
@@ -168,18 +171,44 @@ def _watched(root: str, git_dir: str, common_dir: str, tracked: list[str], untra
 QUICK_CHECK_PATHS = 5000
 
 
-@dataclasses.dataclass(frozen=True)
 class _SweepState:
-    """A sweep's stored git state, made ready for the per-job check: absolute paths, expected stats."""
+    """A sweep's stored git state, made ready for the per-job check: absolute paths, expected stats.
 
-    info: dict[str, Any]
-    patch: bytes | None
-    start: str
-    cwd: str
-    paths: list[str]
-    stats: list[tuple[int, ...] | None]
+    The first job of a process checks every path; from the second on, the process also watches
+    their directories (hydra_ledger.job.tree_watch) and a job after a quiet watch checks nothing.
+    Once a check fails, the state stays stale for this process: the tree is no longer the one
+    captured.
+    """
+
+    def __init__(self, info: dict[str, Any], patch: bytes | None, start: str, cwd: str, paths: list[str],
+                 stats: list[tuple[int, ...] | None]) -> None:
+        self.info, self.patch, self.start, self.cwd = info, patch, start, cwd
+        self.paths, self.stats = paths, stats
+        self.checks = 0
+        self.stale = False
+        self.watch: tree_watch.TreeWatch | None = None
 
     def unchanged(self) -> bool:
+        """Whether the tree is still the captured one."""
+        if self.stale:
+            return False
+        if self.watch is not None and self.watch.quiet():
+            return True
+        if self.watch is None and self.checks == 1:  # a second job in this process: watch from now on,
+            self.watch = tree_watch.watch(self._directories())  # then check all (what came before the watch)
+        self.checks += 1
+        if self._stats_unchanged():
+            return True
+        self.stale = True
+        self.close()
+        return False
+
+    def close(self) -> None:
+        if self.watch is not None:
+            self.watch.close()
+            self.watch = None
+
+    def _stats_unchanged(self) -> bool:
         """Whether every watched path has the ``lstat`` facts it had (stops at the first change)."""
         lstat = os.lstat
         for path, expected in zip(self.paths, self.stats):
@@ -193,6 +222,12 @@ class _SweepState:
                 return False
         return True
 
+    def _directories(self) -> set[str]:
+        """Where a change to a watched path shows: its directory, and each watched directory itself."""
+        found = {os.path.dirname(path) for path in self.paths}
+        found.update(path for path, st in zip(self.paths, self.stats) if st is not None and stat.S_ISDIR(st[4]))
+        return found
+
 
 # The state read by this process: (path, sweep id) -> state; one sweep at a time.
 _loaded: dict[tuple[str, str], _SweepState | None] = {}
@@ -201,6 +236,9 @@ _loaded: dict[tuple[str, str], _SweepState | None] = {}
 def _load(sweep_dir: str, sweep_id: str) -> _SweepState | None:
     key = (sweep_dir, sweep_id)
     if key not in _loaded:
+        for earlier in _loaded.values():
+            if earlier is not None:
+                earlier.close()
         _loaded.clear()
         _loaded[key] = None
         paths = SweepPaths(sweep_dir)

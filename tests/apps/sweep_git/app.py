@@ -1,5 +1,5 @@
 """A sweep whose job ``edit_on`` changes a tracked file, and job ``add_on`` adds a file, as a
-user's edits while the sweep runs would."""
+user's edits while the sweep runs would; with ``log_scratch``, every job appends to scratch.log."""
 from pathlib import Path
 
 import hydra
@@ -20,6 +20,9 @@ def main(cfg: DictConfig) -> int:
     if cfg.x == cfg.edit_on:
         notes = Path(__file__).with_name("notes.txt")
         notes.write_text(notes.read_text() + f"edited by job x={cfg.x}\n")
+    if cfg.log_scratch:
+        with open(Path(__file__).with_name("scratch.log"), "a") as log:
+            log.write(f"job x={cfg.x}\n")
     if cfg.x == cfg.add_on:
         Path(__file__).with_name("added.py").write_text(f"ADDED_BY = {cfg.x}\n")
     return cfg.x
