@@ -294,7 +294,7 @@ class LedgerCallback(Callback):
             raise OSError(f"cannot create {paths.ledger_dir} ({exc.strerror or exc}), nothing recorded") from None
         remove_stale_temps(paths.ledger_dir)  # left by a process killed mid-write (an earlier attempt)
         optional_files = _room_for_optional_files(paths.ledger_dir)
-        redactor = Redactor(self.redact_keys)
+        redactor = _job_redactor(tuple(self.redact_keys))
         job_id = None if OmegaConf.is_missing(hc.job, "id") else str(hc.job.id)
         job_num = None if OmegaConf.is_missing(hc.job, "num") else int(hc.job.num)
         multirun = str(OmegaConf.select(hc, "mode", default="")).endswith("MULTIRUN")
@@ -658,6 +658,13 @@ def _primary_config_dir(hc: DictConfig) -> str | None:
 def _import_context() -> list[str]:
     """What the installed packages a process sees depend on: its interpreter and import path."""
     return [sys.executable, *sys.path]
+
+
+@functools.lru_cache(maxsize=4)
+def _job_redactor(secret_keys: tuple[str, ...]) -> Redactor:
+    """One per process and list of secret words: its memo of which key names are secret serves
+    every job of a sweep (the same config keys, matched once instead of at every job)."""
+    return Redactor(secret_keys)
 
 
 @functools.lru_cache(maxsize=1)
