@@ -378,7 +378,7 @@ class LedgerCallback(Callback):
         # submitit's SIGUSR2 handler (preemption / time-out): record the case, then let it act
         signals.install_usr2_wrapper()
         if not git_known or self.inputs:
-            self._record_slow_part(run, config, task_function, optional_files, sweep_dir, None if git_known else reused)
+            self._record_slow_part(run, config, task_function, optional_files, sweep_dir, not git_known, reused)
         if self.packages and optional_files:
             try:
                 self._write_packages(paths, sweep_dir)
@@ -479,12 +479,14 @@ class LedgerCallback(Callback):
         return str(Path(hc.runtime.cwd, str(hc.sweep.dir)).resolve())
 
     def _record_slow_part(self, run: runtime.ActiveRun, config: DictConfig, task_function: Any,
-                          optional_files: bool, sweep_dir: str | None,
+                          optional_files: bool, sweep_dir: str | None, with_git: bool,
                           reused: tuple[dict[str, Any], bytes | None] | None) -> None:
-        """The git state (unless already recorded) and the inputs' fingerprints, into the record."""
+        """The git state (when ``with_git``: not in the first record) and the inputs'
+        fingerprints, into the record. Not judged by the record's keys: a requeued job's record
+        still holds the git state of its earlier attempt."""
         hc = config.hydra
         git_info = None
-        if "git" not in run.record:
+        if with_git:
             if reused is None:
                 reused = self._reused_git(run.paths, hc, task_function, sweep_dir)
             # a sweep's jobs keep their untracked files once, by content, in the sweep's object store
