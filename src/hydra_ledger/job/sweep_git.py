@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import operator
 import os
 import stat
 import time
@@ -49,12 +50,15 @@ RACY_OTHER_FS_NS = 2_000_000_000
 _MAX_STATE_BYTES = 256 << 20
 
 
+# What a path's lstat is compared by: it changes when the file is edited, replaced, or has its mode changed.
+_facts = operator.attrgetter("st_mtime_ns", "st_ctime_ns", "st_size", "st_ino", "st_mode")
+
+
 def _stat(path: str) -> list[int] | None:
     try:
-        st = os.lstat(path)
+        return list(_facts(os.lstat(path)))
     except OSError:
         return None
-    return [st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino, st.st_mode]
 
 
 def fingerprint(root: str, paths: list[str]) -> list[list[int] | None]:
@@ -210,7 +214,7 @@ class _SweepState:
 
     def _stats_unchanged(self) -> bool:
         """Whether every watched path has the ``lstat`` facts it had (stops at the first change)."""
-        lstat = os.lstat
+        lstat, facts = os.lstat, _facts
         for path, expected in zip(self.paths, self.stats):
             try:
                 st = lstat(path)
@@ -218,14 +222,15 @@ class _SweepState:
                 if expected is not None:
                     return False
                 continue
-            if expected is None or (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino, st.st_mode) != expected:
+            if expected is None or facts(st) != expected:
                 return False
         return True
 
     def _directories(self) -> set[str]:
         """Where a change to a watched path shows: its directory, and each watched directory itself."""
         found = {os.path.dirname(path) for path in self.paths}
-        found.update(path for path, st in zip(self.paths, self.stats) if st is not None and stat.S_ISDIR(st[4]))
+        found.update(os.path.normpath(path) for path, st in zip(self.paths, self.stats)  # the root: "<root>/"
+                     if st is not None and stat.S_ISDIR(st[4]))
         return found
 
 
