@@ -288,11 +288,9 @@ class LedgerCallback(Callback):
             runtime.deactivate(previous)
         hc = config.hydra
         paths = RunPaths(hc.runtime.output_dir)
-        try:  # fail early, with one clear warning, when nothing can be written (e.g. `.ledger` is a file)
-            paths.ledger_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise OSError(f"cannot create {paths.ledger_dir} ({exc.strerror or exc}), nothing recorded") from None
-        remove_stale_temps(paths.ledger_dir)  # left by a process killed mid-write (an earlier attempt)
+        fresh = _make_ledger_dir(paths.ledger_dir)
+        if not fresh:
+            remove_stale_temps(paths.ledger_dir)  # left by a process killed mid-write (an earlier attempt)
         optional_files = _room_for_optional_files(paths.ledger_dir)
         redactor = _job_redactor(tuple(self.redact_keys))
         job_id = None if OmegaConf.is_missing(hc.job, "id") else str(hc.job.id)
@@ -303,7 +301,7 @@ class LedgerCallback(Callback):
         host = capture_host(self.env_vars)
         host["env"] = redactor.tree(host["env"])  # e.g. env_vars=[WANDB_*] must not record WANDB_API_KEY
         slurm = capture_slurm()
-        record, attempt_no = self._continue_or_archive(paths, job_id)
+        record, attempt_no = (None, 1) if fresh else self._continue_or_archive(paths, job_id)
         if record is None:
             record = {"run_id": new_id(), "attempts": []}
         record["attempts"].append({
@@ -569,6 +567,26 @@ def _outcome(run: runtime.ActiveRun, job_return: JobReturn) -> tuple[str, dict[s
         # TIMEOUT when submitit gave up after its time-out signal (UncompletedJobError)
         return signals.failure_status(run.record, exc), runtime.error_info(exc)
     return "FAILED", {"type": "Unknown", "message": repr(exc), "traceback": ""}
+
+
+def _make_ledger_dir(ledger_dir: Path) -> bool:
+    """Create the job's ``.ledger/``; True when this call created it, so that nothing of an
+    earlier run or attempt (record, temp files) can be in it. Fails early, with one clear
+    warning, when nothing can be written (e.g. ``.ledger`` is a file)."""
+    try:
+        try:
+            os.mkdir(ledger_dir)
+        except FileNotFoundError:  # the output dir is not there (yet): create it too
+            ledger_dir.parent.mkdir(parents=True, exist_ok=True)
+            os.mkdir(ledger_dir)
+        return True
+    except FileExistsError as exc:
+        if os.path.isdir(ledger_dir):
+            return False
+        problem = exc.strerror or str(exc)
+    except OSError as exc:
+        problem = exc.strerror or str(exc)
+    raise OSError(f"cannot create {ledger_dir} ({problem}), nothing recorded")
 
 
 # Below this much free space where the job writes, the ledger leaves out its optional files
