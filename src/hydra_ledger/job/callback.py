@@ -652,20 +652,36 @@ def _choices(choices: DictConfig) -> dict[str, Any]:
     return {str(k): v for k, v in chosen.items()} if isinstance(chosen, dict) else {}
 
 
+# The launch info of each app run in this process: the same for every job of its sweeps.
+_launches: dict[tuple[Any, ...], dict[str, Any]] = {}
+
+
 def _launch_info(hc: DictConfig, task_function: Any, redactor: Redactor) -> dict[str, Any]:
-    """What a rerun needs: the command line, cwd, interpreter and the app's entry point."""
-    main = sys.modules.get("__main__")
-    spec = getattr(main, "__spec__", None)
-    return {
-        "argv": redactor.overrides(sys.argv),
-        "cwd": str(hc.runtime.cwd),
-        "python": sys.executable,
-        "script": defining_file(task_function),
-        "module": getattr(spec, "name", None) if spec is not None and spec.name != "__main__" else None,
-        "function": getattr(task_function, "__qualname__", None),
-        "config_dir": _primary_config_dir(hc),
-        "config_name": OmegaConf.select(hc, "job.config_name", default=None),
-    }
+    """What a rerun needs: the command line, cwd, interpreter and the app's entry point.
+
+    Worked out once per task function, command line, cwd and primary config: every job of a
+    sweep run by this process shares them.
+    """
+    cwd = str(hc.runtime.cwd)
+    config_name = OmegaConf.select(hc, "job.config_name", default=None)
+    key = (task_function, tuple(sys.argv), cwd, config_name, redactor)
+    info = _launches.get(key)
+    if info is None:
+        main = sys.modules.get("__main__")
+        spec = getattr(main, "__spec__", None)
+        info = {
+            "argv": redactor.overrides(sys.argv),
+            "cwd": cwd,
+            "python": sys.executable,
+            "script": defining_file(task_function),
+            "module": getattr(spec, "name", None) if spec is not None and spec.name != "__main__" else None,
+            "function": getattr(task_function, "__qualname__", None),
+            "config_dir": _primary_config_dir(hc),
+            "config_name": config_name,
+        }
+        if len(_launches) < 16:  # a process that runs many apps keeps only its first ones
+            _launches[key] = info
+    return {**info, "argv": list(info["argv"])}  # each record its own: never shared between jobs
 
 
 def _primary_config_dir(hc: DictConfig) -> str | None:
