@@ -82,7 +82,7 @@ def test_single_run_record(app, run_app):
     assert started.tzname() == "UTC"
     assert rec["duration_s"] == pytest.approx((ended - started).total_seconds(), abs=1e-6)
     assert rec["host"]["python_executable"] == sys.executable
-    assert float((app / "out" / ".ledger" / "heartbeat").read_text()) >= started.timestamp()
+    assert not (app / "out" / ".ledger" / "heartbeat").exists()  # shorter than one heartbeat interval
     packages = json.loads((app / "out" / ".ledger" / "packages.json").read_text())
     assert packages["hydra-core"] == "1.3.8" or packages["hydra-core"].startswith("1.4")
     assert packages["pandas"] == pd.__version__

@@ -72,6 +72,7 @@ def test_sigkill_stays_running_then_died(app):
     try:
         wait_for(out / "started", proc)
         heartbeat = out / ".ledger" / "heartbeat"
+        wait_for(heartbeat, proc)  # the first beat comes one interval after the start
         first = float(heartbeat.read_text())
         deadline = time.monotonic() + 20
         while float(heartbeat.read_text()) == first:  # the heartbeat is refreshed while the job runs
@@ -116,6 +117,28 @@ def test_sigkill_stays_running_then_died(app):
         time.sleep(0.2)
     assert hydra_ledger.load_runs(out)["status"].tolist() == ["DIED"]  # stays DIED
     assert hydra_ledger.load_runs(out, status="DIED")["path"].tolist() == [str(out.resolve())]
+
+
+def test_a_rerun_in_the_same_dir_is_not_judged_by_the_earlier_runs_heartbeat(app):
+    """A job's first heartbeat comes one interval after its start in a fresh .ledger/; in a dir
+    that an earlier run left a heartbeat in, the job beats at once: the old beat, an hour old
+    here, must not make the new run DIED while it lives."""
+    out = app / "out"
+    done = subprocess.run([sys.executable, "app.py", LEDGER, "hydra.run.dir=out"], cwd=app, env=app_env(),
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    heartbeat = out / ".ledger" / "heartbeat"
+    assert not heartbeat.exists()  # a job shorter than its heartbeat interval never beat: its start stands for it
+    heartbeat.write_text(f"{time.time() - 3600:.3f}\n")  # as an earlier run killed an hour ago would leave it
+    (out / "started").unlink()
+    proc = start_app(app, LEDGER, "hydra.run.dir=out", "sleep=60")
+    try:
+        wait_for(out / "started", proc)
+        assert float(heartbeat.read_text()) > time.time() - 60
+        assert hydra_ledger.load_runs(out)["status"].tolist() == ["RUNNING"]
+    finally:
+        proc.kill()
+        proc.communicate()
 
 
 @pytest.mark.parametrize("ledger", [False, True], ids=["without-ledger", "with-ledger"])

@@ -148,6 +148,8 @@ def _sweep_view(key: str, group: pd.DataFrame, max_jobs: int, now: float) -> Swe
             job.gpu = "-"
         if status == "RUNNING" and path:
             beat = read_heartbeat(RunPaths(path))
+            if beat is None and started is not None:  # before its first heartbeat: its start stands for it
+                beat = pd.Timestamp(started).timestamp()
             job.beat_age_s = None if beat is None else max(0.0, now - beat)
             _live_resources(job, RunPaths(path).resources)
         if status in PROBLEM_STATUSES:

@@ -372,7 +372,7 @@ class LedgerCallback(Callback):
         run = runtime.ActiveRun(paths, record, self.heartbeat_s)
         run.redactor = redactor
         run.task_code = getattr(task_function, "__code__", None)
-        runtime.activate(run)
+        runtime.activate(run, beat_now=not fresh)  # a fresh .ledger/ holds no heartbeat of an earlier run
         # submitit's SIGUSR2 handler (preemption / time-out): record the case, then let it act
         signals.install_usr2_wrapper()
         if not git_known or self.inputs:

@@ -165,8 +165,11 @@ class ActiveRun:
                 pass
             self._warn_once(f"cannot write heartbeat {self.paths.heartbeat}: {exc}", "heartbeat", unrecorded=False)
 
-    def start_heartbeat(self) -> None:
-        self.beat()
+    def start_heartbeat(self, beat_now: bool = True) -> None:
+        """Beat every ``heartbeat_s`` from now on; at once too when ``beat_now`` (a heartbeat file
+        of an earlier run or attempt in the dir must not speak for this one)."""
+        if beat_now:
+            self.beat()
         try:
             from hydra_ledger.job.resources import ResourceSampler
 
@@ -336,15 +339,17 @@ _previous_sigint: Any = None
 _previous_excepthook: Any = None
 
 
-def activate(run: ActiveRun) -> None:
+def activate(run: ActiveRun, beat_now: bool = True) -> None:
     """Make ``run`` the job of this process: arm the exit handlers, write the first record, start
     the heartbeat. The handlers come first: a signal that arrives as soon as the record is
-    visible (a ``scancel`` right after the job shows up) is still noted in it."""
+    visible (a ``scancel`` right after the job shows up) is still noted in it. Without
+    ``beat_now`` (a fresh ``.ledger/``), the first heartbeat comes one interval later: until then
+    the record's start time stands for it (hydra_ledger.load.status)."""
     global _active
     _active = run
     _install_exit_hooks()
     run.save()
-    run.start_heartbeat()
+    run.start_heartbeat(beat_now)
 
 
 def deactivate(run: ActiveRun) -> None:
