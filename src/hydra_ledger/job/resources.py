@@ -26,10 +26,20 @@ SERIES_BLOCK = 1000
 SERIES_MAX = 10_000
 
 
+_READ = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
+
+
 def _read(path: str) -> bytes:
-    """A /proc file's bytes (plain ``open``: each job reads several, and ``Path`` costs more than the read)."""
-    with open(path, "rb") as f:
-        return f.read()
+    """A /proc file's bytes, by system calls: each job reads several, and a file object (let
+    alone a ``Path``) costs more than the read."""
+    fd = os.open(path, _READ)
+    try:
+        chunks = []
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def _stat(pid: int | str) -> tuple[float, int] | None:
@@ -72,10 +82,15 @@ def _high_water_mark(pid: int) -> int | None:
 def _reset_high_water_mark(pid: int) -> bool:
     """Reset the process's VmHWM to its current RSS (Linux >= 4.0: ``5`` into clear_refs)."""
     try:
-        with open(f"/proc/{pid}/clear_refs", "wb") as f:
-            f.write(b"5")
+        fd = os.open(f"/proc/{pid}/clear_refs", os.O_WRONLY)
     except OSError:
         return False
+    try:
+        os.write(fd, b"5")
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
     return True
 
 

@@ -59,6 +59,7 @@ def replacing(path: Path) -> Iterator[Path]:
 
 
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
+_APPEND = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -210,10 +211,14 @@ def write_json_atomic(path: Path, value: Any) -> None:
 
 
 def append_line(path: Path, value: Any) -> None:
-    """Append one JSON line; a single ``write`` on an O_APPEND file keeps lines whole."""
+    """Append one JSON line; a single ``write`` on an O_APPEND file keeps lines whole. The
+    directory is made only when missing (as in :func:`write_atomic`)."""
     line = json.dumps(value, ensure_ascii=False, default=to_jsonable, separators=(",", ":")) + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        fd = os.open(path, _APPEND, 0o644)
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, _APPEND, 0o644)
     try:
         os.write(fd, line.encode())
     finally:
