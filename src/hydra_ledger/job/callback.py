@@ -287,14 +287,15 @@ class LedgerCallback(Callback):
         if previous is not None:  # a job of this process ended without on_job_end
             runtime.deactivate(previous)
         hc = config.hydra
-        paths = RunPaths(hc.runtime.output_dir)
+        job, runtime_node, overrides = hc.job, hc.runtime, hc.overrides  # each read once: a read costs microseconds
+        paths = RunPaths(runtime_node.output_dir)
         fresh = _make_ledger_dir(paths.ledger_dir)
         if not fresh:
             remove_stale_temps(paths.ledger_dir)  # left by a process killed mid-write (an earlier attempt)
         optional_files = _room_for_optional_files(paths.ledger_dir)
         redactor = _job_redactor(tuple(self.redact_keys))
-        job_id = None if OmegaConf.is_missing(hc.job, "id") else str(hc.job.id)
-        job_num = None if OmegaConf.is_missing(hc.job, "num") else int(hc.job.num)
+        job_id = None if OmegaConf.is_missing(job, "id") else str(job.id)
+        job_num = None if OmegaConf.is_missing(job, "num") else int(job.num)
         multirun = str(OmegaConf.select(hc, "mode", default="")).endswith("MULTIRUN")
         sweep_dir = self._sweep_dir(hc) if multirun else None
         started = runtime.utc_now()
@@ -330,23 +331,23 @@ class LedgerCallback(Callback):
             "duration_s": None,
             "heartbeat_s": self.heartbeat_s,
             "job": {
-                "name": str(hc.job.name),
+                "name": str(job.name),
                 "id": job_id,
                 "num": job_num,
                 "mode": "MULTIRUN" if multirun else "RUN",
                 "output_dir": str(paths.job_dir),
                 "sweep_dir": sweep_dir,
                 "sweep_id": self.sweep_id,
-                "config_name": OmegaConf.select(hc, "job.config_name", default=None),
+                "config_name": OmegaConf.select(job, "config_name", default=None),
                 "working_dir": os.getcwd(),
             },
-            "overrides": redactor.overrides(_override_texts(hc.overrides.task)),
-            "hydra_overrides": redactor.overrides(_override_texts(hc.overrides.hydra)),
+            "overrides": redactor.overrides(_override_texts(overrides.task)),
+            "hydra_overrides": redactor.overrides(_override_texts(overrides.hydra)),
             "launch": _launch_info(hc, task_function, redactor),
             "config": redactor.tree(resolved),
             "missing": missing,
             "unresolved": unresolved,
-            "choices": _choices(hc.runtime.choices),
+            "choices": _choices(runtime_node.choices),
             "host": host,
             "slurm": slurm,
             "note": self.note,
