@@ -196,3 +196,31 @@ def test_a_job_log_under_another_name_is_a_log_not_an_artifact(make_app, run_app
     job = first_run(app, run_app, "hydra.job_logging.handlers.file.filename=${hydra.runtime.output_dir}/custom.log")
     assert (job / "custom.log").is_file()
     assert "custom.log" not in [a["path"] for a in record(job)["artifacts"]]
+
+
+@pytest.mark.parametrize("log_dir", ["${hydra.runtime.output_dir}", "{app}/real/first"], ids=["as-named", "resolved"])
+def test_a_job_log_reached_through_a_linked_output_dir_is_a_log_not_an_artifact(make_app, run_app, log_dir):
+    """The output dir named through a symbolic link: the log is matched whether its name goes
+    through the link (as Hydra names the dir) or not."""
+    from conftest import record
+
+    app = make_app("rerun_app")
+    (app / "real").mkdir()
+    (app / "linked").symlink_to(app / "real", target_is_directory=True)
+    proc = run_app(app, "hydra.run.dir=linked/first",
+                   f"hydra.job_logging.handlers.file.filename={log_dir.replace('{app}', str(app))}/custom.log")
+    assert proc.returncode == 0, proc.stderr
+    job = app / "real" / "first"
+    assert (job / "custom.log").is_file()
+    assert [a["path"] for a in record(job)["artifacts"]] == []
+
+
+def test_a_run_whose_output_dir_is_the_launch_dir_lists_no_artifacts(make_app, run_app):
+    """``hydra.run.dir=.``: the files there are the project's, not the run's."""
+    from conftest import record
+
+    app = make_app("rerun_app")
+    proc = run_app(app, "hydra.run.dir=.")
+    assert proc.returncode == 0, proc.stderr
+    assert "artifacts" not in record(app)
+    assert "the output dir" in proc.stderr + (app / "app.log").read_text()

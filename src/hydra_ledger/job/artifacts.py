@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import builtins
 import datetime as _dt
+import functools
 import logging
 import os
 from pathlib import Path
@@ -108,17 +109,30 @@ def list_artifacts(job_dir: str | os.PathLike[str], since: float | None, hash_ma
     return sorted(found, key=lambda a: a["path"])
 
 
-def _log_files_under(root: Path) -> list[str]:
+def _log_files_under(root: str, spelled: str) -> list[str]:
     """The files the job's logging writes to under ``root`` (its job log, whatever
-    ``hydra.job_logging`` names it), relative: logs, not artifacts."""
+    ``hydra.job_logging`` names it), relative: logs, not artifacts. ``spelled`` is the job dir
+    as Hydra names it, which the log files' names usually start with: no path resolved then."""
     found = []
     for handler in logging.getLogger().handlers:
         name = getattr(handler, "baseFilename", None)
         if isinstance(handler, logging.FileHandler) and name:
-            path = Path(os.path.realpath(name))
-            if root in path.parents:
-                found.append(path.relative_to(root).as_posix())
+            for base, path in ((spelled, name), (root, os.path.realpath(name))):
+                if _is_below(path, base):
+                    found.append(os.path.relpath(path, base).replace(os.sep, "/"))
+                    break
     return found
+
+
+def _is_below(path: str, parent: str) -> bool:
+    """Whether ``path`` is strictly inside ``parent`` (both absolute and normalised)."""
+    return path.startswith(parent.rstrip(os.sep) + os.sep)
+
+
+@functools.lru_cache(maxsize=16)
+def _launch_dir(cwd: str) -> str:
+    """The launch dir resolved: the same for every job of a sweep a process runs."""
+    return os.path.realpath(cwd)
 
 
 def _is_job_dir(path: str) -> bool:
@@ -133,15 +147,16 @@ def record_artifacts(record: dict[str, Any], job_dir: str | os.PathLike[str], jo
     would list the project, not the run's files.
     """
     try:
-        root = Path(os.path.realpath(job_dir))
-        launch = Path(os.path.realpath((record.get("launch") or {}).get("cwd") or os.getcwd()))
-        if root == launch or root in launch.parents:
+        spelled = os.path.abspath(job_dir)
+        root = os.path.realpath(spelled)
+        launch = _launch_dir(str((record.get("launch") or {}).get("cwd") or os.getcwd()))
+        if root == launch or _is_below(launch, root):
             log.info("hydra-ledger: the output dir %s is the launch dir; artifacts are not listed", root)
             return
         attempts = record.get("attempts") or [{}]
         started = attempts[0].get("started_at") or record.get("started_at")  # a requeued job's first start
         since = _dt.datetime.fromisoformat(started).timestamp() if isinstance(started, str) else None
-        skip = (*((f"{job_name}.log",) if job_name else ()), *_log_files_under(root))
+        skip = (*((f"{job_name}.log",) if job_name else ()), *_log_files_under(root, spelled))
         record["artifacts"] = list_artifacts(root, since, hash_max_bytes, skip)
     except Exception as exc:  # noqa: BLE001 - never the job's failure
         log.warning("hydra-ledger: cannot list the artifacts of %s: %s", job_dir, exc)
