@@ -82,6 +82,9 @@ def test_resources_load_as_columns_and_show_in_the_cli(make_app, run_app):
     frame = load_runs(app / "out")
     assert frame["resources.peak_rss_bytes"].iloc[0] >= 50 * MB
     assert frame["resources.gpu"].iloc[0] == "unavailable"
+    # 0.3 s of a 10 s heartbeat: the final sample is the only one, and no series is written
+    assert frame["resources.samples"].iloc[0] == 1
+    assert not (app / "out/.ledger/resources.jsonl").exists()
     cli = [sys.executable, "-m", "hydra_ledger"]
     listed = subprocess.run([*cli, "ls", "out", "--columns", "resources.*", "--format", "json"], cwd=app,
                             capture_output=True, text=True, timeout=120)

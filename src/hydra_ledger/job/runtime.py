@@ -181,15 +181,16 @@ class ActiveRun:
         with signals_deferred():
             heartbeat.serve(self)
 
-    def sample_resources(self) -> None:
+    def sample_resources(self, final: bool = False) -> None:
         """One resource sample (heartbeat thread, and once at the end), a bounded line of
-        ``.ledger/resources.jsonl``; a failure is one warning."""
+        ``.ledger/resources.jsonl``; a failure is one warning. A job whose final sample is its
+        only one (it ended before its first heartbeat) has no series: its totals are in run.json."""
         sampler = self.sampler
         if sampler is None:
             return
         try:
             point = sampler.sample()
-            if sampler.worth_writing():
+            if (not final or sampler.samples > 1) and sampler.worth_writing():
                 append_line(self.paths.resources, point)
         except Exception as exc:  # noqa: BLE001
             self._warn_once(f"cannot sample the job's resources into {self.paths.resources}: {exc}",
@@ -228,7 +229,7 @@ class ActiveRun:
             if self.record.get("status") in FINAL_STATUSES:
                 return
             self.stop_heartbeat()
-            self.sample_resources()
+            self.sample_resources(final=True)
             ended = utc_now()
             self.record["status"] = status
             self.record["ended_at"] = ended
