@@ -42,7 +42,9 @@ def capture_host(env_patterns: Iterable[str], environ: Mapping[str, str] | None 
     """Hostname, user, pid and parent pid, platform, Python, CPUs and the allow-listed environment variables."""
     env = os.environ if environ is None else environ
     matches = _env_matcher(tuple(env_patterns))
-    selected = {k: redact_url(v) for k, v in sorted(env.items()) if matches(k)}
+    # names first: os.environ decodes each value it is asked for, and few are chosen
+    chosen = ((k, env.get(k)) for k in sorted(k for k in env if matches(k)))
+    selected = {k: redact_url(v) for k, v in chosen if v is not None}
     return {**_static_host(), "pid": os.getpid(), "ppid": os.getppid(), "env": selected}
 
 
