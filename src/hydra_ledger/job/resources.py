@@ -82,7 +82,7 @@ def _high_water_mark(pid: int) -> int | None:
 def _reset_high_water_mark(pid: int) -> bool:
     """Reset the process's VmHWM to its current RSS (Linux >= 4.0: ``5`` into clear_refs)."""
     try:
-        fd = os.open(f"/proc/{pid}/clear_refs", os.O_WRONLY)
+        fd = os.open(f"/proc/{pid}/clear_refs", os.O_WRONLY | getattr(os, "O_CLOEXEC", 0))
     except OSError:
         return False
     try:
