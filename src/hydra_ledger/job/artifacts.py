@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from hydra_ledger.errors import LedgerError
-from hydra_ledger.record.paths import HYDRA_DIR, LEDGER_DIR
+from hydra_ledger.record.paths import HYDRA_DIR, LEDGER_DIR, is_within
 
 log = logging.getLogger(__name__)
 
@@ -118,15 +118,10 @@ def _log_files_under(root: str, spelled: str) -> list[str]:
         name = getattr(handler, "baseFilename", None)
         if isinstance(handler, logging.FileHandler) and name:
             for base, path in ((spelled, name), (root, os.path.realpath(name))):
-                if _is_below(path, base):
+                if is_within(path, base):
                     found.append(os.path.relpath(path, base).replace(os.sep, "/"))
                     break
     return found
-
-
-def _is_below(path: str, parent: str) -> bool:
-    """Whether ``path`` is strictly inside ``parent`` (both absolute and normalised)."""
-    return path.startswith(parent.rstrip(os.sep) + os.sep)
 
 
 @functools.lru_cache(maxsize=16)
@@ -150,7 +145,7 @@ def record_artifacts(record: dict[str, Any], job_dir: str | os.PathLike[str], jo
         spelled = os.path.abspath(job_dir)
         root = os.path.realpath(spelled)
         launch = _launch_dir(str((record.get("launch") or {}).get("cwd") or os.getcwd()))
-        if root == launch or _is_below(launch, root):
+        if is_within(launch, root):
             log.info("hydra-ledger: the output dir %s is the launch dir; artifacts are not listed", root)
             return
         attempts = record.get("attempts") or [{}]

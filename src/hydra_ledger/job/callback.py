@@ -37,7 +37,7 @@ from hydra_ledger.record import process_identity
 from hydra_ledger.record.files import dump_record, remove_stale_temps, temp_name, write_atomic, write_json_atomic
 from hydra_ledger.record.flatten import summarize_return
 from hydra_ledger.record.lineage import rerun_of, resumed_sweep_record
-from hydra_ledger.record.paths import RunPaths, SweepPaths
+from hydra_ledger.record.paths import RunPaths, SweepPaths, is_within
 from hydra_ledger.record.redact import Redactor
 from hydra_ledger.record.schema import (
     RUN_SCHEMA,
@@ -624,12 +624,7 @@ def _output_roots(hc: DictConfig, output_dir: Path, start: str) -> list[Path]:
         if prefix:
             outputs.append(Path(hc.runtime.cwd, prefix))
     launch_dirs = [os.path.realpath(hc.runtime.cwd), os.path.realpath(start)]  # each resolved once
-    return [d for d in outputs if not any(_is_within(a, os.path.realpath(d)) for a in launch_dirs)]
-
-
-def _is_within(path: str, parent: str) -> bool:
-    """Whether ``path`` is ``parent`` or below it (both already resolved)."""
-    return path == parent or path.startswith(parent.rstrip(os.sep) + os.sep)
+    return [d for d in outputs if not any(is_within(a, os.path.realpath(d)) for a in launch_dirs)]
 
 
 def _script_dir(task_function: Any) -> str | None:

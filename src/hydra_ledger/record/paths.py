@@ -18,6 +18,11 @@ HYDRA_DIR = ".hydra"
 NO_RECORDS_BELOW = frozenset({LEDGER_DIR, HYDRA_DIR, ".submitit", ".git", "__pycache__", "node_modules", ".venv"})
 
 
+def is_within(path: str, parent: str) -> bool:
+    """Whether ``path`` is ``parent`` or below it (both absolute, normalised or resolved alike)."""
+    return path == parent or path.startswith(parent.rstrip(os.sep) + os.sep)
+
+
 class RunPaths:
     """Owns the paths of one job's ledger files; nobody else joins these names."""
 

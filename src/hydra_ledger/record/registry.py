@@ -47,6 +47,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from hydra_ledger.record.files import MAX_SIDECAR_BYTES, read_regular_file, write_atomic
+from hydra_ledger.record.paths import is_within
 
 REGISTRY_DIR = "hydra-ledger"
 ROOTS_DIR = "roots"
@@ -181,13 +182,9 @@ def _too_wide(path: Path, launch_cwd: str | os.PathLike[str]) -> bool:
     real = os.path.realpath(path)
     for place in (launch_cwd, os.path.expanduser("~"), tempfile.gettempdir()):
         other = os.path.realpath(place)
-        if other == real or _is_within(other, real):
+        if is_within(other, real):
             return True
     return real == os.path.dirname(real)  # the file system's root
-
-
-def _is_within(path: str, parent: str) -> bool:
-    return path == parent or path.startswith(parent.rstrip(os.sep) + os.sep)
 
 
 # -- reading and writing -----------------------------------------------------------------------------
@@ -234,19 +231,19 @@ def register(project: Project, directory: str | os.PathLike[str]) -> Path | None
     path = os.path.abspath(directory)
     real = os.path.realpath(path)
     entries = read_entries(project)
-    if any(_is_within(real, os.path.realpath(e)) for e in entries):
+    if any(is_within(real, os.path.realpath(e)) for e in entries):
         return None
     root = os.path.realpath(project.root)
-    stored = Path(os.path.relpath(real, root)).as_posix() if _is_within(real, root) and real != root else path
+    stored = Path(os.path.relpath(real, root)).as_posix() if is_within(real, root) and real != root else path
     file = project.entry_file(stored)
     data = {"schema": ENTRY_SCHEMA, "path": stored, "project": str(project.root),
             "registered_at": datetime.now(timezone.utc).isoformat(timespec="microseconds")}
     write_atomic(file, json.dumps(data, indent=1).encode() + b"\n")
     for inner in entries:  # now covered by this one: one root, one walk, one index
         inner_real = os.path.realpath(inner)
-        if _is_within(inner_real, real):
+        if is_within(inner_real, real):
             _remove(project.entry_file(inner))
-            if _is_within(inner_real, root):
+            if is_within(inner_real, root):
                 _remove(project.entry_file(Path(os.path.relpath(inner_real, root)).as_posix()))
     return file
 
@@ -263,8 +260,8 @@ def nested_free(paths: Iterable[str]) -> list[str]:
     kept: list[tuple[str, str]] = []
     for path in paths:
         real = os.path.realpath(path)
-        if any(_is_within(real, other) for _, other in kept):
+        if any(is_within(real, other) for _, other in kept):
             continue
-        kept = [(p, r) for p, r in kept if not _is_within(r, real)]
+        kept = [(p, r) for p, r in kept if not is_within(r, real)]
         kept.append((path, real))
     return [p for p, _ in kept]
