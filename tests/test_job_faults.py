@@ -163,7 +163,7 @@ def test_a_task_that_fills_its_disk_keeps_its_final_status_and_exit_code(app, sm
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "ctrl-c"])
-@pytest.mark.parametrize("point", ["notify_all", "write_atomic", "c:write", "c:replace"],
+@pytest.mark.parametrize("point", ["wait_for", "write_atomic", "c:write", "c:replace"],
                          ids=["in-stop-heartbeat", "status-set-not-saved", "temp-file-empty", "before-replace"])
 @pytest.mark.parametrize(("fail", "expected"), [(False, "COMPLETED"), (True, "FAILED")], ids=["returning", "raising"])
 def test_a_signal_while_the_final_status_is_saved_keeps_it(app, point, sig, fail, expected):

@@ -75,6 +75,20 @@ def test_every_job_of_a_sweep_in_one_process_has_its_heartbeat(make_app, run_app
         assert started + 0.05 <= beat <= ended + 0.001, (job, started, beat, ended)
 
 
+def test_a_later_jobs_first_beat_comes_one_interval_after_its_start(make_app, run_app):
+    """The heartbeat thread is not woken when a job ends: still asleep until the ended job's
+    next beat, it must still beat for the next job one interval after that job's start."""
+    app = make_app("resources_app")
+    proc = run_app(app, "-m", "mb=10", "burn_s=0.05", "hold_s=0.1,1.8", "hydra.sweep.dir=multi",
+                   "hydra.callbacks.ledger.heartbeat_s=1.0", timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert not (app / "multi/0/.ledger/heartbeat").exists()  # ended before its first beat
+    rec = record(app / "multi/1")
+    beat = float((app / "multi/1/.ledger/heartbeat").read_text())
+    started, ended = (datetime.fromisoformat(rec[k]).timestamp() for k in ("started_at", "ended_at"))
+    assert started + 1.0 <= beat + 0.001 and beat <= ended + 0.001, (started, beat, ended)
+
+
 def test_resources_load_as_columns_and_show_in_the_cli(make_app, run_app):
     app = make_app("resources_app")
     proc = run_app(app, "hydra.run.dir=out", "mb=50", "burn_s=0.3", timeout=300)

@@ -33,7 +33,7 @@ def _inside_ledger_finish(frame) -> bool:
 
 def arm_signal(point: str, signum: int) -> None:
     """Send ``signum`` to this process once, when the ledger's final-status code reaches ``point``:
-    a Python function name (``write_atomic``, ``notify_all``: inside Event.set), ``c:<name>`` for a
+    a Python function name (``write_atomic``, ``wait_for``: in the heartbeat's release), ``c:<name>`` for a
     C function (``c:write``: the temp file is open and still empty), or ``random:<ms>``: a timer
     started when the ledger's finish() begins fires after a random delay of up to <ms>.
     ``<caller>:<name>``: when a function named ``<caller>`` (leading underscores aside) calls
