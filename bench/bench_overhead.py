@@ -1,7 +1,7 @@
 """Per-job cost of the ledger: the same 200-job basic-launcher sweep with and without it.
 
 Run: python bench/bench_overhead.py [--jobs 200] [--rounds 5] [--floor] [--explicit] [--paired]
-                                    [--baseline <source tree>]
+                                    [--instructions] [--baseline <source tree>]
 The variants run alternately (their order rotates from round to round) in one repo of ~200
 tracked files: plain Hydra, Hydra with `hydra/callbacks=ledger` from this source tree, with
 --floor a callback that does nothing (the part of the cost any callback has), with --explicit
@@ -15,12 +15,20 @@ on a shared machine the CPU time moves less. With --paired, each variant instead
 same time as a plain Hydra sweep (one per core) and the figure is the median of the paired
 differences. By default the sweeps' output dirs are git-ignored, as in most Hydra projects; with
 --outputs-untracked they are not, and every job's `git status` then also lists the files of all
-earlier runs in the repo.
+earlier runs in the repo. With --instructions (needs valgrind: `apt-get install valgrind`), each
+variant instead runs under valgrind's cachegrind, at two sweep sizes, and the figure is the
+instructions it executes per job over plain Hydra: the same on a busy machine as on a quiet one
+(the hash seed is fixed), but without the time spent in the kernel (file writes, thread switches).
+It is put in milliseconds at plain Hydra's time per instruction, timed natively in the same run.
 """
 from __future__ import annotations
 
 import argparse
 import os
+import re
+import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -47,6 +55,9 @@ def main() -> None:
     parser.add_argument("--explicit", action="store_true",
                         help="also measure the callbacks enabled by an explicit node in the primary config")
     parser.add_argument("--outputs-untracked", action="store_true", help="do not git-ignore the output dirs")
+    parser.add_argument("--instructions", action="store_true",
+                        help="count the instructions each variant executes per job (valgrind), not its time")
+    parser.add_argument("--counted", default="10,30", help="with --instructions: the two sweep sizes counted")
     args = parser.parse_args()
     this_tree = _pythonpath(HERE.parent)
     variants: dict[str, tuple[dict[str, str], tuple[str, ...]]] = {"plain": (this_tree, ())}
@@ -74,6 +85,9 @@ def main() -> None:
         sweep = [f"seed=range(0,{args.jobs})"]
         if args.paired:
             _paired(repo, sweep, variants, args)
+            return
+        if args.instructions:
+            _instructions(repo, sweep, variants, args)
             return
         for i in range(args.rounds):
             load = os.getloadavg()
@@ -112,10 +126,11 @@ def _add_explicit_configs(repo: Path) -> None:
     git(repo, "-c", "user.email=b@example.com", "-c", "user.name=bench", "commit", "-q", "-m", "explicit configs")
 
 
-def _check_recorded(repo: Path, names: list[str], jobs: int) -> None:
+def _check_recorded(repo: Path, names: list[str], jobs: int, prefix: str = "") -> None:
     """Each ledger variant recorded every job of its first sweep (a broken tree measures nothing)."""
     for name in names:
-        recorded = len(list(Path(repo).glob(f"multirun/{name}0/*/.ledger/run.json")))
+        first = f"{prefix}{name}{jobs}" if prefix else f"{name}0"
+        recorded = len(list(Path(repo).glob(f"multirun/{first}/*/.ledger/run.json")))
         assert recorded == jobs, f"{name}: expected {jobs} records, found {recorded}"
 
 
@@ -151,6 +166,54 @@ def _paired(repo: Path, sweep: list[str], variants: dict[str, tuple[dict[str, st
     for name in others:
         print(f"{name:>10}: cost over plain Hydra run beside it, median of {args.rounds} pairs: "
               f"wall {median(diffs[name]):+.1f} ms/job, cpu {median(cpu_diffs[name]):+.1f} ms/job")
+
+
+def _instructions(repo: Path, sweep: list[str], variants: dict[str, tuple[dict[str, str], tuple[str, ...]]],
+                  args: argparse.Namespace) -> None:
+    """Instructions executed per job by each variant, from valgrind's cachegrind at two sweep
+    sizes (their difference cancels what a sweep costs once: imports, the sweep's record, its
+    git state), and plain Hydra's native time per job for the scale (median of ``--rounds`` sweeps)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    if shutil.which("valgrind") is None:
+        sys.exit("--instructions needs valgrind on PATH: apt-get install valgrind")
+    small, large = sorted(int(size) for size in args.counted.split(","))
+    runs = [(name, size) for name in variants for size in (small, large)]
+    with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+        counted = dict(zip(runs, pool.map(lambda run: _count(repo, run[1], run[0], *variants[run[0]]), runs)))
+    _check_recorded(repo, [n for n in variants if n != "plain" and not n.startswith("do-nothing")], small,
+                    prefix="counted-")
+    plain_env, _ = variants["plain"]
+    plain_s = [run_app_timed(repo, "-m", *sweep, f"hydra.sweep.dir=multirun/timed{i}", env=plain_env)[0]
+               for i in range(args.rounds)]
+    plain_ms = median(plain_s) / args.jobs * 1000
+    per_job = {name: (counted[name, large] - counted[name, small]) / (large - small) for name in variants}
+    print(f"instructions (cachegrind, PYTHONHASHSEED=0) of sweeps of {small} and {large} jobs; plain Hydra timed "
+          f"natively: {plain_ms:.1f} ms/job (median of {args.rounds} sweeps of {args.jobs} jobs, "
+          f"{', '.join(f'{t / args.jobs * 1000:.1f}' for t in plain_s)}); load average at the end "
+          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    for name in variants:
+        print(f"{name:>15}: {counted[name, small] / 1e9:.3f} G and {counted[name, large] / 1e9:.3f} G instructions; "
+              f"{per_job[name] / 1e6:.1f} M per job", end="")
+        if name != "plain":
+            extra = per_job[name] / per_job["plain"] - 1
+            print(f", over plain Hydra {(per_job[name] - per_job['plain']) / 1e6:+.1f} M ({extra * 100:+.2f}%): "
+                  f"{extra * plain_ms:+.2f} ms/job at plain Hydra's time per instruction", end="")
+        print(flush=True)
+
+
+def _count(repo: Path, jobs: int, name: str, env: dict[str, str], extra: tuple[str, ...]) -> int:
+    """Instructions executed by one sweep of ``jobs`` jobs of variant ``name`` under cachegrind."""
+    with tempfile.NamedTemporaryFile("r", suffix=".log") as log:
+        subprocess.run(["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
+                        f"--log-file={log.name}", sys.executable, "app.py", "-m", f"seed=range(0,{jobs})",
+                        f"hydra.sweep.dir=multirun/counted-{name}{jobs}", *extra],
+                       cwd=repo, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                       env={**os.environ, "PYTHONHASHSEED": "0", **env})
+        found = re.search(r"I\s+refs:\s+([\d,]+)", log.read())
+    if found is None:
+        raise RuntimeError(f"no instruction count in valgrind's log of {name} ({jobs} jobs)")
+    return int(found.group(1).replace(",", ""))
 
 
 if __name__ == "__main__":

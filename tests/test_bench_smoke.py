@@ -53,6 +53,19 @@ def test_bench_overhead_at_a_small_size():
         assert any("over a do-nothing callback" in line or "pairs" in line for line in lines[-3:]), lines
 
 
+def test_bench_overhead_counts_instructions_at_a_small_size():
+    """--instructions: each variant under valgrind at two sweep sizes, the difference per job."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(BENCH.parent / "src"), str(BENCH.parent)])}
+    proc = subprocess.run([sys.executable, "bench_overhead.py", "--instructions", "--counted", "1,2", "--jobs", "2",
+                           "--rounds", "1", "--floor"], cwd=BENCH, capture_output=True, text=True, timeout=900, env=env)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[1].startswith("instructions (cachegrind, PYTHONHASHSEED=0) of sweeps of 1 and 2 jobs"), lines
+    per_job = {line.split(":")[0].strip(): line for line in lines[2:]}
+    assert list(per_job) == ["plain", "do-nothing", "ledger"], lines
+    assert "over plain Hydra" in per_job["ledger"] and "ms/job" in per_job["ledger"], lines
+
+
 def test_bench_distinct_lists_at_a_small_size():
     proc = subprocess.run([sys.executable, "bench_distinct_lists.py", "--sizes", "200", "--rounds", "1"], cwd=BENCH,
                           capture_output=True, text=True, timeout=300)
