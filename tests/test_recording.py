@@ -375,6 +375,16 @@ def test_unknown_option_in_explicit_form_warns_and_job_runs(app, run_app):
     assert record(app / "out")["status"] == "COMPLETED"
 
 
+def test_an_explicit_node_marked_strict_checks_its_options_as_the_plugins_node_does(app, run_app):
+    """``_strict_: true`` beside an explicit ``_target_`` (documented; and the plugin's node of
+    earlier versions, which a rerun composes from their records) stops the app on a bad option."""
+    proc = run_app(app, "+hydra.callbacks.ledger._target_=hydra_ledger.LedgerCallback",
+                   "+hydra.callbacks.ledger._strict_=true", "+hydra.callbacks.ledger.nokey=1", "hydra.run.dir=out")
+    assert proc.returncode == 1
+    assert "Key 'nokey' not in 'LedgerConf'" in proc.stderr
+    assert not (app / "out").exists()
+
+
 @pytest.mark.parametrize(
     ("override", "warning"),
     [
@@ -424,7 +434,7 @@ def test_plugin_node_holds_only_what_is_set(app, run_app):
     assert proc.returncode == 0, proc.stderr
     saved = OmegaConf.load(app / "out" / ".hydra" / "hydra.yaml").hydra.callbacks.ledger
     assert OmegaConf.to_container(saved) == {
-        "_target_": "hydra_ledger.LedgerCallback", "_strict_": True, "note": "baseline"}
+        "_target_": "hydra_ledger.StrictLedgerCallback", "note": "baseline"}
     rec = record(app / "out")
     assert (rec["note"], rec["heartbeat_s"], rec["tags"]) == ("baseline", 10.0, [])
 

@@ -271,6 +271,18 @@ def test_dry_run_and_log_redact_secret_overrides_but_the_rerun_gets_the_real_val
     assert result.run["config"]["db"] == {"password": "***"}
 
 
+def test_a_dry_run_redacts_with_the_secret_words_the_run_was_recorded_with(make_app, run_app, capsys):
+    """The run's own ``redact_keys`` (read back from its .hydra/hydra.yaml, where the plugin's
+    node names the strict callback) hide its overrides in the printed command too."""
+    app = make_app("rerun_app")
+    job = first_run(app, run_app, "+db.host=db.internal", "hydra.callbacks.ledger.redact_keys=[host]")
+
+    assert cli_main(["rerun", str(job), "--dry-run"]) == 0
+
+    out = capsys.readouterr().out
+    assert "'+db.host=***'" in out and "db.internal" not in out
+
+
 def test_exact_rerun_names_a_missing_commit_and_a_patch_that_no_longer_applies(make_app, run_app):
     app = make_app("rerun_app")
     edit(app / "app.py", '"score": score(cfg)', '"score": score(cfg) + 1')

@@ -13,7 +13,7 @@ from hydra_ledger.errors import LedgerError, LedgerWarning
 # Hydra >= 1.4 warns when it instantiates a callback whose target no execution whitelist
 # names, and 1.5 will refuse; only the application can grant that trust (a plugin cannot):
 # `@hydra.main(..., execution_whitelist=(*your_targets, *hydra_ledger.EXECUTION_WHITELIST))`.
-EXECUTION_WHITELIST = ("hydra_ledger.LedgerCallback",)
+EXECUTION_WHITELIST = ("hydra_ledger.LedgerCallback", "hydra_ledger.StrictLedgerCallback")
 
 # `open` (hydra_ledger.open("model.pt", "wb")) is public but left out of __all__, so that
 # `from hydra_ledger import *` never shadows the builtin.
@@ -25,6 +25,7 @@ __all__ = [
     "LedgerLoadWarning",
     "LedgerWarning",
     "RerunError",
+    "StrictLedgerCallback",
     "__version__",
     "load_metrics",
     "load_runs",
@@ -39,6 +40,7 @@ __all__ = [
 ]
 
 _LAZY = {"LedgerCallback": "hydra_ledger.job.callback",  # imports Hydra: not needed to load runs
+         "StrictLedgerCallback": "hydra_ledger.job.callback",
          "load_runs": "hydra_ledger.load", "load_metrics": "hydra_ledger.load", "only_changed": "hydra_ledger.load",
          "swept_keys": "hydra_ledger.load.swept", "param_importance": "hydra_ledger.load.importance",
          "log_metrics": "hydra_ledger.job.runtime", "log_summary": "hydra_ledger.job.runtime",
@@ -51,7 +53,7 @@ _LAZY = {"LedgerCallback": "hydra_ledger.job.callback",  # imports Hydra: not ne
 
 if TYPE_CHECKING:
     from hydra_ledger.job.artifacts import open as open  # re-exported, kept out of __all__ (see above)
-    from hydra_ledger.job.callback import LedgerCallback
+    from hydra_ledger.job.callback import LedgerCallback, StrictLedgerCallback
     from hydra_ledger.job.runtime import log_metrics, log_summary, run_dir
     from hydra_ledger.load import load_metrics, load_runs, only_changed
     from hydra_ledger.load.importance import param_importance

@@ -100,11 +100,12 @@ _CHECKS: dict[str, tuple[Callable[[Any], Any], str]] = {
 }
 
 
-def _checked_options(options: dict[str, Any]) -> dict[str, Any]:
+def _checked_options(options: dict[str, Any], strict: bool = False) -> dict[str, Any]:
     """The options over their defaults, each checked.
 
     Two forms reach here. The plugin's ``ledger`` node (``hydra/callbacks=ledger``,
-    ``+hydra/ledger=default``) carries the marker ``_strict_``: it stands for the ledger's
+    ``+hydra/ledger=default``) names :class:`StrictLedgerCallback` (``strict``; an explicit node
+    or an earlier version's plugin node says ``_strict_: true``): it stands for the ledger's
     schema, so an unknown option or a bad value is an error that stops the app before any job,
     as Hydra's own check of a structured config would (hydra_plugins.hydra_ledger.ledger_node
     says why the node is not one). The explicit ``_target_`` form names only the options it sets:
@@ -113,7 +114,7 @@ def _checked_options(options: dict[str, Any]) -> dict[str, Any]:
     not catch a callback's ``__init__`` failing.
     """
     options = dict(options)
-    strict = options.pop(STRICT_OPTIONS_KEY, False) is True
+    strict = options.pop(STRICT_OPTIONS_KEY, False) is True or strict
     unknown = sorted(set(options) - set(_OPTIONS))
     if unknown and strict:
         raise ValueError(f"hydra-ledger: Key '{unknown[0]}' not in 'LedgerConf' (hydra.callbacks.ledger."
@@ -160,8 +161,10 @@ def new_id() -> str:
 class LedgerCallback(Callback):
     """Records every Hydra job into ``<output_dir>/.ledger/``: enable with ``hydra/callbacks=ledger``."""
 
+    strict_options = False  # an unknown option or a bad value is a warning and the default
+
     def __init__(self, **options: Any) -> None:
-        merged = _checked_options(options)
+        merged = _checked_options(options, self.strict_options)
         self.enabled = bool(merged["enabled"])
         self.heartbeat_s = max(float(merged["heartbeat_s"]), 0.05)
         self.git = bool(merged["git"])
@@ -553,6 +556,13 @@ class LedgerCallback(Callback):
 
     def __repr__(self) -> str:
         return f"LedgerCallback(enabled={self.enabled}, heartbeat_s={self.heartbeat_s})"
+
+
+class StrictLedgerCallback(LedgerCallback):
+    """The ledger as the plugin's node enables it (``hydra/callbacks=ledger``): an unknown option
+    or a bad value stops the app before any job, as a schema would."""
+
+    strict_options = True
 
 
 def _outcome(run: runtime.ActiveRun, job_return: JobReturn) -> tuple[str, dict[str, Any] | None]:

@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 import yaml
 
+from hydra_ledger import EXECUTION_WHITELIST
 from hydra_ledger.errors import LedgerError
 from hydra_ledger.job.untracked import object_path
 from hydra_ledger.record.paths import RunPaths, SweepPaths
@@ -37,7 +38,7 @@ log = logging.getLogger(__name__)
 
 Code = Literal["recorded", "current"]
 
-LEDGER_TARGET = "hydra_ledger.LedgerCallback"
+LEDGER_TARGETS = EXECUTION_WHITELIST  # the ledger's targets: as the explicit node and the plugin's node name it
 
 
 class RerunError(LedgerError, RuntimeError):
@@ -76,7 +77,7 @@ def redactor_for(hydra_files: Sequence[Path]) -> Redactor:
         callbacks = ((value or {}).get("hydra") or {}).get("callbacks") if isinstance(value, dict) else None
         for callback in (callbacks or {}).values() if isinstance(callbacks, dict) else ():
             keys = callback.get("redact_keys") if isinstance(callback, dict) else None
-            if callback.get("_target_") == LEDGER_TARGET and isinstance(keys, list):
+            if callback.get("_target_") in LEDGER_TARGETS and isinstance(keys, list):
                 return Redactor(str(k) for k in keys)
     from hydra_plugins.hydra_ledger import DEFAULT_REDACT_KEYS
 
