@@ -116,10 +116,12 @@ def sbatch(name: str, *args: str) -> str:
     return out.strip().split(";")[0]
 
 
-def wait_for_state(job_id: str, state: str, timeout: float = 90) -> None:
+def wait_for_state(job_id: str, state: str, timeout: float = 240) -> None:
+    """Until sacct reports ``state`` for ``job_id``: Slurm's accounting can lag by more than a
+    minute on a busy 2-core machine, even for a job that only runs ``true``."""
     deadline = time.monotonic() + timeout
-    while not sacct_state(job_id).startswith(state):
-        assert time.monotonic() < deadline, f"Slurm job {job_id} never reached {state}: {sacct_state(job_id)!r}"
+    while not (found := sacct_state(job_id)).startswith(state):
+        assert time.monotonic() < deadline, f"Slurm job {job_id} never reached {state} in {timeout} s: {found!r}"
         time.sleep(0.5)
 
 
