@@ -5,7 +5,9 @@ from hydra.core.config_store import ConfigStore
 try:
     from hydra.utils import execution_whitelist  # noqa: F401  (Hydra >= 1.4)
 
-    MAIN_KWARGS: dict = {"execution_whitelist": ("hydra_ledger.LedgerCallback", "hydra.experimental.callback.Callback")}
+    from hydra_ledger import EXECUTION_WHITELIST  # both of the ledger's targets
+
+    MAIN_KWARGS: dict = {"execution_whitelist": (*EXECUTION_WHITELIST, "hydra.experimental.callback.Callback")}
 except ImportError:
     MAIN_KWARGS = {"version_base": "1.3"}
 
