@@ -27,6 +27,13 @@ def git(repo: Path, *args: str) -> None:
     subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)
 
 
+def tree_pythonpath(tree: Path) -> dict[str, str]:
+    """The environment that imports hydra_ledger (and its Hydra plugin) from the source tree ``tree``."""
+    tree = tree.resolve()
+    parts = [str(tree / "src"), str(tree), *filter(None, [os.environ.get("PYTHONPATH")])]
+    return {"PYTHONPATH": os.pathsep.join(parts)}
+
+
 def make_repo(root: Path, n_files: int = 200) -> Path:
     """A git repo of ``n_files`` tracked source files plus the benchmark app, committed."""
     if root.exists():

@@ -32,14 +32,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _common import HERE, git, make_repo, median, run_app_timed
-
-
-def _pythonpath(tree: Path) -> dict[str, str]:
-    """The environment that imports hydra_ledger (and its Hydra plugin) from the source tree ``tree``."""
-    tree = tree.resolve()
-    parts = [str(tree / "src"), str(tree), *filter(None, [os.environ.get("PYTHONPATH")])]
-    return {"PYTHONPATH": os.pathsep.join(parts)}
+from _common import HERE, git, make_repo, median, run_app_timed, tree_pythonpath
 
 
 def main() -> None:
@@ -59,12 +52,12 @@ def main() -> None:
                         help="count the instructions each variant executes per job (valgrind), not its time")
     parser.add_argument("--counted", default="10,30", help="with --instructions: the two sweep sizes counted")
     args = parser.parse_args()
-    this_tree = _pythonpath(HERE.parent)
+    this_tree = tree_pythonpath(HERE.parent)
     variants: dict[str, tuple[dict[str, str], tuple[str, ...]]] = {"plain": (this_tree, ())}
     if args.floor:
         variants["do-nothing"] = (this_tree, ("hydra/callbacks=do_nothing",))
     if args.baseline is not None:
-        variants["before"] = (_pythonpath(args.baseline), ("hydra/callbacks=ledger",))
+        variants["before"] = (tree_pythonpath(args.baseline), ("hydra/callbacks=ledger",))
     variants["ledger"] = (this_tree, ("hydra/callbacks=ledger",))
     if args.explicit:
         if args.floor:
