@@ -66,6 +66,22 @@ def test_bench_overhead_counts_instructions_at_a_small_size():
     assert "over plain Hydra" in per_job["ledger"] and "ms/job" in per_job["ledger"], lines
 
 
+def test_bench_hooks_times_the_hooks_at_a_small_size():
+    """Both trees' hooks timed in their job processes, alternately; every timed part reported."""
+    env = {**os.environ, "PYTHONPATH": ""}
+    proc = subprocess.run([sys.executable, "bench_hooks.py", "--jobs", "2", "--rounds", "2", "--baseline",
+                           str(BENCH.parent)], cwd=BENCH, capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("jobs per sweep: 2, rounds: 2"), lines
+    assert lines[1].startswith("round 1:") and "before" in lines[1] and "ledger" in lines[1], lines
+    medians = {line.split(":")[0].strip(): line for line in lines[lines.index("median over rounds, ms per job:") + 1:]}
+    assert list(medians) == ["on_job_start", "on_job_end", "resolve_task_config", "save", "dump_record",
+                             "write_atomic", "append_final_row", "record_artifacts", "_reused_git",
+                             "_write_packages"], lines
+    assert all("before" in line and "ledger" in line for line in medians.values()), lines
+
+
 def test_bench_distinct_lists_at_a_small_size():
     proc = subprocess.run([sys.executable, "bench_distinct_lists.py", "--sizes", "200", "--rounds", "1"], cwd=BENCH,
                           capture_output=True, text=True, timeout=300)
