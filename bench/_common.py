@@ -30,6 +30,9 @@ def git(repo: Path, *args: str) -> None:
 def tree_pythonpath(tree: Path) -> dict[str, str]:
     """The environment that imports hydra_ledger (and its Hydra plugin) from the source tree ``tree``."""
     tree = tree.resolve()
+    if not (tree / "src" / "hydra_ledger" / "__init__.py").is_file():  # else an installed one would run unnoticed
+        sys.exit(f"{tree} is not a hydra-ledger source tree (no src/hydra_ledger/): give the root of a checkout, "
+                 "e.g. a `git worktree add /tmp/before <commit>`")
     parts = [str(tree / "src"), str(tree), *filter(None, [os.environ.get("PYTHONPATH")])]
     return {"PYTHONPATH": os.pathsep.join(parts)}
 

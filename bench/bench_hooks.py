@@ -75,13 +75,20 @@ with open(out, "w") as f:
 
 
 def _timed_sweep(repo: Path, tree: Path, jobs: int, sweep_dir: str) -> dict[str, list[float]]:
-    """``{function: [seconds, calls]}`` of one sweep with the ledger of ``tree``."""
+    """``{function: [seconds, calls]}`` of one sweep with the ledger of the source tree ``tree``."""
     with tempfile.NamedTemporaryFile("r", suffix=".json") as out:
-        subprocess.run([sys.executable, "-c", _TIMED_APP, out.name, json.dumps(TIMED), "-m", f"seed=range(0,{jobs})",
-                        f"hydra.sweep.dir={sweep_dir}", "hydra/callbacks=ledger"],
-                       cwd=repo, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                       env={**os.environ, **tree_pythonpath(tree)})
-        return json.load(out)
+        proc = subprocess.run([sys.executable, "-c", _TIMED_APP, out.name, json.dumps(TIMED), "-m",
+                               f"seed=range(0,{jobs})", f"hydra.sweep.dir={sweep_dir}", "hydra/callbacks=ledger"],
+                              cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                              env={**os.environ, **tree_pythonpath(tree)})
+        if proc.returncode != 0:
+            raise RuntimeError(f"the sweep with the ledger of {tree} failed (exit {proc.returncode}):\n"
+                               f"{proc.stderr[-3000:]}")
+        totals = json.load(out)
+    for hook in ("on_job_start", "on_job_end"):  # a tree whose ledger did not run measures nothing
+        if totals.get(hook, [0, 0])[1] != jobs:
+            raise RuntimeError(f"{tree}: {hook} ran {totals.get(hook, [0, 0])[1]} times in a sweep of {jobs} jobs")
+    return totals
 
 
 def main() -> None:
@@ -93,6 +100,8 @@ def main() -> None:
     trees = {"ledger": HERE.parent}
     if args.baseline is not None:
         trees = {"before": args.baseline, **trees}
+    for tree in trees.values():
+        tree_pythonpath(tree)  # a path that is no source tree stops here, before any sweep
     print(f"jobs per sweep: {args.jobs}, rounds: {args.rounds}, cpus: {os.cpu_count()}"
           + (f", before: {args.baseline}" if args.baseline else ""), flush=True)
     per_job: dict[str, dict[str, list[float]]] = {name: {} for name in trees}

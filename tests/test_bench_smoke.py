@@ -82,6 +82,16 @@ def test_bench_hooks_times_the_hooks_at_a_small_size():
     assert all("before" in line and "ledger" in line for line in medians.values()), lines
 
 
+def test_bench_baseline_that_is_no_source_tree_stops_before_any_sweep(tmp_path):
+    """Else the installed hydra_ledger would be imported in its place and measured as "before"."""
+    for bench in ("bench_hooks.py", "bench_overhead.py"):
+        proc = subprocess.run([sys.executable, bench, "--jobs", "2", "--rounds", "1", "--baseline", str(tmp_path)],
+                              cwd=BENCH, capture_output=True, text=True, timeout=120)
+        assert proc.returncode != 0, proc.stdout
+        assert f"{tmp_path} is not a hydra-ledger source tree (no src/hydra_ledger/)" in proc.stderr, proc.stderr
+        assert "round 1" not in proc.stdout, proc.stdout
+
+
 def test_bench_distinct_lists_at_a_small_size():
     proc = subprocess.run([sys.executable, "bench_distinct_lists.py", "--sizes", "200", "--rounds", "1"], cwd=BENCH,
                           capture_output=True, text=True, timeout=300)
