@@ -29,7 +29,7 @@ TIMED = [
     ("hydra_ledger.job.callback", None, "resolve_task_config"),
     ("hydra_ledger.job.runtime", "ActiveRun", "save"),  # the record's writes, with the parts below
     ("hydra_ledger.job.runtime", None, "dump_record"),
-    ("hydra_ledger.job.runtime", None, "write_atomic"),
+    ("hydra_ledger.job.runtime", None, "write_atomic"),  # also the heartbeat's few writes per sweep
     ("hydra_ledger.job.runtime", None, "append_final_row"),  # the name runtime calls
     ("hydra_ledger.job.artifacts", None, "record_artifacts"),
     ("hydra_ledger.job.callback", "LedgerCallback", "_reused_git"),
@@ -74,13 +74,14 @@ with open(out, "w") as f:
 '''
 
 
-def _timed_sweep(repo: Path, tree: Path, jobs: int, sweep_dir: str) -> dict[str, list[float]]:
-    """``{function: [seconds, calls]}`` of one sweep with the ledger of the source tree ``tree``."""
+def _timed_sweep(repo: Path, tree: Path, env: dict[str, str], jobs: int, sweep_dir: str) -> dict[str, list[float]]:
+    """``{function: [seconds, calls]}`` of one sweep with the ledger of the source tree ``tree``
+    (``env``: the variables that import it)."""
     with tempfile.NamedTemporaryFile("r", suffix=".json") as out:
         proc = subprocess.run([sys.executable, "-c", _TIMED_APP, out.name, json.dumps(TIMED), "-m",
                                f"seed=range(0,{jobs})", f"hydra.sweep.dir={sweep_dir}", "hydra/callbacks=ledger"],
                               cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                              env={**os.environ, **tree_pythonpath(tree)})
+                              env={**os.environ, **env})
         if proc.returncode != 0:
             raise RuntimeError(f"the sweep with the ledger of {tree} failed (exit {proc.returncode}):\n"
                                f"{proc.stderr[-3000:]}")
@@ -100,8 +101,7 @@ def main() -> None:
     trees = {"ledger": HERE.parent}
     if args.baseline is not None:
         trees = {"before": args.baseline, **trees}
-    for tree in trees.values():
-        tree_pythonpath(tree)  # a path that is no source tree stops here, before any sweep
+    envs = {name: tree_pythonpath(tree) for name, tree in trees.items()}  # no source tree: stops before any sweep
     print(f"jobs per sweep: {args.jobs}, rounds: {args.rounds}, cpus: {os.cpu_count()}"
           + (f", before: {args.baseline}" if args.baseline else ""), flush=True)
     per_job: dict[str, dict[str, list[float]]] = {name: {} for name in trees}
@@ -109,13 +109,13 @@ def main() -> None:
         repo = make_repo(Path(tmp) / "repo")
         (repo / ".git" / "info" / "exclude").write_text("multirun/\n")
         for name, tree in trees.items():  # compiles each tree's bytecode before the timed rounds
-            _timed_sweep(repo, tree, 2, f"multirun/warm-up-{name}")
+            _timed_sweep(repo, tree, envs[name], 2, f"multirun/warm-up-{name}")
         for i in range(args.rounds):
             load = os.getloadavg()
             order = list(trees)[i % len(trees):] + list(trees)[:i % len(trees)]
             parts = []
             for name in order:
-                totals = _timed_sweep(repo, trees[name], args.jobs, f"multirun/{name}{i}")
+                totals = _timed_sweep(repo, trees[name], envs[name], args.jobs, f"multirun/{name}{i}")
                 for function, (seconds, _calls) in totals.items():
                     per_job[name].setdefault(function, []).append(seconds / args.jobs * 1000)
                 hooks = per_job[name]["on_job_start"][-1] + per_job[name]["on_job_end"][-1]
