@@ -34,17 +34,30 @@ TIMED = [
     ("hydra_ledger.job.artifacts", None, "record_artifacts"),
     ("hydra_ledger.job.callback", "LedgerCallback", "_reused_git"),
     ("hydra_ledger.job.callback", "LedgerCallback", "_write_packages"),
+    # smaller parts: together with those above they account for nearly all of the hooks' time
+    ("hydra_ledger.job.callback", None, "_make_ledger_dir"),
+    ("hydra_ledger.job.callback", None, "capture_host"),
+    ("hydra_ledger.job.callback", None, "capture_slurm"),
+    ("hydra_ledger.job.callback", None, "_override_texts"),
+    ("hydra_ledger.job.callback", None, "_launch_info"),
+    ("hydra_ledger.job.callback", None, "_choices"),
+    ("hydra_ledger.job.resources", "ResourceSampler", "__init__"),  # in on_job_start, outside `save`
+    ("hydra_ledger.job.resources", "ResourceSampler", "sample"),  # the final sample, in on_job_end
+    ("hydra_ledger.job.runtime", None, "mark_changed"),  # inside `save`
+    ("hydra_ledger.record.row_journal", None, "parse_record"),  # inside append_final_row
+    ("hydra_ledger.record.row_journal", None, "record_to_row"),  # inside append_final_row
 ]
 
 # Runs in the app's process: wraps the functions above, runs app.py as `python app.py ...` would,
-# then writes {name: [seconds, calls]} to the file named by the first argument.
+# then writes {label: [seconds, calls]} to the file named by the first argument (a method's label
+# names its class: ``ResourceSampler.__init__``).
 _TIMED_APP = '''
 import functools, gc, importlib, json, runpy, sys, time
 out, timed = sys.argv[1], json.loads(sys.argv[2])
 totals = {}
-def wrap(owner, name):
+def wrap(owner, name, label):
     original = getattr(owner, name)
-    totals[name] = [0.0, 0]
+    totals[label] = [0.0, 0]
     @functools.wraps(original)
     def timed_call(*args, **kwargs):
         enabled = gc.isenabled()
@@ -53,8 +66,8 @@ def wrap(owner, name):
         try:
             return original(*args, **kwargs)
         finally:
-            totals[name][0] += time.perf_counter() - start
-            totals[name][1] += 1
+            totals[label][0] += time.perf_counter() - start
+            totals[label][1] += 1
             if enabled:
                 gc.enable()
     setattr(owner, name, timed_call)
@@ -62,7 +75,7 @@ for module_name, owner_name, name in timed:
     module = importlib.import_module(module_name)
     owner = getattr(module, owner_name) if owner_name else module
     if hasattr(owner, name):
-        wrap(owner, name)
+        wrap(owner, name, f"{owner_name}.{name}" if name.startswith("__") else name)
 sys.argv = ["app.py", *sys.argv[3:]]
 try:
     runpy.run_path("app.py", run_name="__main__")
@@ -126,7 +139,7 @@ def main() -> None:
     print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print("median over rounds, ms per job:")
     for function in dict.fromkeys(f for name in trees for f in per_job[name]):
-        print(f"{function:>20}: " + ", ".join(
+        print(f"{function:>24}: " + ", ".join(
             f"{name} {median(per_job[name][function]):.3f}" for name in trees if function in per_job[name]))
 
 
