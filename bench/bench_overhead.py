@@ -1,25 +1,28 @@
 """Per-job cost of the ledger: the same 200-job basic-launcher sweep with and without it.
 
-Run: python bench/bench_overhead.py [--jobs 200] [--rounds 5] [--floor] [--explicit] [--paired]
+Run: python bench/bench_overhead.py [--jobs 200] [--rounds 5] [--floor] [--explicit] [--defaults-list] [--paired]
                                     [--instructions] [--baseline <source tree>]
 The variants run alternately (their order rotates from round to round) in one repo of ~200
 tracked files: plain Hydra, Hydra with `hydra/callbacks=ledger` from this source tree, with
 --floor a callback that does nothing (the part of the cost any callback has), with --explicit
 the same enabled by the explicit node `hydra.callbacks.ledger._target_` in the primary config
 (Hydra composes a config group option for every job, twice in a basic sweep, and an explicit
-node costs it less), and with --baseline the ledger from another source tree (e.g. a `git
-worktree` of an earlier commit), each put first on PYTHONPATH. Every round is printed with the
-load average before it; the figure is (median sweep time with ledger - median without) / jobs,
-in wall time and in CPU time (user + system of the app and the processes it ran, such as git):
-on a shared machine the CPU time moves less. With --paired, each variant instead runs at the
-same time as a plain Hydra sweep (one per core) and the figure is the median of the paired
-differences. By default the sweeps' output dirs are git-ignored, as in most Hydra projects; with
---outputs-untracked they are not, and every job's `git status` then also lists the files of all
-earlier runs in the repo. With --instructions (needs valgrind: `apt-get install valgrind`), each
-variant instead runs under valgrind's cachegrind, at two sweep sizes, and the figure is the
-instructions it executes per job over plain Hydra: the same on a busy machine as on a quiet one
-(the hash seed is fixed), but without the time spent in the kernel (file writes, thread switches).
-It is put in milliseconds at plain Hydra's time per instruction, timed natively in the same run.
+node costs it less), with --defaults-list the same chosen as the README shows, by the line
+`override hydra/callbacks: ledger` at the end of the primary config's defaults list (after
+`_self_`, which plain Hydra's config, having no defaults list, has implicitly), and with
+--baseline the ledger from another source tree (e.g. a `git worktree` of an earlier commit),
+each put first on PYTHONPATH. Every round is printed with the load average before it; the figure
+is (median sweep time with ledger - median without) / jobs, in wall time and in CPU time (user +
+system of the app and the processes it ran, such as git): on a shared machine the CPU time moves
+less. With --paired, each variant instead runs at the same time as a plain Hydra sweep (one per
+core) and the figure is the median of the paired differences. By default the sweeps' output dirs
+are git-ignored, as in most Hydra projects; with --outputs-untracked they are not, and every
+job's `git status` then also lists the files of all earlier runs in the repo. With
+--instructions (needs valgrind: `apt-get install valgrind`), each variant instead runs under
+valgrind's cachegrind, at two sweep sizes, and the figure is the instructions it executes per
+job over plain Hydra: the same on a busy machine as on a quiet one (the hash seed is fixed), but
+without the time spent in the kernel (file writes, thread switches). It is put in milliseconds
+at plain Hydra's time per instruction, timed natively in the same run.
 """
 from __future__ import annotations
 
@@ -47,6 +50,8 @@ def main() -> None:
                              "median of the paired differences: both see the same slow and fast moments")
     parser.add_argument("--explicit", action="store_true",
                         help="also measure the callbacks enabled by an explicit node in the primary config")
+    parser.add_argument("--defaults-list", action="store_true",
+                        help="also measure the callbacks chosen in the primary config's defaults list")
     parser.add_argument("--outputs-untracked", action="store_true", help="do not git-ignore the output dirs")
     parser.add_argument("--instructions", action="store_true",
                         help="count the instructions each variant executes per job (valgrind), not its time")
@@ -63,6 +68,10 @@ def main() -> None:
         if args.floor:
             variants["do-nothing-node"] = (this_tree, ("--config-name", "explicit_do_nothing"))
         variants["ledger-node"] = (this_tree, ("--config-name", "explicit_ledger"))
+    if args.defaults_list:
+        if args.floor:
+            variants["do-nothing-defaults"] = (this_tree, ("--config-name", "defaults_do_nothing"))
+        variants["ledger-defaults"] = (this_tree, ("--config-name", "defaults_ledger"))
     times: dict[str, list[float]] = {name: [] for name in variants}
     cpu: dict[str, list[float]] = {name: [] for name in variants}
     names = list(variants)
@@ -71,8 +80,8 @@ def main() -> None:
           + (f", before: {args.baseline}" if args.baseline else ""), flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         repo = make_repo(Path(tmp) / "repo")
-        if args.explicit:
-            _add_explicit_configs(repo)
+        if args.explicit or args.defaults_list:
+            _add_primary_configs(repo)
         if not args.outputs_untracked:
             (repo / ".git" / "info" / "exclude").write_text("multirun/\n")
         sweep = [f"seed=range(0,{args.jobs})"]
@@ -102,21 +111,26 @@ def main() -> None:
             line = f"{kind:>4} {name:>15}: median {median(values[name]):.2f} s ({per_job:.1f} ms/job)"
             if name != "plain":
                 line += f"; cost over plain Hydra: {per_job - plain:.1f} ms/job ({(per_job / plain - 1) * 100:.0f}%)"
-            floor_name = "do-nothing-node" if name.endswith("-node") else "do-nothing"
+            floor_name = "do-nothing" + name[len("ledger"):] if name.startswith("ledger") else "do-nothing"
             if floor_name in values and name != "plain" and not name.startswith("do-nothing"):
                 floor = median(values[floor_name]) / args.jobs * 1000
                 line += f", over a do-nothing callback enabled alike: {per_job - floor:.1f} ms/job"
             print(line)
 
 
-def _add_explicit_configs(repo: Path) -> None:
-    """Primary configs that enable a callback by an explicit node: the app's config and that node."""
+def _add_primary_configs(repo: Path) -> None:
+    """Primary configs that enable a callback: the app's config and an explicit node of the
+    callback (``explicit_*``), or a defaults list ending with the option that chooses it
+    (``defaults_*``)."""
     app_config = (repo / "config.yaml").read_text()
-    for name, node, target in (("explicit_ledger", "ledger", "hydra_ledger.LedgerCallback"),
-                               ("explicit_do_nothing", "do_nothing", "hydra.experimental.callback.Callback")):
-        (repo / f"{name}.yaml").write_text(f"{app_config}hydra:\n  callbacks:\n    {node}:\n      _target_: {target}\n")
+    for node, target in (("ledger", "hydra_ledger.LedgerCallback"),
+                         ("do_nothing", "hydra.experimental.callback.Callback")):
+        (repo / f"explicit_{node}.yaml").write_text(
+            f"{app_config}hydra:\n  callbacks:\n    {node}:\n      _target_: {target}\n")
+        (repo / f"defaults_{node}.yaml").write_text(
+            f"defaults:\n  - _self_\n  - override hydra/callbacks: {node}\n\n{app_config}")
     git(repo, "add", "-A")
-    git(repo, "-c", "user.email=b@example.com", "-c", "user.name=bench", "commit", "-q", "-m", "explicit configs")
+    git(repo, "-c", "user.email=b@example.com", "-c", "user.name=bench", "commit", "-q", "-m", "primary configs")
 
 
 def _check_recorded(repo: Path, names: list[str], jobs: int, prefix: str = "") -> None:

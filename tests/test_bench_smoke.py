@@ -41,9 +41,10 @@ def test_bench_resources_at_a_small_size():
 
 
 def test_bench_overhead_at_a_small_size():
-    """Both ways of measuring: alternated sweeps, and each variant beside a plain sweep (--paired)."""
+    """Both ways of measuring: alternated sweeps (with the callbacks enabled each way, each
+    ledger variant checked to have recorded its jobs), and each variant beside a plain sweep (--paired)."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(BENCH.parent / "src"), str(BENCH.parent)])}
-    for mode in ([], ["--paired"]):
+    for mode in (["--explicit", "--defaults-list"], ["--paired"]):
         proc = subprocess.run([sys.executable, "bench_overhead.py", "--jobs", "2", "--rounds", "1", "--floor", *mode],
                               cwd=BENCH, capture_output=True, text=True, timeout=600, env=env)
         assert proc.returncode == 0, proc.stderr
@@ -51,6 +52,10 @@ def test_bench_overhead_at_a_small_size():
         assert lines[0].startswith("jobs per sweep: 2, rounds: 1"), lines
         assert "ledger" in lines[1] and "do-nothing" in lines[1], lines
         assert any("over a do-nothing callback" in line or "pairs" in line for line in lines[-3:]), lines
+        if "--defaults-list" in mode:
+            for name in ("ledger-node", "ledger-defaults"):
+                assert any(f"cpu {name:>15}:" in line and "over a do-nothing callback enabled alike" in line
+                           for line in lines), lines
 
 
 def test_bench_overhead_counts_instructions_at_a_small_size():
